@@ -1,0 +1,151 @@
+from django import forms
+from django.contrib import admin
+from django.db import transaction
+from django.db.models import Count
+
+from .models import Conversation, Message, ModelConfig, Provider
+
+
+def mask_key(key: str) -> str:
+    """Enough of a key to tell two apart, never enough to use: sk-…abcd."""
+    if not key:
+        return "—"
+    if len(key) < 12:
+        return "set"
+    prefix = key[:3] if key.startswith("sk-") else ""
+    return f"{prefix}…{key[-4:]}"
+
+
+class ProviderForm(forms.ModelForm):
+    # Write-only: the stored key is never rendered back into the form.
+    api_key = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Sent as 'Authorization: Bearer …'. Leave empty to keep the current key.",
+    )
+    clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key.")
+
+    class Meta:
+        model = Provider
+        fields = ["name", "base_url", "api_key", "timeout"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["api_key"] = ""
+        self._stored_key = self.instance.api_key if self.instance.pk else ""
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("clear_api_key"):
+            cleaned["api_key"] = ""
+        elif not cleaned.get("api_key"):
+            cleaned["api_key"] = self._stored_key
+        return cleaned
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    form = ProviderForm
+    list_display = ["name", "base_url", "api_key_masked", "timeout", "from_env"]
+    search_fields = ["name", "base_url"]
+    readonly_fields = ["api_key_masked", "from_env", "created", "updated"]
+    fields = ["name", "base_url", "api_key_masked", "api_key", "clear_api_key", "timeout", "from_env"]
+
+    @admin.display(description="API key")
+    def api_key_masked(self, obj: Provider) -> str:
+        return mask_key(obj.api_key)
+
+
+class ModelConfigForm(forms.ModelForm):
+    class Meta:
+        model = ModelConfig
+        fields = "__all__"
+        widgets = {
+            "stop": forms.Textarea(attrs={"rows": 2}),
+            "logit_bias": forms.Textarea(attrs={"rows": 2}),
+        }
+
+    def clean_stop(self):
+        return self.cleaned_data.get("stop") or []
+
+    def clean_logit_bias(self):
+        return self.cleaned_data.get("logit_bias") or {}
+
+
+@admin.register(ModelConfig)
+class ModelConfigAdmin(admin.ModelAdmin):
+    form = ModelConfigForm
+    list_display = ["display_name", "provider", "model", "endpoint", "enabled", "is_default"]
+    list_editable = ["enabled"]
+    list_filter = ["enabled", "endpoint", "provider"]
+    list_select_related = ["provider"]
+    search_fields = ["display_name", "model"]
+    fieldsets = [
+        (None, {"fields": ["display_name", "provider", "model", "endpoint", "enabled", "is_default"]}),
+        (
+            "Request parameters",
+            {
+                "description": "Leave a parameter empty to use the server's default. Names and ranges are the API's.",
+                "fields": [
+                    "temperature",
+                    "top_p",
+                    "max_tokens",
+                    "presence_penalty",
+                    "frequency_penalty",
+                    "stop",
+                    "logit_bias",
+                ],
+            },
+        ),
+        ("Prompt", {"fields": ["system_prompt"]}),
+    ]
+
+    def save_model(self, request, obj: ModelConfig, form, change: bool) -> None:
+        with transaction.atomic():
+            if obj.is_default:
+                # Exactly one default: choosing this one unsets the previous.
+                ModelConfig.objects.exclude(pk=obj.pk).filter(is_default=True).update(is_default=False)
+            super().save_model(request, obj, form, change)
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    fields = ["role", "status", "author", "content", "created"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "owner", "model_config", "message_count", "updated", "created"]
+    list_filter = ["model_config", "updated"]
+    search_fields = ["title", "owner__username", "owner__email"]
+    date_hierarchy = "created"
+    list_select_related = ["owner", "model_config"]
+    raw_id_fields = ["owner"]
+    readonly_fields = ["id", "created", "updated"]
+    inlines = [MessageInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(message_count=Count("messages"))
+
+    @admin.display(description="Messages", ordering="message_count")
+    def message_count(self, obj) -> int:
+        return obj.message_count
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["id", "conversation", "role", "status", "author", "model_name", "completion_tokens", "created"]
+    list_filter = ["role", "status", "finish_reason", "created"]
+    search_fields = ["content", "conversation__title", "author__username"]
+    date_hierarchy = "created"
+    list_select_related = ["conversation", "author"]
+    raw_id_fields = ["conversation", "author"]
+    readonly_fields = ["created", "updated"]

@@ -1,0 +1,156 @@
+"""The websocket protocol adapter: who may connect, which frames are valid, and relaying events.
+
+The generation itself lives in streaming.py; this only starts and stops it
+and forwards what it sends, making sure each socket gets a reply's text
+exactly once and in order (see `_relay_delta`).
+"""
+
+import json
+import time
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from . import events, selectors, streaming
+from .exceptions import ChatError, ConversationNotFound
+from .models import Message
+
+# Close codes (4000-4999 are the application's): the browser does not retry these.
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+CLOSE_DELETED = 4410
+
+SNAPSHOT_RETRY_SECONDS = 1.0
+
+
+def _dumps(frame: dict) -> str:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+class ConversationConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        self.user = self.scope["user"]
+        self.conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
+        if not self.user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        try:
+            await database_sync_to_async(selectors.conversation_for)(self.user, self.conversation_id)
+        except ConversationNotFound:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        # Characters of each streaming reply this socket has sent; None until known.
+        self.replies: dict[int, int] = {}
+        self.snapshot_asked_at = 0.0
+        self.group = streaming.conversation_group(self.conversation_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self._catch_up()
+        await self._ask_for_snapshot()
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            frame = events.parse_client_frame(text_data, max_chars=settings.CHAT_MAX_MESSAGE_CHARS)
+        except events.FrameError as exc:
+            await self._send(events.error_frame(exc.code, exc.message))
+            return
+        try:
+            match frame:
+                case events.Send(content=content, model=model):
+                    await streaming.reply_send(
+                        user=self.user, conversation_id=self.conversation_id, content=content, model_id=model
+                    )
+                case events.Stop():
+                    await streaming.reply_stop(self.conversation_id)
+                case events.Regenerate(model=model):
+                    await streaming.reply_regenerate(user=self.user, conversation_id=self.conversation_id, model_id=model)
+        except ChatError as exc:
+            await self._send(events.error_frame(exc.code, exc.message))
+
+    # --- channel-layer events -------------------------------------------------
+
+    async def chat_frame(self, event: dict) -> None:
+        frame = event["frame"]
+        kind = frame["type"]
+        if kind == "delta":
+            await self._relay_delta(frame)
+            return
+        if kind == "start":
+            self.replies.setdefault(frame["message_id"], 0)
+        elif kind == "done":
+            self.replies.pop(frame["message_id"], None)
+        await self._send(frame)
+
+    async def chat_snapshot(self, event: dict) -> None:
+        message_id, content = event["message_id"], event["content"]
+        sent = await self._known(message_id)
+        if len(content) > sent:
+            await self._send(events.delta_frame(message_id, sent, content[sent:]))
+            self.replies[message_id] = len(content)
+
+    async def chat_deleted(self, event: dict) -> None:
+        await self._send(events.error_frame("deleted", "This conversation was deleted."))
+        await self.close(code=CLOSE_DELETED)
+
+    # --- helpers ----------------------------------------------------------------
+
+    async def _relay_delta(self, frame: dict) -> None:
+        """Forward only text that extends what this socket already sent: no gap, no repeat."""
+        message_id, offset, content = frame["message_id"], frame["offset"], frame["content"]
+        sent = self.replies.get(message_id)
+        if sent is None and offset == 0:
+            sent = await self._known(message_id)
+        if sent is None or offset > sent:
+            # Joined mid-reply, or a frame was dropped: the snapshot carries the text so far.
+            await self._ask_for_snapshot()
+            return
+        end = offset + len(content)
+        if end <= sent:
+            return
+        if offset < sent:
+            frame = events.delta_frame(message_id, sent, content[sent - offset :])
+        self.replies[message_id] = end
+        await self._send(frame)
+
+    async def _known(self, message_id: int) -> int:
+        """Characters already sent of a reply; announces the reply first if this socket never saw it start."""
+        if message_id not in self.replies:
+            self.replies[message_id] = 0
+            await self._send(events.start_frame(message_id))
+        return self.replies[message_id]
+
+    async def _ask_for_snapshot(self) -> None:
+        now = time.monotonic()
+        if now - self.snapshot_asked_at >= SNAPSHOT_RETRY_SECONDS:
+            self.snapshot_asked_at = now
+            await streaming.request_snapshot(self.conversation_id, self.channel_name)
+
+    async def _catch_up(self) -> None:
+        """Send what a reconnecting page missed: every message from ?since=<id> on."""
+        since = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("since", [""])[0]
+        if not since.isdigit():
+            return
+        try:
+            missed = await database_sync_to_async(selectors.messages_since)(
+                self.user, self.conversation_id, int(since)
+            )
+        except ConversationNotFound:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        if missed is None:
+            await self._send(events.error_frame("reload", "Too much was missed while offline; reload the page."))
+            return
+        for payload in missed:
+            await self._send(events.message_frame(payload))
+            if payload["status"] == Message.Status.STREAMING:
+                # The saved text is a prefix of the live text: continue from its end.
+                self.replies[payload["id"]] = len(payload["content"])
+
+    async def _send(self, frame: dict) -> None:
+        await self.send(text_data=_dumps(frame))

@@ -1,0 +1,30 @@
+"""Domain errors. The edges (views, the consumer) turn them into pages, form errors or error frames."""
+
+
+class ChatError(Exception):
+    code = "error"
+    message = "Something went wrong."
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+
+
+class ConversationNotFound(ChatError):
+    code = "not_found"
+    message = "This conversation does not exist, or you do not have access to it."
+
+
+class ReplyInProgress(ChatError):
+    code = "busy"
+    message = "A reply is still streaming; wait for it or press Stop."
+
+
+class ModelNotAvailable(ChatError):
+    code = "model_unavailable"
+    message = "That model is not available; pick another."
+
+
+class NothingToRegenerate(ChatError):
+    code = "nothing_to_regenerate"
+    message = "There is no message to answer yet."

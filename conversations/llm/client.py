@@ -1,0 +1,268 @@
+"""The upstream client: one streamed reply from an OpenAI-compatible server.
+
+`stream_reply` is the whole contract: an async generator of `Chunk`s that
+either ends normally or raises `UpstreamError` with a message fit for a
+person. Closing the generator (or cancelling the task iterating it) closes
+the HTTP request at once.
+"""
+
+import asyncio
+import email.utils
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+from django.conf import settings
+
+from . import demo
+from .prompts import request_body
+from .sse import SSEDecoder, SSEError
+from .types import Chunk, ModelSpec, UpstreamError, Usage
+
+MAX_ERROR_BODY_BYTES = 64 * 1024
+
+_client: httpx.AsyncClient | None = None
+_client_loop: asyncio.AbstractEventLoop | None = None
+
+
+def shared_client() -> httpx.AsyncClient:
+    """The process's pooled client (one per event loop, which in a server means one)."""
+    global _client, _client_loop
+    loop = asyncio.get_running_loop()
+    if _client is None or _client_loop is not loop or _client.is_closed:
+        _client = httpx.AsyncClient(
+            limits=httpx.Limits(
+                max_connections=settings.CHAT_UPSTREAM_MAX_CONNECTIONS,
+                max_keepalive_connections=min(settings.CHAT_UPSTREAM_MAX_CONNECTIONS, 500),
+                keepalive_expiry=30,
+            ),
+            timeout=httpx.Timeout(60.0, connect=10.0),
+            mounts={demo.BASE_URL: demo.DemoTransport(delay=settings.CHAT_DEMO_DELAY)},
+            follow_redirects=False,
+            trust_env=False,
+        )
+        _client_loop = loop
+    return _client
+
+
+async def close_shared_client() -> None:
+    global _client
+    if _client is not None:
+        await _client.aclose()
+        _client = None
+
+
+async def stream_reply(spec: ModelSpec, history: list[dict], *, user: str = "") -> AsyncIterator[Chunk]:
+    """Ask `spec` to answer `history` (dicts with role and content) and yield the reply as it streams."""
+    path, body = request_body(spec, history, user)
+    headers = {"Content-Type": "application/json", "Accept": "text/event-stream, application/json"}
+    if spec.api_key:
+        headers["Authorization"] = f"Bearer {spec.api_key}"
+    url = spec.base_url.rstrip("/") + path
+    timeout = httpx.Timeout(connect=10.0, read=spec.timeout, write=30.0, pool=30.0)
+    parse = _parse_completion_chunk if spec.endpoint == "completions" else _parse_chat_chunk
+    try:
+        async with shared_client().stream(
+            "POST", url, content=json.dumps(body).encode(), headers=headers, timeout=timeout
+        ) as response:
+            if response.status_code != 200:
+                raise await _error_from_response(response, spec)
+            content_type = response.headers.get("content-type", "")
+            if "text/event-stream" not in content_type and "json" in content_type:
+                # The server ignored `stream: true` and sent the whole completion at once.
+                yield _chunk_from_completion(await _read_json(response, spec))
+                return
+            decoder = SSEDecoder()
+            async for data in response.aiter_bytes():
+                for event in decoder.feed(data):
+                    if event.data == "[DONE]":
+                        return
+                    chunk = parse(event.data, event.event, spec)
+                    if chunk is not None:
+                        yield chunk
+            for event in decoder.close():
+                if event.data == "[DONE]":
+                    return
+                chunk = parse(event.data, event.event, spec)
+                if chunk is not None:
+                    yield chunk
+    except httpx.TimeoutException as exc:
+        raise _timeout_error(exc, spec) from None
+    except httpx.ConnectError:
+        raise UpstreamError(
+            "unreachable", f"Could not connect to the model server at {_host(spec)}. Is it running?"
+        ) from None
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+        raise UpstreamError("connection_lost", "The connection to the model server dropped mid-reply.") from None
+    except httpx.HTTPError as exc:
+        raise UpstreamError("upstream_error", f"The request to the model server failed: {type(exc).__name__}.") from None
+    except SSEError as exc:
+        raise UpstreamError("bad_response", f"The model server sent a malformed stream: {exc}") from None
+
+
+def _parse_chat_chunk(data: str, event: str, spec: ModelSpec) -> Chunk | None:
+    payload = _load_event(data, event, spec)
+    chunk = Chunk(model=payload.get("model"))
+    for choice in payload.get("choices") or ():
+        if choice.get("index", 0) != 0:
+            continue
+        delta = choice.get("delta") or {}
+        chunk.text = delta.get("content") or delta.get("refusal") or ""
+        chunk.finish_reason = choice.get("finish_reason")
+    chunk.usage = _usage(payload.get("usage"))
+    return chunk
+
+
+def _parse_completion_chunk(data: str, event: str, spec: ModelSpec) -> Chunk | None:
+    payload = _load_event(data, event, spec)
+    chunk = Chunk(model=payload.get("model"))
+    for choice in payload.get("choices") or ():
+        if choice.get("index", 0) != 0:
+            continue
+        chunk.text = choice.get("text") or ""
+        chunk.finish_reason = choice.get("finish_reason")
+    chunk.usage = _usage(payload.get("usage"))
+    return chunk
+
+
+def _load_event(data: str, event: str, spec: ModelSpec) -> dict:
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        raise UpstreamError("bad_response", "The model server sent a piece of the reply that is not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise UpstreamError("bad_response", "The model server sent a piece of the reply that is not a JSON object.")
+    if payload.get("error") or event == "error":
+        message = _api_error_message(payload, spec) or "no details given"
+        raise UpstreamError("upstream_error", f"The model server reported an error mid-reply: {message}")
+    return payload
+
+
+def _chunk_from_completion(payload: dict) -> Chunk:
+    choice = (payload.get("choices") or [{}])[0]
+    text = (choice.get("message") or {}).get("content") or choice.get("text") or ""
+    return Chunk(
+        text=text,
+        finish_reason=choice.get("finish_reason"),
+        usage=_usage(payload.get("usage")),
+        model=payload.get("model"),
+    )
+
+
+def _usage(raw) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    return Usage(
+        prompt_tokens=prompt if isinstance(prompt, int) else None,
+        completion_tokens=completion if isinstance(completion, int) else None,
+    )
+
+
+async def _read_json(response: httpx.Response, spec: ModelSpec) -> dict:
+    raw = await _read_limited(response)
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise UpstreamError("bad_response", "The model server answered with JSON that does not parse.") from None
+    if not isinstance(payload, dict) or payload.get("error"):
+        message = _api_error_message(payload, spec) if isinstance(payload, dict) else ""
+        raise UpstreamError("upstream_error", f"The model server reported an error: {message or 'no details given'}")
+    return payload
+
+
+async def _read_limited(response: httpx.Response) -> bytes:
+    body = bytearray()
+    async for data in response.aiter_bytes():
+        body += data
+        if len(body) >= MAX_ERROR_BODY_BYTES:
+            break
+    return bytes(body[:MAX_ERROR_BODY_BYTES])
+
+
+STATUS_ERRORS = {
+    400: ("bad_request", "The model server rejected the request"),
+    401: ("unauthorized", "The model server did not accept the API key"),
+    403: ("forbidden", "The model server refused access"),
+    404: ("not_found", "The model server does not know this model or address"),
+    408: ("timeout", "The model server timed out"),
+    413: ("bad_request", "The conversation is too long for the model server"),
+    422: ("bad_request", "The model server rejected the request"),
+    429: ("rate_limited", "The model server is rate limiting requests"),
+    500: ("server_error", "The model server failed"),
+    502: ("unavailable", "The model server is unavailable"),
+    503: ("unavailable", "The model server is unavailable"),
+    504: ("unavailable", "The model server is unavailable"),
+}
+
+
+async def _error_from_response(response: httpx.Response, spec: ModelSpec) -> UpstreamError:
+    status = response.status_code
+    code, summary = STATUS_ERRORS.get(
+        status, ("server_error", "The model server failed") if status >= 500 else ("bad_request", "The model server refused")
+    )
+    raw = await _read_limited(response)
+    try:
+        detail = _api_error_message(json.loads(raw), spec)
+    except ValueError:
+        detail = _scrub(raw.decode("utf-8", "replace").strip()[:300], spec)
+    retry_after = _retry_after(response.headers) if status in (429, 503) else None
+    message = f"{summary} ({status})"
+    if retry_after is not None:
+        message += f"; try again in {max(1, round(retry_after))} s"
+    if detail:
+        message += f": {detail}"
+    return UpstreamError(code, message, status=status, retry_after=retry_after)
+
+
+def _api_error_message(payload, spec: ModelSpec) -> str:
+    """The human part of the API's error JSON, whichever of the common shapes it takes."""
+    error = payload.get("error", payload) if isinstance(payload, dict) else payload
+    if isinstance(error, dict):
+        text = error.get("message") or error.get("detail") or error.get("code") or ""
+    else:
+        text = error
+    if isinstance(text, list | dict):
+        text = json.dumps(text)
+    return _scrub(str(text or "").strip()[:500], spec)
+
+
+SECRET_PATTERN = re.compile(r"\b(sk-|key-)[A-Za-z0-9_\-*.]{6,}")
+
+
+def _scrub(text: str, spec: ModelSpec) -> str:
+    """Take API keys out of a message before it can reach a page or a log."""
+    if spec.api_key and len(spec.api_key) >= 6:
+        text = text.replace(spec.api_key, "[key]")
+    return SECRET_PATTERN.sub(lambda match: match.group(1) + "…", text)
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _timeout_error(exc: httpx.TimeoutException, spec: ModelSpec) -> UpstreamError:
+    if isinstance(exc, httpx.ConnectTimeout):
+        return UpstreamError("unreachable", f"Connecting to the model server at {_host(spec)} timed out.")
+    if isinstance(exc, httpx.PoolTimeout):
+        return UpstreamError("busy", "Too many replies are streaming at once; try again shortly.")
+    return UpstreamError(
+        "timeout", f"The model server sent nothing for {spec.timeout:g} s, so the reply was given up."
+    )
+
+
+def _host(spec: ModelSpec) -> str:
+    return httpx.URL(spec.base_url).host or spec.base_url

@@ -1,0 +1,50 @@
+"""Plain data passed between the upstream client and the rest of the app."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """Everything needed to ask one model for a reply. Built from a ModelConfig, or the demo."""
+
+    base_url: str
+    model: str
+    api_key: str = ""
+    endpoint: str = "chat"  # "chat" or "completions"
+    parameters: dict = field(default_factory=dict)
+    system_prompt: str = ""
+    timeout: float = 60.0
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    def as_dict(self) -> dict:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+
+
+@dataclass(slots=True)
+class Chunk:
+    """What one streamed event added: text, and sometimes why it ended, the usage or the model name."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+
+
+class UpstreamError(Exception):
+    """The model server refused, failed, or went away. `message` is fit to show to a person."""
+
+    def __init__(self, code: str, message: str, *, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"UpstreamError({self.code!r}, {self.message!r}, status={self.status})"

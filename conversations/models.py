@@ -1,0 +1,259 @@
+"""Conversations, their messages, and the providers and models that answer them."""
+
+import uuid
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+def validate_base_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValidationError("Enter an http:// or https:// URL, such as https://api.openai.com/v1.")
+
+
+def validate_stop(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise ValidationError('Enter a JSON list of non-empty strings, such as ["\\nUser:"].')
+    if len(value) > 4:
+        raise ValidationError("The API accepts at most 4 stop sequences.")
+
+
+def validate_logit_bias(value) -> None:
+    if not isinstance(value, dict):
+        raise ValidationError('Enter a JSON object mapping token ids to a bias, such as {"50256": -100}.')
+    for token, bias in value.items():
+        if not token.isdigit():
+            raise ValidationError(f"{token!r} is not a token id (a whole number such as 50256).")
+        if isinstance(bias, bool) or not isinstance(bias, int | float) or not -100 <= bias <= 100:
+            raise ValidationError(f"The bias for token {token} must be a number from -100 to 100.")
+
+
+class Provider(models.Model):
+    """A server that speaks the OpenAI Chat Completions API."""
+
+    name = models.CharField(max_length=100, unique=True)
+    base_url = models.CharField(
+        max_length=500,
+        validators=[validate_base_url],
+        help_text="The API root, ending before /chat/completions: https://api.openai.com/v1, "
+        "http://localhost:11434/v1 for Ollama, http://localhost:8000/v1 for vLLM.",
+    )
+    api_key = models.CharField(
+        max_length=500, blank=True, help_text="Sent as 'Authorization: Bearer …'. Leave empty for servers without keys."
+    )
+    timeout = models.FloatField(
+        default=60.0,
+        validators=[MinValueValidator(1.0), MaxValueValidator(3600.0)],
+        help_text="Seconds to wait for the next piece of a reply before giving up.",
+    )
+    from_env = models.BooleanField(
+        default=False, editable=False, help_text="Created from OPENAI_API_KEY and OPENAI_BASE_URL."
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["from_env"], condition=Q(from_env=True), name="one_provider_from_env"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelConfigQuerySet(models.QuerySet):
+    def enabled(self):
+        return self.filter(enabled=True).select_related("provider")
+
+
+class ModelConfig(models.Model):
+    """A model people can pick, with the request parameters sent for it.
+
+    The parameter fields carry the API's own names and ranges; an empty field
+    is left out of the request so the server's default applies.
+    """
+
+    class Endpoint(models.TextChoices):
+        CHAT = "chat", "Chat completions (/chat/completions)"
+        COMPLETIONS = "completions", "Legacy completions (/completions, base models)"
+
+    display_name = models.CharField(max_length=100, help_text="What people see in the model picker.")
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="model_configs")
+    model = models.CharField(max_length=200, help_text="The model id the API expects, such as gpt-4o-mini.")
+    endpoint = models.CharField(max_length=16, choices=Endpoint.choices, default=Endpoint.CHAT)
+    temperature = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(2.0)],
+        help_text="0 to 2. Higher values make replies more random, lower more focused.",
+    )
+    top_p = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="0 to 1. Only tokens within this much probability mass are considered (nucleus sampling).",
+    )
+    max_tokens = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="At least 1. The most tokens a reply may have; the prompt and reply together must fit the model.",
+    )
+    presence_penalty = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(-2.0), MaxValueValidator(2.0)],
+        help_text="-2 to 2. Positive values push the model towards new topics.",
+    )
+    frequency_penalty = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(-2.0), MaxValueValidator(2.0)],
+        help_text="-2 to 2. Positive values make the model less likely to repeat itself word for word.",
+    )
+    stop = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_stop],
+        help_text='Up to 4 sequences where the model stops, as a JSON list: ["\\nUser:"].',
+    )
+    logit_bias = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_logit_bias],
+        help_text='Token id to a bias from -100 (never) to 100 (always), as a JSON object: {"50256": -100}.',
+    )
+    system_prompt = models.TextField(blank=True, help_text="Sent first in every conversation with this model.")
+    enabled = models.BooleanField(default=True, help_text="Offered in the model picker.")
+    is_default = models.BooleanField(default=False, help_text="Used for new conversations. Only one model can be.")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = ModelConfigQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["display_name"]
+        verbose_name = "model"
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_model"),
+            models.CheckConstraint(
+                condition=Q(temperature__isnull=True) | Q(temperature__gte=0, temperature__lte=2),
+                name="temperature_range",
+            ),
+            models.CheckConstraint(condition=Q(top_p__isnull=True) | Q(top_p__gte=0, top_p__lte=1), name="top_p_range"),
+            models.CheckConstraint(condition=Q(max_tokens__isnull=True) | Q(max_tokens__gte=1), name="max_tokens_min"),
+            models.CheckConstraint(
+                condition=Q(presence_penalty__isnull=True) | Q(presence_penalty__gte=-2, presence_penalty__lte=2),
+                name="presence_penalty_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(frequency_penalty__isnull=True) | Q(frequency_penalty__gte=-2, frequency_penalty__lte=2),
+                name="frequency_penalty_range",
+            ),
+        ]
+
+    PARAMETERS = ("temperature", "top_p", "max_tokens", "presence_penalty", "frequency_penalty", "stop", "logit_bias")
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    def api_parameters(self) -> dict:
+        """The request parameters this config sets, under their API names."""
+        values = {name: getattr(self, name) for name in self.PARAMETERS}
+        return {name: value for name, value in values.items() if value not in (None, [], {})}
+
+
+class ConversationQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Conversations this person may read. The only way pages and sockets look one up."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(owner=user)
+
+    def writable_by(self, user):
+        """Conversations this person may send to, stop and regenerate in."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(owner=user)
+
+
+class Conversation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
+    title = models.CharField(max_length=200, blank=True)
+    model_config = models.ForeignKey(
+        ModelConfig,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="conversations",
+        help_text="Empty: the default model.",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(default=timezone.now, help_text="When the last message was added.")
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated"]
+        indexes = [models.Index(fields=["owner", "-updated"], name="conversation_owner_recent")]
+
+    def __str__(self) -> str:
+        return self.title or "New chat"
+
+    @property
+    def channel_group(self) -> str:
+        """The channel-layer group every open socket of this conversation listens on."""
+        return f"conversation.{self.id.hex}"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        SYSTEM = "system"
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming"
+        COMPLETE = "complete"
+        STOPPED = "stopped"
+        ERROR = "error"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    html = models.TextField(blank=True, help_text="The content rendered and sanitised, kept so pages need not re-render.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    finish_reason = models.CharField(max_length=32, blank=True, help_text="Why the model stopped, as the API said.")
+    error = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    model_name = models.CharField(max_length=200, blank=True, help_text="The model the API said answered.")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["conversation", "id"], name="message_conversation_order"),
+            models.Index(fields=["updated"], condition=Q(status="streaming"), name="message_streaming_updated"),
+        ]
+        constraints = [
+            # One generation at a time per conversation, whichever process runs it.
+            models.UniqueConstraint(
+                fields=["conversation"], condition=Q(status="streaming"), name="one_streaming_reply_per_conversation"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:60]}"

@@ -1,0 +1,116 @@
+"""Reads: what pages and the socket show, and what a reply is asked with. Plain data out."""
+
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from .exceptions import ConversationNotFound
+from .llm import ModelSpec, demo
+from .models import Conversation, Message, ModelConfig
+from .rendering import render_plain
+
+DEMO_SPEC = ModelSpec(base_url=demo.BASE_URL + "/v1", model=demo.MODEL, label="Demo model (offline)")
+
+# A reconnecting socket is sent at most this many missed messages; past that the page reloads.
+CATCH_UP_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    id: int | None  # None: the built-in demo model
+    name: str
+    is_default: bool
+
+
+def conversation_for(user, conversation_id: uuid.UUID | str) -> Conversation:
+    """The conversation if this person may see it; ConversationNotFound otherwise (never a hint it exists)."""
+    try:
+        return Conversation.objects.visible_to(user).select_related("model_config").get(pk=conversation_id)
+    except (Conversation.DoesNotExist, ValueError):
+        raise ConversationNotFound() from None
+
+
+def conversation_list_for(user):
+    """The sidebar: this person's conversations, most recently active first."""
+    return Conversation.objects.visible_to(user).only("id", "title", "updated").order_by("-updated")
+
+
+def conversation_messages(conversation: Conversation):
+    return conversation.messages.select_related("author").order_by("id")
+
+
+def default_model_config() -> ModelConfig | None:
+    """The enabled model marked default, else the first enabled one, else None (the demo answers)."""
+    configs = list(ModelConfig.objects.enabled().order_by("-is_default", "display_name")[:1])
+    return configs[0] if configs else None
+
+
+def model_choices() -> list[ModelChoice]:
+    """What the model picker offers. With no model configured, only the demo."""
+    configs = list(ModelConfig.objects.enabled().order_by("display_name"))
+    if not configs:
+        return [ModelChoice(id=None, name=DEMO_SPEC.label, is_default=True)]
+    default = next((config for config in configs if config.is_default), configs[0])
+    return [ModelChoice(id=config.id, name=config.display_name, is_default=config is default) for config in configs]
+
+
+def model_config_for(conversation: Conversation) -> ModelConfig | None:
+    config = conversation.model_config
+    if config is not None and config.enabled:
+        return config
+    return default_model_config()
+
+
+def model_spec(config: ModelConfig | None) -> ModelSpec:
+    if config is None:
+        return DEMO_SPEC
+    provider = config.provider
+    return ModelSpec(
+        base_url=provider.base_url,
+        api_key=provider.api_key,
+        model=config.model,
+        endpoint=config.endpoint,
+        parameters=config.api_parameters(),
+        system_prompt=config.system_prompt,
+        timeout=provider.timeout,
+        label=config.display_name,
+    )
+
+
+def history_for_prompt(conversation: Conversation, *, before_id: int) -> list[dict]:
+    """The turns sent upstream for a reply: every user message and every assistant reply with text."""
+    rows = conversation.messages.filter(id__lt=before_id).exclude(content="").values_list("role", "content")
+    return [{"role": role, "content": content} for role, content in rows.order_by("id")]
+
+
+def message_payload(message: Message) -> dict:
+    """A saved message as the `message` frame carries it."""
+    html = message.html if message.role == Message.Role.ASSISTANT else render_plain(message.content)
+    return {
+        "id": message.id,
+        "role": message.role,
+        "content": message.content,
+        "status": message.status,
+        "html": html,
+        "finish_reason": message.finish_reason,
+        "error": message.error,
+        "author": message.author.get_username() if message.author_id else None,
+    }
+
+
+def messages_since(user, conversation_id: uuid.UUID, since_id: int) -> list[dict] | None:
+    """What a (re)connecting socket missed: messages from `since_id` on. None when too many to send."""
+    conversation = conversation_for(user, conversation_id)
+    rows = list(conversation_messages(conversation).filter(id__gte=since_id)[: CATCH_UP_LIMIT + 1])
+    if len(rows) > CATCH_UP_LIMIT:
+        return None
+    return [message_payload(message) for message in rows]
+
+
+def user_pseudonym(user_id: int) -> str:
+    """A stable id for the API's `user` field that says nothing about who the person is."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"openai-user:{user_id}".encode(), hashlib.sha256)
+    return "u-" + digest.hexdigest()[:32]

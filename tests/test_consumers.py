@@ -1,0 +1,480 @@
+"""The websocket consumer, driven over WebsocketCommunicator against the real ASGI app and a real HTTP upstream."""
+
+import asyncio
+import json
+import threading
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from conversations import streaming
+from conversations.models import Conversation, Message
+from tests.conftest import connect, done, receive_until, text_of
+from tests.fake_openai import DROP, Script, chunk, error, reply, sse
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@sync_to_async
+def messages_of(conversation) -> list[Message]:
+    return list(Message.objects.filter(conversation=conversation).order_by("id"))
+
+
+@sync_to_async
+def reply_of(message_id) -> Message:
+    return Message.objects.get(pk=message_id)
+
+
+async def open_socket(user, conversation, **kwargs):
+    communicator = await connect(user, conversation.id, **kwargs)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def send(communicator, content="Hello?", **extra):
+    await communicator.send_to(text_data=json.dumps({"type": "send", "content": content, **extra}))
+
+
+# --- who may connect -----------------------------------------------------------
+
+
+async def test_anonymous_socket_is_refused(conversation):
+    communicator = await connect(None, conversation.id)
+    connected, code = await communicator.connect()
+    assert not connected
+    assert code == 4401
+
+
+async def test_another_users_conversation_is_refused(conversation, make_user):
+    mallory = await sync_to_async(make_user)("mallory")
+    communicator = await connect(mallory, conversation.id)
+    connected, code = await communicator.connect()
+    assert not connected
+    assert code == 4404
+
+
+async def test_unknown_conversation_is_refused(user):
+    import uuid
+
+    communicator = await connect(user, uuid.uuid4())
+    connected, code = await communicator.connect()
+    assert not connected
+
+
+async def test_foreign_origin_is_refused(user, conversation):
+    communicator = await connect(user, conversation.id, origin="https://evil.example")
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+# --- a reply, end to end ---------------------------------------------------------
+
+
+async def test_send_streams_reply_and_saves_it(user, conversation, model_config, upstream):
+    upstream.push(reply(["Hel", "lo", " **there**"], usage=(11, 3), model="fake-model-0613"))
+    communicator = await open_socket(user, conversation)
+    await send(communicator, "Hi model")
+    frames = await receive_until(communicator, done)
+
+    kinds = [frame["type"] for frame in frames]
+    assert kinds[0] == "message" and kinds[1] == "start" and kinds[-1] == "done"
+    user_frame = frames[0]["message"]
+    assert user_frame["role"] == "user" and user_frame["content"] == "Hi model" and user_frame["status"] == "complete"
+    reply_id = frames[1]["message_id"]
+    assert text_of(frames, reply_id) == "Hello **there**"
+    final = frames[-1]
+    assert final["status"] == "complete"
+    assert final["finish_reason"] == "stop"
+    assert final["usage"] == {"prompt_tokens": 11, "completion_tokens": 3}
+    assert "<strong>there</strong>" in final["html"]
+
+    saved = await messages_of(conversation)
+    assert [(m.role, m.status) for m in saved] == [("user", "complete"), ("assistant", "complete")]
+    assert saved[1].content == "Hello **there**"
+    assert (saved[1].prompt_tokens, saved[1].completion_tokens) == (11, 3)
+    assert saved[1].model_name == "fake-model-0613"
+    assert "<strong>there</strong>" in saved[1].html
+    await communicator.disconnect()
+
+
+async def test_user_message_is_saved_before_the_request_goes_upstream(user, conversation, model_config, upstream):
+    seen_at_request = []
+
+    def record(body):
+        # The fake server's loop thread may not use the ORM itself; look from a plain thread.
+        look = threading.Thread(
+            target=lambda: seen_at_request.extend(
+                Message.objects.filter(conversation=conversation).values_list("role", "status")
+            )
+        )
+        look.start()
+        look.join()
+        return chunk("ok")
+
+    upstream.push(Script([record, chunk(None, finish_reason="stop")]))
+    communicator = await open_socket(user, conversation)
+    await send(communicator, "Saved first?")
+    await receive_until(communicator, done)
+    assert ("user", "complete") in seen_at_request
+    assert ("assistant", "streaming") in seen_at_request
+    await communicator.disconnect()
+
+
+async def test_request_carries_history_system_prompt_parameters_and_pseudonym(user, conversation, model_config, upstream):
+    model_config.temperature = 0.3
+    model_config.max_tokens = 77
+    model_config.system_prompt = "Be brief."
+    await sync_to_async(model_config.save)()
+    await sync_to_async(Message.objects.create)(conversation=conversation, role="user", content="First", author=user)
+    await sync_to_async(Message.objects.create)(conversation=conversation, role="assistant", content="One")
+    communicator = await open_socket(user, conversation)
+    await send(communicator, "Second")
+    await receive_until(communicator, done)
+
+    request = upstream.requests[-1]
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["authorization"] == "Bearer sk-test-0123456789abcdefWXYZ"
+    body = request.body
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "First"},
+        {"role": "assistant", "content": "One"},
+        {"role": "user", "content": "Second"},
+    ]
+    assert body["temperature"] == 0.3 and body["max_tokens"] == 77
+    assert "top_p" not in body and "stop" not in body
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["user"].startswith("u-") and "alice" not in body["user"]
+    await communicator.disconnect()
+
+
+async def test_send_with_model_switches_the_conversations_model(user, conversation, model_config, upstream):
+    other = await sync_to_async(type(model_config).objects.create)(
+        display_name="Other", provider=model_config.provider, model="other-model", temperature=1.5
+    )
+    communicator = await open_socket(user, conversation)
+    await send(communicator, "Use the other one", model=other.id)
+    await receive_until(communicator, done)
+    assert upstream.requests[-1].body["model"] == "other-model"
+    assert upstream.requests[-1].body["temperature"] == 1.5
+    refreshed = await sync_to_async(Conversation.objects.get)(pk=conversation.pk)
+    assert refreshed.model_config_id == other.id
+    await communicator.disconnect()
+
+
+async def test_demo_model_answers_when_no_model_is_configured(user, conversation):
+    communicator = await open_socket(user, conversation)
+    await send(communicator, "Anyone there?")
+    frames = await receive_until(communicator, done)
+    reply_id = frames[1]["message_id"]
+    text = text_of(frames, reply_id)
+    assert text.startswith("**Demo model** (offline)")
+    assert "Anyone there?" in text
+    assert frames[-1]["status"] == "complete"
+    assert (await reply_of(reply_id)).content == text
+    await communicator.disconnect()
+
+
+# --- frames the server refuses ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        ("not json", "invalid_json"),
+        ("[1, 2]", "invalid_frame"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": 5}', "invalid_frame"),
+        ('{"content": "no type"}', "invalid_frame"),
+        ('{"type": "send"}', "invalid_frame"),
+        ('{"type": "send", "content": 42}', "invalid_frame"),
+        ('{"type": "send", "content": "   \\n "}', "empty_content"),
+        ('{"type": "send", "content": "a\\u0000b"}', "invalid_content"),
+        ('{"type": "send", "content": "a\\ud800b"}', "invalid_content"),
+        ('{"type": "send", "content": "hi", "model": "gpt"}', "invalid_frame"),
+        ('{"type": "send", "content": "hi", "model": true}', "invalid_frame"),
+        ('{"type": "send", "content": "12345678901"}', "content_too_long"),
+    ],
+)
+async def test_bad_frame_gets_error_and_socket_stays_open(user, conversation, settings, raw, code):
+    settings.CHAT_MAX_MESSAGE_CHARS = 10
+    communicator = await open_socket(user, conversation)
+    await communicator.send_to(text_data=raw)
+    frame = await communicator.receive_json_from()
+    assert frame["type"] == "error" and frame["code"] == code and frame["message"]
+    assert await messages_of(conversation) == []
+    # Still open and working.
+    await send(communicator, "ok")
+    frames = await receive_until(communicator, done)
+    assert frames[-1]["status"] == "complete"
+    await communicator.disconnect()
+
+
+async def test_binary_frame_gets_error(user, conversation):
+    communicator = await open_socket(user, conversation)
+    await communicator.send_to(bytes_data=b"\x00\x01")
+    frame = await communicator.receive_json_from()
+    assert frame == {"type": "error", "code": "invalid_frame", "message": "Send frames as JSON text, not binary."}
+    await communicator.disconnect()
+
+
+async def test_unknown_model_gets_error_and_saves_nothing(user, conversation, model_config):
+    communicator = await open_socket(user, conversation)
+    await send(communicator, "hi", model=99999)
+    frame = await communicator.receive_json_from()
+    assert frame["type"] == "error" and frame["code"] == "model_unavailable"
+    assert await messages_of(conversation) == []
+    await communicator.disconnect()
+
+
+async def test_send_while_streaming_is_refused_and_changes_nothing(user, conversation, model_config, upstream):
+    upstream.push(reply(["slow "] * 10, delay=0.05))
+    communicator = await open_socket(user, conversation)
+    await send(communicator, "first")
+    await receive_until(communicator, lambda f: f["type"] == "delta")
+    before = len(await messages_of(conversation))
+    await send(communicator, "second")
+    frames = await receive_until(communicator, lambda f: f["type"] == "error")
+    assert frames[-1]["code"] == "busy"
+    assert len(await messages_of(conversation)) == before
+    frames = await receive_until(communicator, done)
+    assert frames[-1]["status"] == "complete"
+    assert [m.content for m in await messages_of(conversation) if m.role == "user"] == ["first"]
+    await communicator.disconnect()
+
+
+# --- stop, errors, drops ---------------------------------------------------------
+
+
+async def test_stop_before_first_token_closes_upstream_at_once(user, conversation, model_config, upstream):
+    upstream.push(Script([5.0, chunk("never")]))
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, lambda f: f["type"] == "start")
+    reply_id = frames[-1]["message_id"]
+    await asyncio.sleep(0.1)  # the request is open upstream
+    await communicator.send_json_to({"type": "stop"})
+    frames = await receive_until(communicator, done, timeout=2)
+    assert frames[-1]["status"] == "stopped"
+    saved = await reply_of(reply_id)
+    assert saved.status == "stopped" and saved.content == ""
+    await communicator.disconnect()
+
+
+async def test_stop_mid_reply_keeps_what_arrived(user, conversation, model_config, upstream):
+    upstream.push(Script([chunk("Kept "), chunk("text"), 5.0, chunk(" never")]))
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, lambda f: f["type"] == "delta" and "text" in f["content"])
+    reply_id = frames[-1]["message_id"]
+    await communicator.send_json_to({"type": "stop"})
+    frames += await receive_until(communicator, done, timeout=2)
+    assert frames[-1]["status"] == "stopped"
+    assert text_of(frames, reply_id) == "Kept text"
+    saved = await reply_of(reply_id)
+    assert (saved.status, saved.content) == ("stopped", "Kept text")
+    await communicator.disconnect()
+
+
+async def test_stop_with_nothing_streaming_is_harmless(user, conversation):
+    communicator = await open_socket(user, conversation)
+    await communicator.send_json_to({"type": "stop"})
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    "script, code, readable",
+    [
+        (error(429, "Rate limit reached for requests", headers={"retry-after": "20"}), "rate_limited", "try again in 20 s"),
+        (error(401, "Incorrect API key provided: sk-test-0123***WXYZ"), "unauthorized", "did not accept the API key"),
+        (error(400, "max_tokens is too large"), "bad_request", "max_tokens is too large"),
+        (error(500, "The server had an error"), "server_error", "The server had an error"),
+        (error(503, "The engine is currently overloaded"), "unavailable", "overloaded"),
+    ],
+)
+async def test_upstream_refusal_ends_with_readable_error(user, conversation, model_config, upstream, script, code, readable):
+    upstream.push(script)
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, lambda f: f["type"] == "error")
+    done_frame = next(f for f in frames if f["type"] == "done")
+    assert done_frame["status"] == "error"
+    error_frame = frames[-1]
+    assert error_frame["code"] == code and readable in error_frame["message"]
+    assert error_frame["message_id"] == done_frame["message_id"]
+    assert "0123" not in error_frame["message"]  # no piece of a key reaches the browser
+    saved = await reply_of(done_frame["message_id"])
+    assert saved.status == "error" and readable in saved.error
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    "tail, code",
+    [
+        ([DROP], "connection_lost"),
+        ([sse({"error": {"message": "The model crashed", "type": "server_error"}})], "upstream_error"),
+        ([b"data: {not json\n\n"], "bad_response"),
+    ],
+)
+async def test_failure_mid_stream_keeps_partial_text(user, conversation, model_config, upstream, tail, code):
+    upstream.push(Script([chunk("Partial "), chunk("answer"), *tail]))
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, lambda f: f["type"] == "error")
+    reply_id = frames[-1]["message_id"]
+    assert frames[-1]["code"] == code
+    assert text_of(frames, reply_id) == "Partial answer"
+    saved = await reply_of(reply_id)
+    assert (saved.status, saved.content) == ("error", "Partial answer")
+    await communicator.disconnect()
+
+
+async def test_stall_past_read_timeout_ends_with_timeout(user, conversation, model_config, upstream):
+    provider = model_config.provider
+    provider.timeout = 1
+    await sync_to_async(provider.save)()
+    upstream.push(Script([chunk("Before stall"), 3.0, chunk("late")]))
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, lambda f: f["type"] == "error", timeout=5)
+    assert frames[-1]["code"] == "timeout"
+    saved = await reply_of(frames[-1]["message_id"])
+    assert (saved.status, saved.content) == ("error", "Before stall")
+    await communicator.disconnect()
+
+
+async def test_stream_without_done_marker_completes(user, conversation, model_config, upstream):
+    upstream.push(reply(["No ", "done ", "marker"], done=False, usage=None))
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, done)
+    assert frames[-1]["status"] == "complete" and frames[-1]["content"] == "No done marker"
+    await communicator.disconnect()
+
+
+async def test_length_finish_reason_is_reported(user, conversation, model_config, upstream):
+    upstream.push(reply(["Cut ", "off"], finish_reason="length"))
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, done)
+    assert frames[-1]["finish_reason"] == "length"
+    saved = await reply_of(frames[-1]["message_id"])
+    assert saved.finish_reason == "length"
+    await communicator.disconnect()
+
+
+# --- the reply belongs to the conversation, not the socket ------------------------------
+
+
+async def test_closing_the_tab_does_not_lose_the_reply(user, conversation, model_config, upstream):
+    upstream.push(reply(["word "] * 20, delay=0.02))
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, lambda f: f["type"] == "delta")
+    reply_id = frames[-1]["message_id"]
+    await communicator.disconnect()
+    await streaming.wait_for_replies()
+    saved = await reply_of(reply_id)
+    assert saved.status == "complete"
+    assert saved.content == "word " * 20
+
+
+async def test_every_open_tab_sees_the_stream(user, conversation, model_config, upstream):
+    upstream.push(reply(["a", "b", "c", "d"], delay=0.02))
+    first = await open_socket(user, conversation)
+    second = await open_socket(user, conversation)
+    await send(first)
+    frames_first = await receive_until(first, done)
+    frames_second = await receive_until(second, done)
+    reply_id = frames_first[-1]["message_id"]
+    assert text_of(frames_first, reply_id) == text_of(frames_second, reply_id) == "abcd"
+    assert frames_second[0]["type"] == "message"  # the other tab sees the user's message too
+    await first.disconnect()
+    await second.disconnect()
+
+
+async def test_socket_joining_mid_reply_gets_text_so_far_then_live_without_gap_or_repeat(
+    user, conversation, model_config, upstream
+):
+    pieces = [f"w{i} " for i in range(40)]
+    upstream.push(reply(pieces, delay=0.01))
+    first = await open_socket(user, conversation)
+    await send(first)
+    frames = await receive_until(first, lambda f: f["type"] == "delta" and f["offset"] > 20)
+    reply_id = frames[-1]["message_id"]
+    late = await open_socket(user, conversation)
+    late_frames = await receive_until(late, done)
+    assert late_frames[0] == {"type": "start", "message_id": reply_id}
+    assert late_frames[1]["type"] == "delta" and late_frames[1]["offset"] == 0 and len(late_frames[1]["content"]) > 20
+    assert text_of(late_frames, reply_id) == "".join(pieces)
+    assert late_frames[-1]["content"] == "".join(pieces)
+    await first.disconnect()
+    await late.disconnect()
+
+
+async def test_reconnect_with_since_catches_up_on_missed_messages(user, conversation, model_config, upstream):
+    upstream.push(reply(["while ", "you ", "were ", "away"]))
+    first = await open_socket(user, conversation)
+    await send(first)
+    frames = await receive_until(first, done)
+    user_id = frames[0]["message"]["id"]
+    await first.disconnect()
+    again = await open_socket(user, conversation, query=f"since={user_id}")
+    caught_up = [await again.receive_json_from() for _ in range(2)]
+    assert [f["message"]["role"] for f in caught_up] == ["user", "assistant"]
+    assert caught_up[1]["message"]["status"] == "complete"
+    assert caught_up[1]["message"]["content"] == "while you were away"
+    assert "while you were away" in caught_up[1]["message"]["html"]
+    await again.disconnect()
+
+
+async def test_regenerate_replaces_the_last_reply(user, conversation, model_config, upstream):
+    upstream.push(reply(["first answer"]), reply(["second answer"]))
+    communicator = await open_socket(user, conversation)
+    await send(communicator, "Question")
+    first = await receive_until(communicator, done)
+    old_id = first[-1]["message_id"]
+    await communicator.send_json_to({"type": "regenerate"})
+    frames = await receive_until(communicator, done)
+    assert frames[0] == {"type": "start", "message_id": frames[-1]["message_id"], "replaces": old_id}
+    assert frames[-1]["content"] == "second answer"
+    saved = await messages_of(conversation)
+    assert [(m.role, m.content) for m in saved] == [("user", "Question"), ("assistant", "second answer")]
+    assert upstream.requests[-1].body["messages"] == [{"role": "user", "content": "Question"}]
+    await communicator.disconnect()
+
+
+async def test_regenerate_in_an_empty_conversation_is_refused(user, conversation):
+    communicator = await open_socket(user, conversation)
+    await communicator.send_json_to({"type": "regenerate"})
+    frame = await communicator.receive_json_from()
+    assert frame["code"] == "nothing_to_regenerate"
+    await communicator.disconnect()
+
+
+async def test_reply_is_checkpointed_a_few_times_not_per_token(user, conversation, model_config, upstream, settings, monkeypatch):
+    from conversations import services
+
+    settings.CHAT_CHECKPOINT_INTERVAL = 0.25
+    calls = []
+    original = services.replies_checkpoint
+
+    def counting(contents):
+        calls.append(dict(contents))
+        return original(contents)
+
+    monkeypatch.setattr(services, "replies_checkpoint", counting)
+    pieces = [f"t{i} " for i in range(60)]
+    upstream.push(reply(pieces, delay=0.02))  # about 1.2 s, 60 tokens
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, lambda f: f["type"] == "delta" and f["offset"] > 100, timeout=5)
+    reply_id = frames[-1]["message_id"]
+    await asyncio.sleep(0.4)
+    midway = await reply_of(reply_id)
+    assert midway.status == "streaming" and 0 < len(midway.content) < len("".join(pieces))
+    await receive_until(communicator, done)
+    assert 2 <= len(calls) <= 8, calls
+    await communicator.disconnect()
