@@ -1,0 +1,48 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test test-sqlite test-postgres install install-test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+## Serve on http://127.0.0.1:8000 (migrates, creates an admin account on first run and prints its password).
+run: install
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py bootstrap
+	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
+	$(BIN)/daphne -b $(HOST) -p $(PORT) chatsite.asgi:application
+
+## The whole suite: on SQLite with the in-memory channel layer, then again on PostgreSQL and Redis.
+test: test-sqlite test-postgres
+
+test-sqlite: install-test
+	env -u OPENAI_API_KEY -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-postgres: install-test
+	$(BIN)/python tests/infra.py ensure
+	env -u OPENAI_API_KEY DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatsite REDIS_URL=redis://127.0.0.1:6379/0 \
+		CHANNELS_PREFIX=chatsite-test $(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS)
+
+## The streaming benchmark (see README, "Speed").
+bench: install-test
+	$(BIN)/python bench/stream_load.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache

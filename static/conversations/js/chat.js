@@ -1,0 +1,291 @@
+// Just enough JavaScript to stream a conversation: open the socket, show deltas, reconnect.
+// Streaming text is shown as text (textContent), never as HTML; only the server's sanitised
+// `html` of a finished reply is put into the page as markup.
+(() => {
+  "use strict";
+
+  // --- page-wide niceties ---------------------------------------------------------
+
+  // Enter submits, Shift+Enter makes a new line (and IME composition is left alone).
+  function submitOnEnter(textarea, submit) {
+    textarea.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        submit();
+      }
+    });
+  }
+
+  document.querySelectorAll("textarea[data-enter-submits]").forEach((textarea) => {
+    submitOnEnter(textarea, () => {
+      if (textarea.value.trim()) textarea.form.requestSubmit();
+    });
+  });
+
+  document.querySelectorAll("form[data-confirm]").forEach((form) => {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+
+  const toggle = document.querySelector(".sidebar-toggle");
+  if (toggle) {
+    toggle.addEventListener("click", () => {
+      const open = document.body.classList.toggle("sidebar-open");
+      toggle.setAttribute("aria-expanded", String(open));
+    });
+  }
+
+  // Images from elsewhere load only when the reader asks (see conversations/rendering.py).
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button.remote-image");
+    if (!button) return;
+    const src = button.dataset.src || "";
+    if (!/^https?:\/\//i.test(src)) return;
+    const image = document.createElement("img");
+    image.src = src;
+    image.alt = button.textContent;
+    image.referrerPolicy = "no-referrer";
+    image.className = "remote-image-loaded";
+    button.replaceWith(image);
+  });
+
+  // --- the conversation page ------------------------------------------------------
+
+  const chat = document.getElementById("chat");
+  if (!chat) return;
+
+  const list = document.getElementById("messages");
+  const composer = document.getElementById("composer");
+  const input = document.getElementById("composer-input");
+  const picker = document.getElementById("model-picker");
+  const stopButton = document.getElementById("stop-button");
+  const regenerateButton = document.getElementById("regenerate-button");
+  const chatError = document.getElementById("chat-error");
+  const connectionStatus = document.getElementById("connection-status");
+
+  const conversationId = chat.dataset.conversationId;
+  const streaming = new Map(); // reply id -> its text so far
+  let since = Number(chat.dataset.since || 0);
+  let awaitingReply = chat.dataset.awaitingReply === "true";
+  let socket = null;
+  let retryDelay = 500;
+  let retryTimer = null;
+  let lastDraft = "";
+  let finished = false; // the server closed for good (deleted, no access)
+
+  const FINAL_CLOSE = { 4401: "You are logged out. Reload to log in again.", 4404: "This conversation is not available.", 4410: "This conversation was deleted." };
+
+  function nearBottom() {
+    return window.innerHeight + window.scrollY >= document.body.scrollHeight - 80;
+  }
+
+  function keepScrolled(wasNearBottom) {
+    if (wasNearBottom) window.scrollTo(0, document.body.scrollHeight);
+  }
+
+  function showError(text) {
+    chatError.textContent = text;
+    chatError.hidden = !text;
+  }
+
+  function messageElement(id, role) {
+    let element = list.querySelector(`li.message[data-id="${id}"]`);
+    if (element) return element;
+    list.querySelector(".messages-empty")?.remove();
+    element = document.createElement("li");
+    element.className = `message message--${role}`;
+    element.dataset.id = String(id);
+    const body = document.createElement("div");
+    body.className = "message-body";
+    element.append(body);
+    // Keep id order: a caught-up message may belong before ones already shown.
+    const later = [...list.querySelectorAll("li.message")].find((other) => Number(other.dataset.id) > id);
+    list.insertBefore(element, later || null);
+    return element;
+  }
+
+  function setStatus(element, status) {
+    element.dataset.status = status;
+    element.classList.remove("is-streaming", "is-complete", "is-stopped", "is-error");
+    element.classList.add(`is-${status}`);
+  }
+
+  function setNote(element, text, className) {
+    element.querySelector(".message-error, .message-note")?.remove();
+    if (!text) return;
+    const note = document.createElement("p");
+    note.className = className;
+    note.textContent = text;
+    element.append(note);
+  }
+
+  function showFinal(element, { status, html, error, finish_reason: finishReason }) {
+    setStatus(element, status);
+    element.querySelector(".message-body").innerHTML = html; // sanitised by the server
+    if (error) setNote(element, error, "message-error");
+    else if (finishReason === "length") setNote(element, "Cut off: the reply reached its length limit.", "message-note");
+    else if (finishReason === "content_filter") setNote(element, "Cut off by the provider's content filter.", "message-note");
+    else setNote(element, "");
+  }
+
+  function updateSince() {
+    const ids = [...list.querySelectorAll("li.message")].map((element) => Number(element.dataset.id));
+    const streamingIds = [...streaming.keys()];
+    since = streamingIds.length ? Math.min(...streamingIds) : (ids.length ? Math.max(...ids) + 1 : 0);
+  }
+
+  function setBusy() {
+    const busy = streaming.size > 0;
+    stopButton.hidden = !busy;
+    regenerateButton.hidden = busy || !list.querySelector("li.message");
+    chat.classList.toggle("is-busy", busy);
+  }
+
+  const handlers = {
+    message({ message }) {
+      const wasNearBottom = nearBottom();
+      const element = messageElement(message.id, message.role);
+      if (message.role === "assistant" && message.status !== "streaming") {
+        streaming.delete(message.id);
+        showFinal(element, message);
+      } else {
+        setStatus(element, message.status);
+        element.querySelector(".message-body").textContent = message.content;
+        if (message.status === "streaming") streaming.set(message.id, message.content);
+      }
+      if (message.role === "user") awaitingReply = false;
+      keepScrolled(wasNearBottom);
+    },
+    start({ message_id: id, replaces }) {
+      if (replaces) list.querySelector(`li.message[data-id="${replaces}"]`)?.remove();
+      const wasNearBottom = nearBottom();
+      const element = messageElement(id, "assistant");
+      setStatus(element, "streaming");
+      if (!streaming.has(id)) streaming.set(id, "");
+      element.querySelector(".message-body").textContent = streaming.get(id);
+      awaitingReply = false;
+      keepScrolled(wasNearBottom);
+    },
+    delta({ message_id: id, offset, content }) {
+      const text = streaming.get(id) ?? "";
+      if (offset > text.length) return; // the server never leaves a gap; ignore rather than garble
+      const wasNearBottom = nearBottom();
+      const updated = text.slice(0, offset) + content;
+      streaming.set(id, updated);
+      const element = messageElement(id, "assistant");
+      setStatus(element, "streaming");
+      element.querySelector(".message-body").textContent = updated;
+      keepScrolled(wasNearBottom);
+    },
+    done(frame) {
+      const wasNearBottom = nearBottom();
+      streaming.delete(frame.message_id);
+      showFinal(messageElement(frame.message_id, "assistant"), frame);
+      keepScrolled(wasNearBottom);
+    },
+    error({ code, message, message_id: id }) {
+      if (code === "reload") {
+        window.location.reload();
+        return;
+      }
+      if (id !== undefined) return; // shown under the reply by its `done` frame
+      showError(message);
+      if (lastDraft && !input.value) input.value = lastDraft;
+    },
+  };
+
+  function connect() {
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    socket = new WebSocket(`${scheme}//${window.location.host}/ws/conversations/${conversationId}/?since=${since}`);
+    socket.addEventListener("open", () => {
+      retryDelay = 500;
+      connectionStatus.hidden = true;
+      composer.classList.remove("is-offline");
+      if (awaitingReply && streaming.size === 0) {
+        // The first message came from the new-chat form: ask for its reply now.
+        awaitingReply = false;
+        socket.send(JSON.stringify({ type: "regenerate", model: selectedModel() }));
+      }
+    });
+    socket.addEventListener("message", (event) => {
+      const frame = JSON.parse(event.data);
+      handlers[frame.type]?.(frame);
+      if (frame.type !== "delta") {
+        updateSince();
+        setBusy();
+      }
+    });
+    socket.addEventListener("close", (event) => {
+      socket = null;
+      if (FINAL_CLOSE[event.code]) {
+        finished = true;
+        showError(FINAL_CLOSE[event.code]);
+        composer.hidden = true;
+        return;
+      }
+      connectionStatus.hidden = false;
+      composer.classList.add("is-offline");
+      scheduleReconnect();
+    });
+  }
+
+  function scheduleReconnect() {
+    if (finished || retryTimer) return;
+    const delay = retryDelay * (0.75 + Math.random() / 2);
+    retryDelay = Math.min(retryDelay * 2, 10000);
+    retryTimer = setTimeout(() => {
+      retryTimer = null;
+      connect();
+    }, delay);
+  }
+
+  window.addEventListener("online", () => {
+    if (!socket && retryTimer) {
+      clearTimeout(retryTimer);
+      retryTimer = null;
+      connect();
+    }
+  });
+
+  function selectedModel() {
+    return picker && picker.value ? Number(picker.value) : null;
+  }
+
+  function send(frame) {
+    if (!socket || socket.readyState !== WebSocket.OPEN) {
+      showError("Offline: the message was not sent. It will be here when the connection is back.");
+      return false;
+    }
+    socket.send(JSON.stringify(frame));
+    return true;
+  }
+
+  function sendMessage() {
+    const content = input.value;
+    if (!content.trim() || streaming.size > 0) return;
+    showError("");
+    if (send({ type: "send", content, model: selectedModel() })) {
+      lastDraft = content;
+      input.value = "";
+    }
+  }
+
+  composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendMessage();
+  });
+  submitOnEnter(input, sendMessage);
+  stopButton.addEventListener("click", () => send({ type: "stop" }));
+  regenerateButton.addEventListener("click", () => {
+    showError("");
+    send({ type: "regenerate", model: selectedModel() });
+  });
+
+  list.querySelectorAll('li.message[data-status="streaming"]').forEach((element) => {
+    streaming.set(Number(element.dataset.id), element.querySelector(".message-body").textContent);
+  });
+  setBusy();
+  window.scrollTo(0, document.body.scrollHeight);
+  connect();
+})();
