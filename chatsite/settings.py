@@ -128,7 +128,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 times reads out after 5 s, exactly how long channels-redis
+                # blocks waiting for a message; a longer socket timeout keeps idle sockets alive.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "prefix": os.environ.get("CHANNELS_PREFIX", "chatsite"),
                 "capacity": 1000,
                 "expiry": 30,

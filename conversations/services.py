@@ -101,7 +101,7 @@ def _writable_conversation(user, conversation_id: uuid.UUID) -> Conversation:
     try:
         conversation = (
             Conversation.objects.writable_by(user)
-            .select_for_update()
+            .select_for_update(of=("self",))
             .select_related("model_config__provider")
             .get(pk=conversation_id)
         )

@@ -131,7 +131,9 @@ class Generation:
 
     async def open(self) -> None:
         """Listen for stop and snapshot requests. Done before the reply is announced, so none is missed."""
-        self.control_channel = await self.layer.new_channel("generation.")
+        # The default prefix matters: channels-redis reads all of a process's channels
+        # through one key, and a channel under another prefix would block the rest.
+        self.control_channel = await self.layer.new_channel()
         await self.layer.group_add(generation_group(self.plan.conversation_id), self.control_channel)
 
     async def close_control(self) -> None:

@@ -95,9 +95,10 @@ def conversation_delete(request: HttpRequest, conversation_id) -> HttpResponse:
     conversation = _conversation_or_404(request, conversation_id)
     if conversation.owner_id != request.user.id:
         raise PermissionDenied("Only the owner can change this conversation.")
-    async_to_sync(streaming.reply_stop)(conversation.id)
+    deleted_id = conversation.id  # delete() sets the instance's pk to None
+    async_to_sync(streaming.reply_stop)(deleted_id)
     services.conversation_delete(conversation=conversation)
-    async_to_sync(streaming.announce_deleted)(conversation.id)
+    async_to_sync(streaming.announce_deleted)(deleted_id)
     return redirect("home")
 
 

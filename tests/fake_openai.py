@@ -156,6 +156,11 @@ class FakeOpenAI:
 
         async def shutdown() -> None:
             self._server.close()
+            # Handlers still sleeping mid-script would be destroyed pending; end them first.
+            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
             self._loop.stop()
 
         asyncio.run_coroutine_threadsafe(shutdown(), self._loop)

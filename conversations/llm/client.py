@@ -22,6 +22,7 @@ from .sse import SSEDecoder, SSEError
 from .types import Chunk, ModelSpec, UpstreamError, Usage
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
+MAX_COMPLETION_BODY_BYTES = 16 * 1024 * 1024  # a whole reply sent at once, when the server ignores `stream`
 
 _client: httpx.AsyncClient | None = None
 _client_loop: asyncio.AbstractEventLoop | None = None
@@ -162,7 +163,7 @@ def _usage(raw) -> Usage | None:
 
 
 async def _read_json(response: httpx.Response, spec: ModelSpec) -> dict:
-    raw = await _read_limited(response)
+    raw = await _read_limited(response, MAX_COMPLETION_BODY_BYTES)
     try:
         payload = json.loads(raw)
     except ValueError:
@@ -173,13 +174,13 @@ async def _read_json(response: httpx.Response, spec: ModelSpec) -> dict:
     return payload
 
 
-async def _read_limited(response: httpx.Response) -> bytes:
+async def _read_limited(response: httpx.Response, limit: int = MAX_ERROR_BODY_BYTES) -> bytes:
     body = bytearray()
     async for data in response.aiter_bytes():
         body += data
-        if len(body) >= MAX_ERROR_BODY_BYTES:
+        if len(body) >= limit:
             break
-    return bytes(body[:MAX_ERROR_BODY_BYTES])
+    return bytes(body[:limit])
 
 
 STATUS_ERRORS = {

@@ -26,7 +26,8 @@ def completion_prompt(system_prompt: str, history: list[dict]) -> str:
 
 def request_body(spec: ModelSpec, history: list[dict], user: str) -> tuple[str, dict]:
     """The path under the base URL and the JSON body for one streamed reply."""
-    body: dict = {"model": spec.model}
+    # The model config's parameters first, so nothing in them can override the fields below.
+    body: dict = {**spec.parameters, "model": spec.model}
     if spec.endpoint == "completions":
         path = "/completions"
         body["prompt"] = completion_prompt(spec.system_prompt, history)
@@ -35,7 +36,6 @@ def request_body(spec: ModelSpec, history: list[dict], user: str) -> tuple[str, 
         body["messages"] = chat_messages(spec.system_prompt, history)
     body["stream"] = True
     body["stream_options"] = {"include_usage": True}
-    body.update(spec.parameters)
     if spec.endpoint == "completions" and "stop" not in body:
         body["stop"] = COMPLETION_STOP
     if user:

@@ -1,0 +1,120 @@
+"""Real daphne processes for end-to-end tests: the app as `make run` serves it, on a free port."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+DAPHNE = Path(sys.executable).parent / "daphne"
+
+SEED_SCRIPT = """
+import json, sys
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from conversations.models import Conversation
+
+out = []
+for username, password in json.loads(sys.argv[1]):
+    user = get_user_model().objects.create_user(username=username, password=password)
+    conversation = Conversation.objects.create(owner=user, title="Seeded")
+    session = SessionStore()
+    session["_auth_user_id"] = str(user.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = user.get_session_auth_hash()
+    session.create()
+    out.append({"username": username, "conversation": str(conversation.pk), "sessionid": session.session_key})
+print(json.dumps(out))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def app_env(database_url: str, **extra: str) -> dict:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OPENAI_", "REDIS_", "DJANGO_"))}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "DJANGO_SECRET_KEY": "live-test-secret-key-not-for-production-0123456789",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DJANGO_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def manage(env: dict, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def seed_users(env: dict, users: list[tuple[str, str]]) -> list[dict]:
+    """Users, each with a conversation and a logged-in session: [{username, conversation, sessionid}]."""
+    script = "import django; django.setup()\n" + SEED_SCRIPT
+    result = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(users)],
+        env={**env, "DJANGO_SETTINGS_MODULE": "chatsite.settings"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+class LiveServer:
+    """One daphne process serving chatsite.asgi, stopped on exit."""
+
+    def __init__(self, env: dict, port: int | None = None):
+        self.env = env
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "LiveServer":
+        self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"daphne-{self.port}.log", "w")
+        self.process = subprocess.Popen(
+            [str(DAPHNE), "-b", "127.0.0.1", "-p", str(self.port), "chatsite.asgi:application"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise RuntimeError(f"daphne did not start; see {self.log.name}")
+            time.sleep(0.2)
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()

@@ -1,0 +1,514 @@
+"""stream_reply against a real local HTTP server speaking the OpenAI streaming format."""
+
+import asyncio
+import json
+import socket
+import time
+
+import pytest
+
+from conversations.llm import Chunk, ModelSpec, UpstreamError, Usage, stream_reply
+from conversations.llm.demo import reply_text
+from tests.fake_openai import DONE, DROP, Script, chunk, error, reply, sse
+from tests.test_sse import RECORDED
+
+KEY = "sk-test-0123456789abcdefWXYZ"
+
+HISTORY = [
+    {"role": "user", "content": "Hi"},
+    {"role": "assistant", "content": "Hello! How can I help?"},
+    {"role": "user", "content": "Tell me about otters"},
+]
+
+
+def spec_for(upstream, **overrides) -> ModelSpec:
+    fields = {"base_url": upstream.base_url, "model": "fake-model", "api_key": KEY, "timeout": 5.0}
+    return ModelSpec(**{**fields, **overrides})
+
+
+async def collect(spec: ModelSpec, history: list[dict] = HISTORY, **kwargs) -> list[Chunk]:
+    return [piece async for piece in stream_reply(spec, history, **kwargs)]
+
+
+async def collect_until_error(spec: ModelSpec, history: list[dict] = HISTORY) -> tuple[list[Chunk], UpstreamError]:
+    """The chunks yielded before the stream failed, and the error it failed with."""
+    pieces = []
+    with pytest.raises(UpstreamError) as raised:
+        async for piece in stream_reply(spec, history):
+            pieces.append(piece)
+    return pieces, raised.value
+
+
+def text_of(pieces: list[Chunk]) -> str:
+    return "".join(piece.text for piece in pieces)
+
+
+def finish_reasons(pieces: list[Chunk]) -> list[str]:
+    return [piece.finish_reason for piece in pieces if piece.finish_reason]
+
+
+def usages(pieces: list[Chunk]) -> list[Usage]:
+    return [piece.usage for piece in pieces if piece.usage]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# --- a well-behaved stream -----------------------------------------------------------------------
+
+
+async def test_text_is_assembled_from_the_streamed_chunks(upstream):
+    upstream.push(reply(["Otters ", "hold ", "hands ", "while ", "they ", "sleep."]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters hold hands while they sleep."
+
+
+async def test_each_content_chunk_is_yielded_as_it_arrives(upstream):
+    upstream.push(reply(["Otters ", "hold ", "hands."]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert [piece.text for piece in pieces if piece.text] == ["Otters ", "hold ", "hands."]
+
+
+@pytest.mark.parametrize("reason", ["stop", "length", "content_filter"])
+async def test_finish_reason_is_reported(upstream, reason):
+    upstream.push(reply("Otters are", finish_reason=reason))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert finish_reasons(pieces) == [reason]
+
+
+async def test_usage_comes_from_the_usage_only_chunk(upstream):
+    upstream.push(reply("Otters", usage=(11, 3)))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert usages(pieces) == [Usage(prompt_tokens=11, completion_tokens=3)]
+    assert pieces[-1].usage == Usage(11, 3) and pieces[-1].text == ""
+
+
+async def test_model_name_is_reported(upstream):
+    upstream.push(reply("Otters", model="gpt-4o-mini-2024-07-18"))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert {piece.model for piece in pieces} == {"gpt-4o-mini-2024-07-18"}
+
+
+async def test_stream_ending_without_done_still_completes(upstream):
+    upstream.push(reply("Otters are mustelids", done=False))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters are mustelids"
+    assert usages(pieces) == [Usage(5, 7)]
+
+
+async def test_last_event_missing_its_blank_line_is_still_read(upstream):
+    upstream.push(Script([chunk("", role="assistant"), chunk("Otters"), chunk(None, finish_reason="stop")[:-1]]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert finish_reasons(pieces) == ["stop"]
+
+
+async def test_events_after_done_are_not_read(upstream):
+    upstream.push(Script([chunk("Otters"), DONE, chunk(" and beavers")]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters"
+
+
+async def test_keep_alive_comments_between_chunks_are_ignored(upstream):
+    keep_alive = b": keep-alive\n\n"
+    upstream.push(Script([keep_alive, chunk("", role="assistant"), keep_alive, chunk("Ot"), keep_alive, keep_alive,
+                          chunk("ters"), keep_alive, chunk(None, finish_reason="stop"), keep_alive, DONE]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters"
+    assert finish_reasons(pieces) == ["stop"]
+
+
+async def test_keep_alive_comments_keep_a_slow_reply_from_timing_out(upstream):
+    keep_alive = b": keep-alive\n\n"
+    steps = [chunk("", role="assistant")] + [0.1, keep_alive] * 5  # 0.5 s in all, no gap near 0.3 s
+    upstream.push(Script(steps + [chunk("Otters"), chunk(None, finish_reason="stop"), DONE]))
+
+    pieces = await collect(spec_for(upstream, timeout=0.3))
+
+    assert text_of(pieces) == "Otters"
+
+
+@pytest.mark.parametrize("name", RECORDED)
+async def test_recorded_provider_stream_gives_its_reply(upstream, name):
+    stream, text, finish_reason, usage, _ = RECORDED[name]
+    upstream.push(Script([stream[i : i + 61] for i in range(0, len(stream), 61)]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == text
+    assert finish_reasons(pieces) == [finish_reason]
+    assert usages(pieces) == [Usage(*usage)]
+
+
+# --- the request ---------------------------------------------------------------------------------
+
+
+async def test_request_posts_to_chat_completions_under_the_base_url(upstream):
+    await collect(spec_for(upstream))
+
+    [request] = upstream.requests
+    assert (request.method, request.path) == ("POST", "/v1/chat/completions")
+
+
+async def test_base_url_with_trailing_slash_gives_the_same_path(upstream):
+    await collect(spec_for(upstream, base_url=upstream.base_url + "/"))
+
+    assert upstream.requests[0].path == "/v1/chat/completions"
+
+
+async def test_request_carries_the_key_as_bearer_token(upstream):
+    await collect(spec_for(upstream))
+
+    assert upstream.requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+async def test_request_is_json_and_accepts_an_event_stream(upstream):
+    await collect(spec_for(upstream))
+
+    headers = upstream.requests[0].headers
+    assert headers["content-type"] == "application/json"
+    assert "text/event-stream" in headers["accept"]
+
+
+async def test_request_body_is_model_messages_stream_options_parameters_and_user(upstream):
+    spec = spec_for(upstream, system_prompt="You are terse.", parameters={"temperature": 0.2, "max_tokens": 50})
+
+    await collect(spec, user="user-42")
+
+    assert upstream.requests[0].body == {
+        "model": "fake-model",
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello! How can I help?"},
+            {"role": "user", "content": "Tell me about otters"},
+        ],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0.2,
+        "max_tokens": 50,
+        "user": "user-42",
+    }
+
+
+async def test_request_without_system_prompt_starts_with_the_history(upstream):
+    await collect(spec_for(upstream))
+
+    assert upstream.requests[0].body["messages"][0] == {"role": "user", "content": "Hi"}
+
+
+async def test_request_without_parameters_or_user_sends_no_extra_fields(upstream):
+    await collect(spec_for(upstream))
+
+    assert set(upstream.requests[0].body) == {"model", "messages", "stream", "stream_options"}
+
+
+async def test_no_authorization_header_without_an_api_key(upstream):
+    await collect(spec_for(upstream, api_key=""))
+
+    assert "authorization" not in upstream.requests[0].headers
+
+
+# --- the legacy completions endpoint -------------------------------------------------------------
+
+
+async def test_completions_endpoint_posts_a_prompt_to_v1_completions(upstream):
+    upstream.push(reply("Otters", completion=True))
+
+    await collect(spec_for(upstream, endpoint="completions", system_prompt="Be brief."))
+
+    [request] = upstream.requests
+    assert request.path == "/v1/completions"
+    assert "messages" not in request.body
+    assert request.body["prompt"] == (
+        "Be brief.\n\nUser: Hi\n\nAssistant: Hello! How can I help?\n\nUser: Tell me about otters\n\nAssistant:"
+    )
+    assert request.body["stop"] == ["\nUser:"]
+
+
+async def test_completions_endpoint_reads_text_from_choices(upstream):
+    upstream.push(reply(["Otters ", "float."], completion=True, finish_reason="length", usage=(20, 2)))
+
+    pieces = await collect(spec_for(upstream, endpoint="completions"))
+
+    assert text_of(pieces) == "Otters float."
+    assert finish_reasons(pieces) == ["length"]
+    assert usages(pieces) == [Usage(20, 2)]
+
+
+async def test_completions_endpoint_keeps_a_stop_set_in_parameters(upstream):
+    upstream.push(reply("Otters", completion=True))
+
+    await collect(spec_for(upstream, endpoint="completions", parameters={"stop": ["###"]}))
+
+    assert upstream.requests[0].body["stop"] == ["###"]
+
+
+# --- HTTP errors ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "api_message"),
+    [
+        (400, "bad_request", "'messages' must contain at least one message."),
+        (401, "unauthorized", "Incorrect API key provided."),
+        (404, "not_found", "The model `gpt-9` does not exist or you do not have access to it."),
+        (500, "server_error", "The server had an error while processing your request. Sorry about that!"),
+        (503, "unavailable", "The engine is currently overloaded, please try again later."),
+    ],
+)
+async def test_error_status_maps_to_a_code_and_a_message_with_the_apis_words(upstream, status, code, api_message):
+    upstream.push(error(status, api_message))
+
+    pieces, raised = await collect_until_error(spec_for(upstream))
+
+    assert pieces == []
+    assert (raised.code, raised.status) == (code, status)
+    assert api_message in raised.message
+    assert str(status) in raised.message
+
+
+async def test_rate_limit_reports_retry_after_from_the_header(upstream):
+    upstream.push(error(429, "Rate limit reached for requests.", type="requests", headers={"retry-after": "7"}))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert (raised.code, raised.status, raised.retry_after) == ("rate_limited", 429, 7.0)
+    assert "7 s" in raised.message
+    assert "Rate limit reached for requests." in raised.message
+
+
+async def test_error_without_retry_after_has_none(upstream):
+    upstream.push(error(429, "Slow down"))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert raised.retry_after is None
+
+
+async def test_non_json_error_body_is_shown_as_text(upstream):
+    upstream.push(Script([b"<html><body><h1>502 Bad Gateway</h1></body></html>"], status=502,
+                         headers={"content-type": "text/html"}))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert (raised.code, raised.status) == ("unavailable", 502)
+    assert "502 Bad Gateway" in raised.message
+
+
+async def test_error_json_with_detail_instead_of_message_is_shown(upstream):
+    body = json.dumps({"detail": "Model not loaded: fake-model"}).encode()
+    upstream.push(Script([body], status=404, headers={"content-type": "application/json"}))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert raised.code == "not_found"
+    assert "Model not loaded: fake-model" in raised.message
+
+
+# --- failures mid-stream -------------------------------------------------------------------------
+
+
+async def test_error_object_mid_stream_raises_after_the_text_before_it(upstream):
+    upstream.push(Script([chunk("", role="assistant"), chunk("Otters "), chunk("are"),
+                          sse({"error": {"message": "The server had an error while processing your request.",
+                                         "type": "server_error"}})]))
+
+    pieces, raised = await collect_until_error(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters are"
+    assert raised.code == "upstream_error"
+    assert "The server had an error while processing your request." in raised.message
+
+
+async def test_error_event_mid_stream_raises_with_its_message(upstream):
+    upstream.push(Script([chunk("Otters"), b'event: error\ndata: {"message": "Overloaded"}\n\n']))
+
+    pieces, raised = await collect_until_error(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters"
+    assert raised.code == "upstream_error"
+    assert "Overloaded" in raised.message
+
+
+async def test_malformed_json_chunk_is_a_bad_response(upstream):
+    upstream.push(Script([chunk("", role="assistant"), chunk("Otters"), b'data: {"choices": [{"delta": \n\n']))
+
+    pieces, raised = await collect_until_error(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters"
+    assert raised.code == "bad_response"
+
+
+async def test_chunk_that_is_json_but_not_an_object_is_a_bad_response(upstream):
+    upstream.push(Script([chunk("Otters"), b"data: [1, 2]\n\n"]))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert raised.code == "bad_response"
+
+
+async def test_connection_dropped_mid_stream_is_connection_lost_after_the_chunks_before(upstream):
+    upstream.push(Script([chunk("", role="assistant"), chunk("Hel"), chunk("lo"), 0.05, DROP]))
+
+    pieces, raised = await collect_until_error(spec_for(upstream))
+
+    assert text_of(pieces) == "Hello"
+    assert raised.code == "connection_lost"
+
+
+async def test_stall_longer_than_the_read_timeout_is_a_timeout(upstream):
+    upstream.push(Script([chunk("", role="assistant"), chunk("Otters"), 2.0, DROP]))
+    started = time.monotonic()
+
+    pieces, raised = await collect_until_error(spec_for(upstream, timeout=0.3))
+
+    assert time.monotonic() - started < 1.0
+    assert text_of(pieces) == "Otters"
+    assert raised.code == "timeout"
+    assert "0.3 s" in raised.message
+
+
+async def test_closed_port_is_unreachable():
+    spec = ModelSpec(base_url=f"http://127.0.0.1:{closed_port()}/v1", model="fake-model", api_key=KEY, timeout=2)
+
+    _, raised = await collect_until_error(spec)
+
+    assert raised.code == "unreachable"
+    assert "127.0.0.1" in raised.message
+
+
+# --- a server that does not stream ---------------------------------------------------------------
+
+
+def completion_json(content: str) -> bytes:
+    return json.dumps({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "fake-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
+    }).encode()
+
+
+async def test_server_ignoring_stream_answers_with_one_json_completion(upstream):
+    upstream.push(Script([completion_json("Otters float.")], headers={"content-type": "application/json"}))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert pieces == [Chunk(text="Otters float.", finish_reason="stop", usage=Usage(9, 2), model="fake-model")]
+
+
+async def test_long_json_completion_comes_through_whole(upstream):
+    content = "Otters float. " * 10_000  # 140 kB, past the cap on error bodies
+    body = completion_json(content)
+    upstream.push(Script([body[i : i + 16_384] for i in range(0, len(body), 16_384)],
+                         headers={"content-type": "application/json"}))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == content
+
+
+# --- secrets -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        error(401, f"Incorrect API key provided: {KEY}. You can find your API key at https://example.com."),
+        Script([f"Unauthorized: bad key {KEY}".encode()], status=401, headers={"content-type": "text/plain"}),
+        Script([chunk("Otters"), sse({"error": {"message": f"key {KEY} was revoked"}})]),
+    ],
+    ids=["json-error", "text-error", "mid-stream-error"],
+)
+async def test_api_key_echoed_in_an_error_is_scrubbed(upstream, script):
+    upstream.push(script)
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert KEY not in raised.message
+    assert KEY not in str(raised) and KEY not in repr(raised)
+    assert "[key]" in raised.message
+
+
+async def test_other_key_shaped_strings_in_an_error_are_scrubbed(upstream):
+    upstream.push(error(401, "Key sk-proj-AbCdEf0123456789 is not valid for this organisation."))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert "sk-proj-AbCdEf0123456789" not in raised.message
+    assert "is not valid for this organisation." in raised.message
+
+
+# --- closing early -------------------------------------------------------------------------------
+
+
+async def test_closing_the_stream_early_closes_the_connection(upstream):
+    steps = [chunk("", role="assistant"), chunk("Otters")]
+    for _ in range(40):  # two seconds more of reply, if nobody hung up
+        steps += [0.05, chunk(" and otters")]
+    upstream.push(Script(steps + [DONE]))
+    closed_before = upstream.closed_early
+    replies = stream_reply(spec_for(upstream), HISTORY)
+    assert (await anext(replies)).text == ""
+    assert (await anext(replies)).text == "Otters"
+
+    await replies.aclose()
+
+    deadline = time.monotonic() + 1.0
+    while upstream.closed_early == closed_before and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert upstream.closed_early == closed_before + 1
+
+
+# --- the demo model ------------------------------------------------------------------------------
+
+DEMO = ModelSpec(base_url="http://demo.invalid/v1", model="demo")
+
+
+async def test_demo_reply_quotes_the_last_user_message():
+    pieces = await collect(DEMO)
+
+    assert "> Tell me about otters\n" in text_of(pieces)
+    assert "> Hi\n" not in text_of(pieces)
+
+
+async def test_demo_reply_is_deterministic():
+    first, second = await collect(DEMO), await collect(DEMO)
+
+    assert text_of(first) == text_of(second) == reply_text({"messages": HISTORY})
+
+
+async def test_demo_reply_streams_in_many_pieces_and_ends_with_stop_and_usage():
+    pieces = await collect(DEMO)
+
+    words = [piece for piece in pieces if piece.text]
+    assert len(words) > 20
+    assert finish_reasons(pieces) == ["stop"]
+    assert pieces[-1].usage == Usage(prompt_tokens=10, completion_tokens=len(words))
+    assert {piece.model for piece in pieces} == {"demo"}
+
+
+async def test_demo_never_reaches_the_network(upstream):
+    await collect(DEMO)
+
+    assert upstream.requests == []

@@ -1,0 +1,118 @@
+"""Two daphne processes behind one database and Redis: a reply started on one is watched and stopped from the other."""
+
+import asyncio
+import json
+import uuid
+
+import psycopg
+import pytest
+import websockets
+
+from tests.fake_openai import reply
+from tests.infra import ensure_postgres, ensure_redis
+from tests.live import LiveServer, app_env, manage, seed_users
+
+pytestmark = pytest.mark.infra
+
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def postgres_database():
+    ensure_postgres()
+    name = f"chatsite_live_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgres://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def two_servers(postgres_database, fake_openai_server):
+    ensure_redis()
+    fake_openai_server.reset()
+    env = app_env(
+        postgres_database,
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        CHANNELS_PREFIX=f"scaleout-{uuid.uuid4().hex[:8]}",
+        OPENAI_API_KEY="sk-scale-out-test",
+        OPENAI_BASE_URL=fake_openai_server.base_url,
+        OPENAI_MODEL="fake-model",
+    )
+    manage(env, "migrate", "--no-input")
+    [person] = seed_users(env, [("sam", "sam-password-123")])
+    with LiveServer(env) as first, LiveServer(env) as second:
+        yield first, second, person, postgres_database
+    fake_openai_server.reset()
+
+
+async def open_socket(server: LiveServer, person: dict):
+    return await websockets.connect(
+        f"ws://127.0.0.1:{server.port}/ws/conversations/{person['conversation']}/",
+        additional_headers={"Origin": server.url, "Cookie": f"sessionid={person['sessionid']}"},
+    )
+
+
+async def frames_until(socket, predicate, timeout: float = 10.0) -> list[dict]:
+    frames = []
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await socket.recv())
+            frames.append(frame)
+            if predicate(frame):
+                return frames
+
+
+def reply_text(frames: list[dict]) -> str:
+    text = ""
+    for frame in frames:
+        if frame["type"] == "delta":
+            assert frame["offset"] == len(text), "gap or repeat"
+            text += frame["content"]
+    return text
+
+
+async def test_reply_on_one_process_is_watched_and_stopped_from_another(two_servers, fake_openai_server):
+    first, second, person, database = two_servers
+    fake_openai_server.push(reply([f"w{i} " for i in range(300)], delay=0.02))  # about 6 s
+    starter = await open_socket(first, person)
+    await starter.send(json.dumps({"type": "send", "content": "Scale out"}))
+    started = await frames_until(starter, lambda f: f["type"] == "delta" and f["offset"] > 50)
+    reply_id = next(f["message_id"] for f in started if f["type"] == "start")
+
+    watcher = await open_socket(second, person)  # the other process, mid-reply
+    watched = await frames_until(watcher, lambda f: f["type"] == "delta" and f["offset"] > 200)
+    assert watched[0] == {"type": "start", "message_id": reply_id}
+    assert watched[1]["offset"] == 0 and len(watched[1]["content"]) > 50  # the text so far, then live
+
+    await watcher.send(json.dumps({"type": "stop"}))  # stop from the process that does not run the reply
+    watched += await frames_until(watcher, lambda f: f["type"] == "done")
+    started += await frames_until(starter, lambda f: f["type"] == "done")
+    assert watched[-1]["status"] == started[-1]["status"] == "stopped"
+    assert reply_text(watched) == reply_text(started) == watched[-1]["content"]
+    assert len(watched[-1]["content"]) < len("".join(f"w{i} " for i in range(300)))
+
+    with psycopg.connect(database.replace("postgres://", "postgresql://")) as connection:
+        status, content = connection.execute(
+            "SELECT status, content FROM conversations_message WHERE id = %s", (reply_id,)
+        ).fetchone()
+    assert (status, content) == ("stopped", watched[-1]["content"])
+    await starter.close()
+    await watcher.close()
+
+
+async def test_one_reply_at_a_time_across_processes(two_servers, fake_openai_server):
+    first, second, person, _ = two_servers
+    fake_openai_server.push(reply(["slow "] * 50, delay=0.02))
+    one = await open_socket(first, person)
+    other = await open_socket(second, person)
+    await one.send(json.dumps({"type": "send", "content": "first"}))
+    await frames_until(one, lambda f: f["type"] == "start")
+    await other.send(json.dumps({"type": "send", "content": "second"}))
+    refused = await frames_until(other, lambda f: f["type"] == "error")
+    assert refused[-1]["code"] == "busy"
+    finished = await frames_until(one, lambda f: f["type"] == "done")
+    assert finished[-1]["status"] == "complete"
+    await one.close()
+    await other.close()
