@@ -164,6 +164,11 @@ class ModelConfig(models.Model):
     def __str__(self) -> str:
         return self.display_name
 
+    def validate_constraints(self, exclude=None) -> None:
+        # Choosing a new default replaces the old one when saved (ModelConfigAdmin.save_model);
+        # the database constraint still guarantees there is never more than one.
+        super().validate_constraints(exclude={*(exclude or ()), "is_default"})
+
     def api_parameters(self) -> dict:
         """The request parameters this config sets, under their API names."""
         values = {name: getattr(self, name) for name in self.PARAMETERS}
