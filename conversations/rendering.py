@@ -10,6 +10,8 @@ merely reading a reply never sends a request to another site.
 from html import escape
 from urllib.parse import urlsplit
 
+from django.utils.html import escape as escape_html
+
 import nh3
 from markdown_it import MarkdownIt
 from pygments import highlight
@@ -85,5 +87,5 @@ def render_markdown(text: str) -> str:
 
 
 def render_plain(text: str) -> str:
-    """A person's own message: shown as written, escaped, line breaks kept by CSS."""
-    return escape(text)
+    """A person's own message: shown as written, escaped (safe to put in a template), line breaks kept by CSS."""
+    return escape_html(text)

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.safestring import mark_safe
 
 from .exceptions import ConversationNotFound
 from .llm import ModelSpec, demo
@@ -40,6 +41,33 @@ def conversation_list_for(user):
 
 def conversation_messages(conversation: Conversation):
     return conversation.messages.select_related("author").order_by("id")
+
+
+FINISH_NOTES = {
+    "length": "Cut off: the reply reached its length limit.",
+    "content_filter": "Cut off by the provider's content filter.",
+}
+
+
+def message_rows(conversation: Conversation) -> list[dict]:
+    """The conversation page's messages as plain rows, bodies already safe HTML.
+
+    Plain dicts from one query, not model instances: a 1,000-message page is
+    rendered in a fraction of the time, and the template does no logic per row.
+    """
+    rows = list(
+        conversation.messages.order_by("id").values(
+            "id", "role", "status", "content", "html", "error", "finish_reason", "author__username"
+        )
+    )
+    for row in rows:
+        if row["role"] == Message.Role.ASSISTANT and row["status"] != Message.Status.STREAMING:
+            row["body"] = mark_safe(row["html"])  # sanitised by rendering.render_markdown when saved
+        else:
+            row["body"] = render_plain(row["content"])
+        row["note"] = row["error"] or FINISH_NOTES.get(row["finish_reason"], "")
+        row["note_class"] = "message-error" if row["error"] else "message-note"
+    return rows
 
 
 def default_model_config() -> ModelConfig | None:

@@ -63,17 +63,17 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
 @require_GET
 def conversation_detail(request: HttpRequest, conversation_id) -> HttpResponse:
     conversation = _conversation_or_404(request, conversation_id)
-    messages = list(selectors.conversation_messages(conversation))
+    messages = selectors.message_rows(conversation)
     context = _page_context(request, conversation=conversation, messages=messages)
     enabled = {choice.id for choice in context["model_choices"]}
     if conversation.model_config_id in enabled:
         context["current_model"] = conversation.model_config_id
     else:
         context["current_model"] = next(choice.id for choice in context["model_choices"] if choice.is_default)
-    streaming_ids = [message.id for message in messages if message.status == Message.Status.STREAMING]
+    streaming_ids = [row["id"] for row in messages if row["status"] == Message.Status.STREAMING]
     # The socket asks for everything from here on, so nothing that changed since this render is missed.
-    context["since"] = streaming_ids[0] if streaming_ids else (messages[-1].id + 1 if messages else 0)
-    context["awaiting_reply"] = bool(messages) and messages[-1].role == Message.Role.USER
+    context["since"] = streaming_ids[0] if streaming_ids else (messages[-1]["id"] + 1 if messages else 0)
+    context["awaiting_reply"] = bool(messages) and messages[-1]["role"] == Message.Role.USER
     return render(request, "conversations/detail.html", context)
 
 
