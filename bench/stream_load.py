@@ -93,7 +93,9 @@ from websockets.exceptions import ConnectionClosed
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
-DAPHNE = str(VENV_BIN / "daphne") if (VENV_BIN / "daphne").exists() else (shutil.which("daphne") or "daphne")
+DAPHNE = os.environ.get("BENCH_DAPHNE") or (
+    str(VENV_BIN / "daphne") if (VENV_BIN / "daphne").exists() else (shutil.which("daphne") or "daphne")
+)
 
 SECRET_KEY = "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJ"
 API_KEY = "sk-bench"
@@ -125,6 +127,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 from conversations.models import Conversation
+from conversations.selectors import default_model_config
 
 count, out = int(sys.argv[1]), sys.argv[2]
 User = get_user_model()
@@ -137,7 +140,11 @@ with transaction.atomic():
     users = User.objects.bulk_create(
         [User(username=f"bench-{tag}-{i}", password=make_password(None)) for i in range(count)]
     )
-    conversations = Conversation.objects.bulk_create([Conversation(owner=user, title="bench") for user in users])
+    # As conversation_create does: a conversation starts with the default model.
+    model = default_model_config()
+    conversations = Conversation.objects.bulk_create(
+        [Conversation(owner=user, title="bench", model_config=model) for user in users]
+    )
     sessions = [
         Session(
             session_key=get_random_string(32, VALID_KEY_CHARS),

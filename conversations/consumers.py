@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.consumer import get_handler_name
 from django.conf import settings
 
 from . import events, selectors, streaming
@@ -49,6 +50,16 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self.accept()
         await self._catch_up()
         await self._ask_for_snapshot()
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels runs close_old_connections() on the database thread before every handler:
+        # one thread hop per relayed frame per socket, queued behind the replies being saved.
+        # Only handlers that use database_sync_to_async touch the database, and it does the
+        # same clean-up itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):

@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -85,13 +86,6 @@ def model_choices() -> list[ModelChoice]:
     return [ModelChoice(id=config.id, name=config.display_name, is_default=config is default) for config in configs]
 
 
-def model_config_for(conversation: Conversation) -> ModelConfig | None:
-    config = conversation.model_config
-    if config is not None and config.enabled:
-        return config
-    return default_model_config()
-
-
 def model_spec(config: ModelConfig | None) -> ModelSpec:
     if config is None:
         return DEMO_SPEC
@@ -108,10 +102,44 @@ def model_spec(config: ModelConfig | None) -> ModelSpec:
     )
 
 
-def history_for_prompt(conversation: Conversation, *, before_id: int) -> list[dict]:
-    """The turns sent upstream for a reply: every user message and every assistant reply with text."""
-    rows = conversation.messages.filter(id__lt=before_id).exclude(content="").values_list("role", "content")
-    return [{"role": role, "content": content} for role, content in rows.order_by("id")]
+# Every send needs its model's settings; reading them (a three-table join) cost more
+# than the rest of the send's queries together. They change rarely, so each process
+# keeps them for a few seconds. A save in the admin clears this process's copy at
+# once (apps.py); other processes see it within MODEL_CACHE_SECONDS.
+MODEL_CACHE_SECONDS = 10.0
+_model_cache: dict = {}
+
+
+def forget_models(**_) -> None:
+    _model_cache.clear()
+
+
+def _cached(key, load):
+    now = time.monotonic()
+    hit = _model_cache.get(key)
+    if hit is None or hit[0] < now:
+        hit = _model_cache[key] = (now + MODEL_CACHE_SECONDS, load())
+    return hit[1]
+
+
+def enabled_model_spec(config_id: int) -> ModelSpec | None:
+    """The request settings of model config `config_id`, or None if it is missing or disabled."""
+
+    def load():
+        config = ModelConfig.objects.enabled().filter(pk=config_id).first()
+        return model_spec(config) if config is not None else None
+
+    return _cached(("spec", config_id), load)
+
+
+def default_model() -> tuple[int | None, ModelSpec]:
+    """The default model's id and settings; (None, the demo) when no model is enabled."""
+
+    def load():
+        config = default_model_config()
+        return (config.id if config else None, model_spec(config))
+
+    return _cached("default", load)
 
 
 def message_payload(message: Message) -> dict:

@@ -93,7 +93,6 @@ async def _launch(plan: ReplyPlan) -> None:
     except BaseException:
         await generation.close_control()
         await database_sync_to_async(services.reply_finish)(
-            conversation_id=plan.conversation_id,
             reply_id=plan.reply_id,
             content="",
             status=Message.Status.ERROR,
@@ -237,7 +236,6 @@ class Generation:
         if status == Message.Status.ERROR and error is not None:
             log.info("Reply %s ended with %s: %s", self.reply_id, error.code, error.message)
         saved = await _save_final(
-            conversation_id=self.plan.conversation_id,
             reply_id=self.reply_id,
             content=content,
             status=status,

@@ -2,6 +2,7 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -38,12 +39,25 @@ def fast_settings(settings):
     settings.CHAT_CHECKPOINT_INTERVAL = 0.2
 
 
+_open_communicators: list[WebsocketCommunicator] = []
+
+
 @pytest.fixture(autouse=True)
 async def finish_replies():
-    """No reply outlives its test, and the shared client is closed on the test's own loop."""
+    """No socket or reply outlives its test, and the shared client is closed on the test's own loop."""
     yield
+    while _open_communicators:
+        # A refused socket's consumer runs until it hears the disconnect; with Redis, a
+        # consumer left waiting on the channel layer would hold the loop open at teardown.
+        await _open_communicators.pop().disconnect()
     await streaming.wait_for_replies(timeout=10)
     await llm.close_shared_client()
+    # A server has one event loop; each test has its own. channels-redis keeps locks and
+    # pools bound to the loop that made them, so every test starts with a fresh layer.
+    for layer in list(channel_layers.backends.values()):
+        if hasattr(layer, "close_pools"):
+            await layer.close_pools()
+    channel_layers.backends.clear()
 
 
 @pytest.fixture
@@ -87,6 +101,7 @@ async def connect(user, conversation_id, *, query: str = "", origin: str = "http
         headers.append((b"cookie", f"sessionid={cookie}".encode()))
     path = f"/ws/conversations/{conversation_id}/" + (f"?{query}" if query else "")
     communicator = WebsocketCommunicator(application, path, headers=headers)
+    _open_communicators.append(communicator)
     return communicator
 
 
@@ -112,3 +127,23 @@ def text_of(frames: list[dict], message_id: int) -> str:
             assert frame["offset"] == len(text), f"gap or repeat at {frame['offset']} (have {len(text)})"
             text += frame["content"]
     return text
+
+
+@pytest.fixture(autouse=True)
+def fresh_model_cache():
+    """Model settings are cached per process; each test starts from the database."""
+    from conversations.selectors import forget_models
+
+    forget_models()
+    yield
+    forget_models()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def close_database_thread_connections(django_db_setup, django_db_blocker):
+    """database_sync_to_async runs on one shared thread; close its connections so the test database can be dropped."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()

@@ -19,6 +19,7 @@ from django.conf import settings
 from . import demo
 from .prompts import request_body
 from .sse import SSEDecoder, SSEError
+from .transport import StreamingTransport
 from .types import Chunk, ModelSpec, UpstreamError, Usage
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
@@ -33,12 +34,9 @@ def shared_client() -> httpx.AsyncClient:
     global _client, _client_loop
     loop = asyncio.get_running_loop()
     if _client is None or _client_loop is not loop or _client.is_closed:
+        limits = httpx.Limits(max_connections=settings.CHAT_UPSTREAM_MAX_CONNECTIONS, keepalive_expiry=30)
         _client = httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=settings.CHAT_UPSTREAM_MAX_CONNECTIONS,
-                max_keepalive_connections=min(settings.CHAT_UPSTREAM_MAX_CONNECTIONS, 500),
-                keepalive_expiry=30,
-            ),
+            transport=StreamingTransport(limits=limits, read_interval=settings.CHAT_FLUSH_INTERVAL),
             timeout=httpx.Timeout(60.0, connect=10.0),
             mounts={demo.BASE_URL: demo.DemoTransport(delay=settings.CHAT_DEMO_DELAY)},
             follow_redirects=False,
