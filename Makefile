@@ -27,7 +27,7 @@ run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py bootstrap
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
-	$(BIN)/daphne -b $(HOST) -p $(PORT) chatsite.asgi:application
+	$(BIN)/python -m chatsite.server -b $(HOST) -p $(PORT) chatsite.asgi:application
 
 ## The whole suite: on SQLite with the in-memory channel layer, then again on PostgreSQL and Redis.
 test: test-sqlite test-postgres

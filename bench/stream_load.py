@@ -93,9 +93,9 @@ from websockets.exceptions import ConnectionClosed
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
-DAPHNE = os.environ.get("BENCH_DAPHNE") or (
-    str(VENV_BIN / "daphne") if (VENV_BIN / "daphne").exists() else (shutil.which("daphne") or "daphne")
-)
+# The server as `make run` starts it: daphne through chatsite.server (uvloop where available).
+# BENCH_DAPHNE=<executable> runs another command with daphne's arguments (e.g. a profiler wrapper).
+DAPHNE = [os.environ["BENCH_DAPHNE"]] if os.environ.get("BENCH_DAPHNE") else [PYTHON, "-m", "chatsite.server"]
 
 SECRET_KEY = "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJ"
 API_KEY = "sk-bench"
@@ -830,7 +830,7 @@ def run_scenario(scenario: Scenario, args, workroot: Path) -> dict:
 
         # ONE daphne.
         port = args.port or free_port()
-        daphne = procs.start("daphne", [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"], env)
+        daphne = procs.start("daphne", [*DAPHNE, "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"], env)
 
         def healthy() -> bool:
             try:

@@ -207,6 +207,9 @@ CHAT_MAX_MESSAGE_CHARS = env_number("CHAT_MAX_MESSAGE_CHARS", 100_000, int)
 # How often streamed text is fanned out to the open tabs (seconds): a frame
 # may carry several upstream chunks, which keeps the server's cost per chunk low.
 CHAT_FLUSH_INTERVAL = env_number("CHAT_FLUSH_INTERVAL", 0.05)
+# With many replies streaming at once, each one's frames are spaced further apart
+# so that the process sends at most this many frames per second in all.
+CHAT_MAX_FRAMES_PER_SECOND = env_number("CHAT_MAX_FRAMES_PER_SECOND", 1000.0)
 # How often a streaming reply is saved to the database (seconds).
 CHAT_CHECKPOINT_INTERVAL = env_number("CHAT_CHECKPOINT_INTERVAL", 1.0)
 # A reply marked streaming whose process has not saved it for this long was

@@ -191,7 +191,10 @@ class ConversationQuerySet(models.QuerySet):
 
 class Conversation(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
+    # Indexed by conversation_owner_recent (owner, -updated), which also serves lookups by owner.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations", db_index=False
+    )
     title = models.CharField(max_length=200, blank=True)
     model_config = models.ForeignKey(
         ModelConfig,
@@ -231,7 +234,8 @@ class Message(models.Model):
         STOPPED = "stopped"
         ERROR = "error"
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # Indexed by message_conversation_order (conversation, id), which also serves lookups by conversation.
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     html = models.TextField(blank=True, help_text="The content rendered and sanitised, kept so pages need not re-render.")
@@ -251,7 +255,6 @@ class Message(models.Model):
         ordering = ["id"]
         indexes = [
             models.Index(fields=["conversation", "id"], name="message_conversation_order"),
-            models.Index(fields=["updated"], condition=Q(status="streaming"), name="message_streaming_updated"),
         ]
         constraints = [
             # One generation at a time per conversation, whichever process runs it.

@@ -7,7 +7,8 @@ any process: control messages travel over the channel layer).
 
 Fan-out goes to the conversation's channel-layer group. Text is coalesced:
 the first piece goes out at once, then at most one `delta` frame per
-CHAT_FLUSH_INTERVAL carries whatever arrived meanwhile. Every delta carries
+flush_interval() carries whatever arrived meanwhile, and the upstream is read
+no more often (see llm/transport.py). Every delta carries
 the offset it starts at, so a socket that joins mid-reply can ask for the
 text so far (a snapshot) and splice the live deltas on with no gap and no
 repeat. All of a generation's outgoing messages leave from one task, in order.
@@ -176,7 +177,8 @@ class Generation:
                 await self.close_control()
 
     async def _read(self) -> None:
-        async for chunk in stream_reply(self.plan.spec, self.plan.history, user=self.plan.user):
+        chunks = stream_reply(self.plan.spec, self.plan.history, user=self.plan.user, read_interval=flush_interval)
+        async for chunk in chunks:
             if chunk.text:
                 self.pending.append(chunk.text)
                 self.length += len(chunk.text)
@@ -202,7 +204,6 @@ class Generation:
 
     async def _send_loop(self) -> None:
         """The generation's only sender: deltas and snapshots leave in order from here."""
-        interval = settings.CHAT_FLUSH_INTERVAL
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
@@ -220,7 +221,7 @@ class Generation:
                     return
                 self._wakeup.set()
                 continue
-            await asyncio.sleep(interval)
+            await asyncio.sleep(flush_interval())
 
     async def _send_snapshots(self) -> None:
         snapshot = {"type": SNAPSHOT, "message_id": self.reply_id, "content": "".join(self.sent)}
@@ -275,6 +276,16 @@ async def _save_final(**fields) -> dict:
 
 _live: dict[int, Generation] = {}
 _checkpointer: asyncio.Task | None = None
+
+
+def flush_interval() -> float:
+    """Seconds between two frames of a reply (and two reads of its stream).
+
+    CHAT_FLUSH_INTERVAL when few replies stream; stretched when many do, so that
+    all of this process's replies together send at most CHAT_MAX_FRAMES_PER_SECOND
+    frames: a busy server batches more text per frame instead of falling behind.
+    """
+    return max(settings.CHAT_FLUSH_INTERVAL, len(_live) / settings.CHAT_MAX_FRAMES_PER_SECOND)
 
 
 def _ensure_checkpointer() -> None:

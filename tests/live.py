@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-DAPHNE = Path(sys.executable).parent / "daphne"
 
 SEED_SCRIPT = """
 import json, sys
@@ -78,7 +77,7 @@ def seed_users(env: dict, users: list[tuple[str, str]]) -> list[dict]:
 
 
 class LiveServer:
-    """One daphne process serving chatsite.asgi, stopped on exit."""
+    """One daphne process serving chatsite.asgi (as `make run` starts it), stopped on exit."""
 
     def __init__(self, env: dict, port: int | None = None):
         self.env = env
@@ -92,7 +91,7 @@ class LiveServer:
     def __enter__(self) -> "LiveServer":
         self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"daphne-{self.port}.log", "w")
         self.process = subprocess.Popen(
-            [str(DAPHNE), "-b", "127.0.0.1", "-p", str(self.port), "chatsite.asgi:application"],
+            [sys.executable, "-m", "chatsite.server", "-b", "127.0.0.1", "-p", str(self.port), "chatsite.asgi:application"],
             env=self.env,
             cwd=ROOT,
             stdout=self.log,

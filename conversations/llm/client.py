@@ -11,7 +11,7 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 from django.conf import settings
@@ -36,7 +36,7 @@ def shared_client() -> httpx.AsyncClient:
     if _client is None or _client_loop is not loop or _client.is_closed:
         limits = httpx.Limits(max_connections=settings.CHAT_UPSTREAM_MAX_CONNECTIONS, keepalive_expiry=30)
         _client = httpx.AsyncClient(
-            transport=StreamingTransport(limits=limits, read_interval=settings.CHAT_FLUSH_INTERVAL),
+            transport=StreamingTransport(limits=limits),
             timeout=httpx.Timeout(60.0, connect=10.0),
             mounts={demo.BASE_URL: demo.DemoTransport(delay=settings.CHAT_DEMO_DELAY)},
             follow_redirects=False,
@@ -53,8 +53,16 @@ async def close_shared_client() -> None:
         _client = None
 
 
-async def stream_reply(spec: ModelSpec, history: list[dict], *, user: str = "") -> AsyncIterator[Chunk]:
-    """Ask `spec` to answer `history` (dicts with role and content) and yield the reply as it streams."""
+async def stream_reply(
+    spec: ModelSpec, history: list[dict], *, user: str = "", read_interval: Callable[[], float] | None = None
+) -> AsyncIterator[Chunk]:
+    """Ask `spec` to answer `history` (dicts with role and content) and yield the reply as it streams.
+
+    Each chunk holds what one network read brought: with a reply arriving faster
+    than it is read, one chunk may carry several of the API's events.
+    `read_interval`, if given, returns the least time between two reads of the
+    stream; the caller batches by that much anyway (see transport.py).
+    """
     path, body = request_body(spec, history, user)
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream, application/json"}
     if spec.api_key:
@@ -64,7 +72,12 @@ async def stream_reply(spec: ModelSpec, history: list[dict], *, user: str = "") 
     parse = _parse_completion_chunk if spec.endpoint == "completions" else _parse_chat_chunk
     try:
         async with shared_client().stream(
-            "POST", url, content=json.dumps(body).encode(), headers=headers, timeout=timeout
+            "POST",
+            url,
+            content=json.dumps(body).encode(),
+            headers=headers,
+            timeout=timeout,
+            extensions={"read_interval": read_interval} if read_interval else None,
         ) as response:
             if response.status_code != 200:
                 raise await _error_from_response(response, spec)
@@ -75,18 +88,18 @@ async def stream_reply(spec: ModelSpec, history: list[dict], *, user: str = "") 
                 return
             decoder = SSEDecoder()
             async for data in response.aiter_bytes():
-                for event in decoder.feed(data):
-                    if event.data == "[DONE]":
-                        return
-                    chunk = parse(event.data, event.event, spec)
-                    if chunk is not None:
-                        yield chunk
-            for event in decoder.close():
-                if event.data == "[DONE]":
-                    return
-                chunk = parse(event.data, event.event, spec)
+                chunk, error, finished = _merge(decoder.feed(data), parse, spec)
                 if chunk is not None:
                     yield chunk
+                if error is not None:
+                    raise error
+                if finished:
+                    return
+            chunk, error, _ = _merge(decoder.close(), parse, spec)
+            if chunk is not None:
+                yield chunk
+            if error is not None:
+                raise error
     except httpx.TimeoutException as exc:
         raise _timeout_error(exc, spec) from None
     except httpx.ConnectError:
@@ -101,29 +114,66 @@ async def stream_reply(spec: ModelSpec, history: list[dict], *, user: str = "") 
         raise UpstreamError("bad_response", f"The model server sent a malformed stream: {exc}") from None
 
 
-def _parse_chat_chunk(data: str, event: str, spec: ModelSpec) -> Chunk | None:
-    payload = _load_event(data, event, spec)
-    chunk = Chunk(model=payload.get("model"))
-    for choice in payload.get("choices") or ():
-        if choice.get("index", 0) != 0:
+def _merge(events, parse, spec: ModelSpec) -> tuple[Chunk | None, UpstreamError | None, bool]:
+    """One chunk for all the events of one network read (most reads hold several).
+
+    Returns the merged chunk, an error that followed it, and whether the stream is finished.
+    """
+    merged = None
+    for event in events:
+        if event.data == "[DONE]":
+            return merged, None, True
+        try:
+            chunk = parse(event.data, event.event, spec)
+        except UpstreamError as exc:
+            return merged, exc, True
+        if merged is None:
+            merged = chunk
             continue
-        delta = choice.get("delta") or {}
-        chunk.text = delta.get("content") or delta.get("refusal") or ""
-        chunk.finish_reason = choice.get("finish_reason")
-    chunk.usage = _usage(payload.get("usage"))
-    return chunk
+        merged.text += chunk.text
+        merged.finish_reason = chunk.finish_reason or merged.finish_reason
+        merged.usage = chunk.usage or merged.usage
+        merged.model = merged.model or chunk.model
+    if merged is not None and merged.text:
+        merged.text = _clean_text(merged.text)
+    return merged, None, False
 
 
-def _parse_completion_chunk(data: str, event: str, spec: ModelSpec) -> Chunk | None:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean_text(text: str) -> str:
+    """Model output the database can store: no NUL characters, no lone surrogates (from bad JSON escapes)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if not text.isascii() and _SURROGATE.search(text):
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def _parse_chat_chunk(data: str, event: str, spec: ModelSpec) -> Chunk:
     payload = _load_event(data, event, spec)
-    chunk = Chunk(model=payload.get("model"))
+    text, finish_reason = "", None
     for choice in payload.get("choices") or ():
-        if choice.get("index", 0) != 0:
-            continue
-        chunk.text = choice.get("text") or ""
-        chunk.finish_reason = choice.get("finish_reason")
-    chunk.usage = _usage(payload.get("usage"))
-    return chunk
+        if choice.get("index", 0) == 0:
+            delta = choice.get("delta") or {}
+            text = delta.get("content") or delta.get("refusal") or ""
+            finish_reason = choice.get("finish_reason")
+            break
+    usage = payload.get("usage")
+    return Chunk(text, finish_reason, _usage(usage) if usage else None, payload.get("model"))
+
+
+def _parse_completion_chunk(data: str, event: str, spec: ModelSpec) -> Chunk:
+    payload = _load_event(data, event, spec)
+    text, finish_reason = "", None
+    for choice in payload.get("choices") or ():
+        if choice.get("index", 0) == 0:
+            text = choice.get("text") or ""
+            finish_reason = choice.get("finish_reason")
+            break
+    usage = payload.get("usage")
+    return Chunk(text, finish_reason, _usage(usage) if usage else None, payload.get("model"))
 
 
 def _load_event(data: str, event: str, spec: ModelSpec) -> dict:

@@ -48,11 +48,16 @@ class SSEDecoder:
             if held:
                 buffer = buffer[:-1]
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + held
+        events: list[ServerSentEvent] = []
+        if not self._data and not self._event and b"\n\n" in buffer:
+            # The common case, a whole event or several: take them a block at a time.
+            *blocks, buffer = buffer.split(b"\n\n")
+            for block in blocks:
+                self._take_block(block, events)
         lines = buffer.split(b"\n")
         self._buffer = lines.pop()
         if len(self._buffer) > MAX_LINE_BYTES:
             raise SSEError("An event-stream line is longer than 16 MiB.")
-        events: list[ServerSentEvent] = []
         for line in lines:
             self._take_line(line, events)
         return events
@@ -65,6 +70,15 @@ class SSEDecoder:
             self._take_line(tail, events)
         self._dispatch(events)
         return events
+
+    def _take_block(self, block: bytes, events: list[ServerSentEvent]) -> None:
+        """A complete event (the lines between two blank lines)."""
+        if block.startswith(b"data: ") and b"\n" not in block:
+            events.append(ServerSentEvent(data=block[6:].decode("utf-8", "replace"), id=self._last_id))
+            return
+        for line in block.split(b"\n"):
+            self._take_line(line, events)
+        self._dispatch(events)
 
     def _take_line(self, line: bytes, events: list[ServerSentEvent]) -> None:
         if not line:

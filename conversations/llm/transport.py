@@ -9,8 +9,9 @@ connection pool scans every connection on each request, which grows
 quadratically with hundreds of concurrent replies. aiohttp parses HTTP in C
 and hands over everything buffered in one read.
 
-Pacing: for an event stream, after the first few reads (so the first tokens
-are not held back), the transport reads at most once per `read_interval`.
+Pacing: for an event stream whose request carries a `read_interval`
+extension (a function returning seconds), after the first few reads (so the
+first tokens are not held back) the transport reads at most once per interval.
 In between, the socket is paused: the events that arrive meanwhile gather in
 the kernel and a single read takes them all, instead of one wake-up and one
 system call per event. A reply's text is fanned out in batches of the same
@@ -18,7 +19,7 @@ interval anyway, so this adds at most one interval of delay.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import httpx
@@ -28,9 +29,8 @@ UNPACED_READS = 3
 
 
 class StreamingTransport(httpx.AsyncBaseTransport):
-    def __init__(self, *, limits: httpx.Limits, read_interval: float = 0.0):
+    def __init__(self, *, limits: httpx.Limits):
         self._limits = limits
-        self._read_interval = read_interval
         self._ssl_context = httpx.create_ssl_context()
         self._session: aiohttp.ClientSession | None = None
 
@@ -69,12 +69,13 @@ class StreamingTransport(httpx.AsyncBaseTransport):
             )
         except Exception as exc:
             raise _httpx_error(exc, request, connecting=True) from exc
-        content_type = response.headers.get("content-type", "")
-        interval = self._read_interval if content_type.startswith("text/event-stream") else 0.0
+        pacing = request.extensions.get("read_interval")
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            pacing = None
         return httpx.Response(
             status_code=response.status,
             headers=[(name, value) for name, value in response.raw_headers],
-            stream=_ResponseStream(response, request, interval),
+            stream=_ResponseStream(response, request, pacing),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()},
         )
 
@@ -84,10 +85,10 @@ class StreamingTransport(httpx.AsyncBaseTransport):
 
 
 class _ResponseStream(httpx.AsyncByteStream):
-    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request, read_interval: float):
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request, pacing: Callable[[], float] | None):
         self._response = response
         self._request = request
-        self._read_interval = read_interval
+        self._pacing = pacing
         connection = response.connection
         # Paused and resumed at the transport, beneath aiohttp's own flow control, which it leaves alone.
         self._transport = connection.transport if connection is not None else None
@@ -96,12 +97,12 @@ class _ResponseStream(httpx.AsyncByteStream):
         loop = asyncio.get_running_loop()
         content = self._response.content
         transport = self._transport
-        paced = self._read_interval > 0 and transport is not None
+        paced = self._pacing is not None and transport is not None
         reads, last_read = 0, 0.0
         try:
             while True:
                 if paced and reads >= UNPACED_READS:
-                    wait = last_read + self._read_interval - loop.time()
+                    wait = last_read + self._pacing() - loop.time()
                     if wait > 0:
                         await asyncio.sleep(wait)
                     if not transport.is_closing():
