@@ -65,7 +65,7 @@
   const connectionStatus = document.getElementById("connection-status");
 
   const conversationId = chat.dataset.conversationId;
-  const streaming = new Map(); // reply id -> its text so far
+  const streaming = new Map(); // reply id -> {text, length (code points), shown (UTF-16 units on screen)}
   let since = Number(chat.dataset.since || 0);
   let awaitingReply = chat.dataset.awaitingReply === "true";
   let socket = null;
@@ -142,6 +142,38 @@
     chat.classList.toggle("is-busy", busy);
   }
 
+  // A streaming reply: its text so far and how many code points that is (the server's
+  // offsets count code points, JavaScript strings count UTF-16 units).
+  function received(id, text) {
+    let length = 0;
+    for (const _ of text) length += 1;
+    streaming.set(id, { text, length, shown: streaming.get(id)?.shown ?? 0 });
+  }
+
+  // The typewriter: frames may carry several words at once (more of them when the server is
+  // busy); revealing them over a few animation frames keeps the text flowing smoothly.
+  let revealing = false;
+  function reveal() {
+    revealing = false;
+    const wasNearBottom = nearBottom();
+    for (const [id, reply] of streaming) {
+      if (reply.shown >= reply.text.length) continue;
+      let shown = reply.shown + Math.max(1, Math.ceil((reply.text.length - reply.shown) / 6));
+      if (shown < reply.text.length && /[\ud800-\udbff]/.test(reply.text[shown - 1])) shown += 1; // keep surrogate pairs whole
+      reply.shown = Math.min(shown, reply.text.length);
+      messageElement(id, "assistant").querySelector(".message-body").textContent = reply.text.slice(0, reply.shown);
+      revealing = revealing || reply.shown < reply.text.length;
+    }
+    keepScrolled(wasNearBottom);
+    if (revealing) window.requestAnimationFrame(reveal);
+  }
+  function scheduleReveal() {
+    if (!revealing) {
+      revealing = true;
+      window.requestAnimationFrame(reveal);
+    }
+  }
+
   const handlers = {
     message({ message }) {
       const wasNearBottom = nearBottom();
@@ -152,7 +184,10 @@
       } else {
         setStatus(element, message.status);
         element.querySelector(".message-body").textContent = message.content;
-        if (message.status === "streaming") streaming.set(message.id, message.content);
+        if (message.status === "streaming") {
+          received(message.id, message.content);
+          streaming.get(message.id).shown = message.content.length;
+        }
       }
       if (message.role === "user") awaitingReply = false;
       keepScrolled(wasNearBottom);
@@ -162,21 +197,16 @@
       const wasNearBottom = nearBottom();
       const element = messageElement(id, "assistant");
       setStatus(element, "streaming");
-      if (!streaming.has(id)) streaming.set(id, "");
-      element.querySelector(".message-body").textContent = streaming.get(id);
+      if (!streaming.has(id)) received(id, "");
       awaitingReply = false;
       keepScrolled(wasNearBottom);
     },
     delta({ message_id: id, offset, content }) {
-      const text = streaming.get(id) ?? "";
-      if (offset > text.length) return; // the server never leaves a gap; ignore rather than garble
-      const wasNearBottom = nearBottom();
-      const updated = text.slice(0, offset) + content;
-      streaming.set(id, updated);
-      const element = messageElement(id, "assistant");
-      setStatus(element, "streaming");
-      element.querySelector(".message-body").textContent = updated;
-      keepScrolled(wasNearBottom);
+      const reply = streaming.get(id) ?? { text: "", length: 0, shown: 0 };
+      if (offset !== reply.length) return; // the server sends each socket contiguous text; never garble
+      setStatus(messageElement(id, "assistant"), "streaming");
+      received(id, reply.text + content);
+      scheduleReveal();
     },
     done(frame) {
       const wasNearBottom = nearBottom();
@@ -283,7 +313,9 @@
   });
 
   list.querySelectorAll('li.message[data-status="streaming"]').forEach((element) => {
-    streaming.set(Number(element.dataset.id), element.querySelector(".message-body").textContent);
+    const id = Number(element.dataset.id);
+    received(id, element.querySelector(".message-body").textContent);
+    streaming.get(id).shown = streaming.get(id).text.length;
   });
   setBusy();
   window.scrollTo(0, document.body.scrollHeight);
