@@ -126,14 +126,14 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # Pub/sub: a frame for a conversation is one PUBLISH, delivered to every process
+            # with a socket on it. The list-based RedisChannelLayer polls and acknowledges
+            # each message (several round trips apiece) and could not keep up with 200
+            # streaming replies in bench/stream_load.py.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                # redis-py 8 times reads out after 5 s, exactly how long channels-redis
-                # blocks waiting for a message; a longer socket timeout keeps idle sockets alive.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "prefix": os.environ.get("CHANNELS_PREFIX", "chatsite"),
-                "capacity": 1000,
-                "expiry": 30,
             },
         }
     }

@@ -52,11 +52,10 @@ async def finish_replies():
         await _open_communicators.pop().disconnect()
     await streaming.wait_for_replies(timeout=10)
     await llm.close_shared_client()
-    # A server has one event loop; each test has its own. channels-redis keeps locks and
-    # pools bound to the loop that made them, so every test starts with a fresh layer.
+    # A server has one event loop; each test has its own. channels-redis keeps connections
+    # bound to the loop that made them, so every test closes them and starts a fresh layer.
     for layer in list(channel_layers.backends.values()):
-        if hasattr(layer, "close_pools"):
-            await layer.close_pools()
+        await layer.flush()
     channel_layers.backends.clear()
 
 
