@@ -111,8 +111,9 @@ REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
 
 
 class FakeOpenAI:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, default=_default_script):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, default=_default_script, log_requests: bool = False):
         self.host, self.port = host, port
+        self.log_requests = log_requests
         self.default = default
         self.scripts: deque[Script] = deque()
         self.requests: list[RecordedRequest] = []
@@ -201,6 +202,10 @@ class FakeOpenAI:
         except ValueError:
             body = None
         self.requests.append(RecordedRequest(method, path, headers, body))
+        if self.log_requests:
+            shown = {name: value for name, value in headers.items() if name != "authorization"}
+            shown["authorization"] = "Bearer …" if "authorization" in headers else None
+            print(json.dumps({"method": method, "path": path, "headers": shown, "body": body}), flush=True)
         if method == "GET" and path.endswith("/models"):
             script = Script([json.dumps({"object": "list", "data": [{"id": "fake-model", "object": "model"}]}).encode()],
                             headers={"content-type": "application/json"})
@@ -251,9 +256,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--chunks", type=int, default=200)
     parser.add_argument("--rate", type=float, default=50.0, help="chunks per second")
+    parser.add_argument("--log-requests", action="store_true", help="print each request (key masked) as JSON")
     args = parser.parse_args()
     script = paced_reply(args.chunks, args.rate)
-    server = FakeOpenAI(args.host, args.port, default=lambda body: script)
+    server = FakeOpenAI(args.host, args.port, default=lambda body: script, log_requests=args.log_requests)
     started = time.time()
     print(f"fake OpenAI server on {server.base_url}: {args.chunks} chunks at {args.rate}/s", flush=True)
     try:
