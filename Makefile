@@ -25,7 +25,7 @@ install-test: $(VENV)/.installed-test
 ## Serve on http://127.0.0.1:8000 (migrates, creates an admin account on first run and prints its password).
 run: install
 	$(BIN)/python manage.py migrate --no-input
-	$(BIN)/python manage.py bootstrap
+	$(BIN)/python manage.py bootstrap --url http://$(HOST):$(PORT)/
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	$(BIN)/python -m chatsite.server -b $(HOST) -p $(PORT) chatsite.asgi:application
 
@@ -38,11 +38,12 @@ test-sqlite: install-test
 test-postgres: install-test
 	$(BIN)/python tests/infra.py ensure
 	env -u OPENAI_API_KEY DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatsite REDIS_URL=redis://127.0.0.1:6379/0 \
-		CHANNELS_PREFIX=chatsite-test $(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS)
+		CHANNELS_PREFIX=chatsite-test $(BIN)/python -m pytest -m "not browser and not infra" $(PYTEST_ARGS)
 
 ## The streaming benchmark (see README, "Speed").
 bench: install-test
-	$(BIN)/python bench/stream_load.py $(BENCH_ARGS)
+	$(BIN)/python bench/stream_load.py --suite $(BENCH_ARGS)
+	$(BIN)/python bench/page_render.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

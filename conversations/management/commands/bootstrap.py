@@ -11,8 +11,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin")
+        parser.add_argument("--url", default="http://127.0.0.1:8000/", help="Where the site is served, for the message.")
 
-    def handle(self, *args, username: str, **options):
+    def handle(self, *args, username: str, url: str, **options):
         config = provider_sync_from_env()
         if config is not None:
             self.stdout.write(f"Default model from the environment: {config.display_name} ({config.provider.base_url})")
@@ -23,6 +24,6 @@ class Command(BaseCommand):
         User.objects.create_superuser(username=username, password=password, email="")
         bar = "=" * 64
         self.stdout.write(
-            f"\n{bar}\n  Log in at http://127.0.0.1:8000/ as\n    username: {username}\n"
+            f"\n{bar}\n  Log in at {url} as\n    username: {username}\n"
             f"    password: {password}\n  This password is shown only once.\n{bar}\n"
         )
