@@ -216,11 +216,6 @@ class Conversation(models.Model):
     def __str__(self) -> str:
         return self.title or "New chat"
 
-    @property
-    def channel_group(self) -> str:
-        """The channel-layer group every open socket of this conversation listens on."""
-        return f"conversation.{self.id.hex}"
-
 
 class Message(models.Model):
     class Role(models.TextChoices):

@@ -8,10 +8,10 @@ any process: control messages travel over the channel layer).
 Fan-out goes to the conversation's channel-layer group. Text is coalesced:
 the first piece goes out at once, then at most one `delta` frame per
 flush_interval() carries whatever arrived meanwhile, and the upstream is read
-no more often (see llm/transport.py). Every delta carries
-the offset it starts at, so a socket that joins mid-reply can ask for the
-text so far (a snapshot) and splice the live deltas on with no gap and no
-repeat. All of a generation's outgoing messages leave from one task, in order.
+no more often (see llm/transport.py). Every delta carries the offset it starts
+at, so a socket that joins mid-reply can ask for the text so far (a snapshot)
+and splice the live deltas on with no gap and no repeat. All of a
+generation's outgoing messages leave from one task, in order.
 
 Saving: the placeholder exists before the stream starts (services.reply_begin);
 one checkpointer per process saves every dirty reply's text in a single
@@ -31,6 +31,7 @@ from django.conf import settings
 from . import events, services
 from .llm import UpstreamError, stream_reply
 from .models import Message
+from .rendering import render_markdown
 from .services import ReplyPlan
 
 log = logging.getLogger(__name__)
@@ -131,8 +132,6 @@ class Generation:
 
     async def open(self) -> None:
         """Listen for stop and snapshot requests. Done before the reply is announced, so none is missed."""
-        # The default prefix matters: channels-redis reads all of a process's channels
-        # through one key, and a channel under another prefix would block the rest.
         self.control_channel = await self.layer.new_channel()
         await self.layer.group_add(generation_group(self.plan.conversation_id), self.control_channel)
 
@@ -269,7 +268,7 @@ async def _save_final(**fields) -> dict:
             log.exception("Saving reply %s failed (attempt %d)", fields["reply_id"], attempt + 1)
             await asyncio.sleep(0.5 * 2**attempt)
     fields["error"] = fields["error"] or "The reply could not be saved."
-    return {"html": "", **fields}
+    return {**fields, "html": render_markdown(fields["content"])}
 
 
 # --- the process's live generations and their checkpointer ------------------
