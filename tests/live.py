@@ -109,6 +109,11 @@ class LiveServer:
                 raise RuntimeError(f"daphne did not start; see {self.log.name}")
             time.sleep(0.2)
 
+    def restart(self) -> None:
+        """Stop and start again on the same port: every open socket drops meanwhile."""
+        self.__exit__(None, None, None)
+        self.__enter__()
+
     def __exit__(self, *exc) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()

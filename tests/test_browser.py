@@ -151,3 +151,28 @@ def test_reload_mid_reply_loses_nothing_and_stop_keeps_text(live_app, browser):
     reply = wait_until(lambda: last_reply(browser))
     assert reply.get_attribute("data-status") == "stopped"
     assert reply.find_element(By.CSS_SELECTOR, ".message-body").text == kept
+
+
+def test_dropped_connection_shows_offline_then_reconnects_by_itself(live_app, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    log_in(browser, live_app.url)
+    box = browser.find_element(By.ID, "new-chat-input")
+    box.send_keys("first line")
+    box.send_keys(Keys.SHIFT, Keys.ENTER)  # a new line, not a send
+    box.send_keys("second line" + Keys.ENTER)
+    wait_until(lambda: "/c/" in browser.current_url)
+    user_message = wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "li.message--user"))[0]
+    assert user_message.text == "first line\nsecond line"
+    wait_until(lambda: last_reply(browser) is not None and last_reply(browser).get_attribute("data-status") == "complete")
+
+    live_app.restart()  # every socket drops while the server is away
+    status = browser.find_element(By.ID, "connection-status")
+    wait_until(lambda: status.is_displayed(), timeout=10)  # "Offline, reconnecting…"
+    wait_until(lambda: not status.is_displayed(), timeout=20)  # back, without a reload
+
+    browser.find_element(By.ID, "composer-input").send_keys("after the reconnect" + Keys.ENTER)
+    wait_until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "li.message--assistant")) == 2)
+    wait_until(lambda: last_reply(browser).get_attribute("data-status") == "complete", timeout=30)
+    assert "after the reconnect" in last_reply(browser).text
