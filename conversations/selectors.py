@@ -62,10 +62,7 @@ def message_rows(conversation: Conversation) -> list[dict]:
         )
     )
     for row in rows:
-        if row["role"] == Message.Role.ASSISTANT and row["status"] != Message.Status.STREAMING:
-            row["body"] = mark_safe(row["html"])  # sanitised by rendering.render_markdown when saved
-        else:
-            row["body"] = render_plain(row["content"])
+        row["body"] = message_html(row["role"], row["status"], row["content"], row["html"])
         row["note"] = row["error"] or FINISH_NOTES.get(row["finish_reason"], "")
         row["note_class"] = "message-error" if row["error"] else "message-note"
     return rows
@@ -142,9 +139,16 @@ def default_model() -> tuple[int | None, ModelSpec]:
     return _cached("default", load)
 
 
+def message_html(role: str, status: str, content: str, html: str) -> str:
+    """A message as safe HTML: a finished reply's stored rendering, anything else as escaped text."""
+    if role == Message.Role.ASSISTANT and status != Message.Status.STREAMING:
+        return mark_safe(html)  # sanitised by rendering.render_markdown when saved
+    return render_plain(content)
+
+
 def message_payload(message: Message) -> dict:
     """A saved message as the `message` frame carries it."""
-    html = message.html if message.role == Message.Role.ASSISTANT else render_plain(message.content)
+    html = message_html(message.role, message.status, message.content, message.html)
     return {
         "id": message.id,
         "role": message.role,

@@ -25,11 +25,15 @@ def _conversation_or_404(request: HttpRequest, conversation_id):
         raise Http404("No such conversation.") from None
 
 
-def _page_context(request: HttpRequest, **extra) -> dict:
+def _page_context(request: HttpRequest, *, model_id: int | None = None, **extra) -> dict:
+    """What every chat page shows; the picker selects `model_id` if it is enabled, else the default."""
     choices = selectors.model_choices()
+    enabled = {choice.id for choice in choices}
+    default = next(choice.id for choice in choices if choice.is_default)
     return {
         "sidebar": selectors.conversation_list_for(request.user),
         "model_choices": choices,
+        "current_model": model_id if model_id in enabled else default,
         "demo_only": choices[0].id is None,
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
         **extra,
@@ -40,7 +44,6 @@ def _page_context(request: HttpRequest, **extra) -> dict:
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     context = _page_context(request, form=NewConversationForm())
-    context["current_model"] = next(choice.id for choice in context["model_choices"] if choice.is_default)
     return render(request, "conversations/home.html", context)
 
 
@@ -50,7 +53,6 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
     form = NewConversationForm(request.POST)
     if not form.is_valid():
         context = _page_context(request, form=form)
-        context["current_model"] = next(choice.id for choice in context["model_choices"] if choice.is_default)
         return render(request, "conversations/home.html", context, status=400)
     model = form.cleaned_data["model"]
     conversation = services.conversation_create(
@@ -64,12 +66,9 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
 def conversation_detail(request: HttpRequest, conversation_id) -> HttpResponse:
     conversation = _conversation_or_404(request, conversation_id)
     messages = selectors.message_rows(conversation)
-    context = _page_context(request, conversation=conversation, messages=messages)
-    enabled = {choice.id for choice in context["model_choices"]}
-    if conversation.model_config_id in enabled:
-        context["current_model"] = conversation.model_config_id
-    else:
-        context["current_model"] = next(choice.id for choice in context["model_choices"] if choice.is_default)
+    context = _page_context(
+        request, model_id=conversation.model_config_id, conversation=conversation, messages=messages
+    )
     streaming_ids = [row["id"] for row in messages if row["status"] == Message.Status.STREAMING]
     # The socket asks for everything from here on, so nothing that changed since this render is missed.
     context["since"] = streaming_ids[0] if streaming_ids else (messages[-1]["id"] + 1 if messages else 0)
