@@ -69,7 +69,6 @@ async def stream_reply(
         headers["Authorization"] = f"Bearer {spec.api_key}"
     url = spec.base_url.rstrip("/") + path
     timeout = httpx.Timeout(connect=10.0, read=spec.timeout, write=30.0, pool=30.0)
-    parse = _parse_completion_chunk if spec.endpoint == "completions" else _parse_chat_chunk
     try:
         async with shared_client().stream(
             "POST",
@@ -88,14 +87,14 @@ async def stream_reply(
                 return
             decoder = SSEDecoder()
             async for data in response.aiter_bytes():
-                chunk, error, finished = _merge(decoder.feed(data), parse, spec)
+                chunk, error, finished = _merge(decoder.feed(data), spec)
                 if chunk is not None:
                     yield chunk
                 if error is not None:
                     raise error
                 if finished:
                     return
-            chunk, error, _ = _merge(decoder.close(), parse, spec)
+            chunk, error, _ = _merge(decoder.close(), spec)
             if chunk is not None:
                 yield chunk
             if error is not None:
@@ -114,7 +113,7 @@ async def stream_reply(
         raise UpstreamError("bad_response", f"The model server sent a malformed stream: {exc}") from None
 
 
-def _merge(events, parse, spec: ModelSpec) -> tuple[Chunk | None, UpstreamError | None, bool]:
+def _merge(events, spec: ModelSpec) -> tuple[Chunk | None, UpstreamError | None, bool]:
     """One chunk for all the events of one network read (most reads hold several).
 
     Returns the merged chunk, an error that followed it, and whether the stream is finished.
@@ -124,7 +123,7 @@ def _merge(events, parse, spec: ModelSpec) -> tuple[Chunk | None, UpstreamError 
         if event.data == "[DONE]":
             return merged, None, True
         try:
-            chunk = parse(event.data, event.event, spec)
+            chunk = _parse_chunk(event.data, event.event, spec)
         except UpstreamError as exc:
             return merged, exc, True
         if merged is None:
@@ -151,25 +150,14 @@ def _clean_text(text: str) -> str:
     return text
 
 
-def _parse_chat_chunk(data: str, event: str, spec: ModelSpec) -> Chunk:
+def _parse_chunk(data: str, event: str, spec: ModelSpec) -> Chunk:
+    """One streamed event: a chat.completion.chunk (text in choices[0].delta) or a text_completion (choices[0].text)."""
     payload = _load_event(data, event, spec)
     text, finish_reason = "", None
     for choice in payload.get("choices") or ():
         if choice.get("index", 0) == 0:
             delta = choice.get("delta") or {}
-            text = delta.get("content") or delta.get("refusal") or ""
-            finish_reason = choice.get("finish_reason")
-            break
-    usage = payload.get("usage")
-    return Chunk(text, finish_reason, _usage(usage) if usage else None, payload.get("model"))
-
-
-def _parse_completion_chunk(data: str, event: str, spec: ModelSpec) -> Chunk:
-    payload = _load_event(data, event, spec)
-    text, finish_reason = "", None
-    for choice in payload.get("choices") or ():
-        if choice.get("index", 0) == 0:
-            text = choice.get("text") or ""
+            text = delta.get("content") or delta.get("refusal") or choice.get("text") or ""
             finish_reason = choice.get("finish_reason")
             break
     usage = payload.get("usage")
