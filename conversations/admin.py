@@ -2,8 +2,19 @@ from django import forms
 from django.contrib import admin
 from django.db import transaction
 from django.db.models import Count
+from django.shortcuts import redirect
 
-from .models import Conversation, Message, ModelConfig, Provider
+from .models import (
+    Conversation,
+    Message,
+    ModelConfig,
+    Provider,
+    PublicLink,
+    Share,
+    SiteSettings,
+    Team,
+    TeamMembership,
+)
 
 
 def mask_key(key: str) -> str:
@@ -133,11 +144,20 @@ class ConversationAdmin(admin.ModelAdmin):
     inlines = [MessageInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(message_count=Count("messages"))
+        # Staff who are not superusers see only what the site would show them.
+        return visible_in_admin(request, super().get_queryset(request)).annotate(message_count=Count("messages"))
 
     @admin.display(description="Messages", ordering="message_count")
     def message_count(self, obj) -> int:
         return obj.message_count
+
+
+def visible_in_admin(request, queryset, path: str = ""):
+    """Everything for a superuser; for other staff, only rows of conversations they may see."""
+    if request.user.is_superuser:
+        return queryset
+    visible = Conversation.objects.visible_to(request.user).values("pk")
+    return queryset.filter(**{f"{path}pk__in" if path else "pk__in": visible})
 
 
 @admin.register(Message)
@@ -149,3 +169,78 @@ class MessageAdmin(admin.ModelAdmin):
     list_select_related = ["conversation", "author"]
     raw_id_fields = ["conversation", "author"]
     readonly_fields = ["created", "updated"]
+
+    def get_queryset(self, request):
+        return visible_in_admin(request, super().get_queryset(request), "conversation__")
+
+
+class TeamMembershipInline(admin.TabularInline):
+    model = TeamMembership
+    fields = ["user", "role", "created"]
+    readonly_fields = ["created"]
+    raw_id_fields = ["user"]
+    extra = 1
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["name", "member_count", "created"]
+    search_fields = ["name", "memberships__user__username"]
+    inlines = [TeamMembershipInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(member_count=Count("memberships"))
+
+    @admin.display(description="Members", ordering="member_count")
+    def member_count(self, obj) -> int:
+        return obj.member_count
+
+
+@admin.register(Share)
+class ShareAdmin(admin.ModelAdmin):
+    list_display = ["conversation", "user", "team", "role", "created"]
+    list_filter = ["role", "team"]
+    search_fields = ["conversation__title", "user__username", "team__name"]
+    list_select_related = ["conversation", "user", "team"]
+    raw_id_fields = ["conversation", "user"]
+
+    def get_queryset(self, request):
+        return visible_in_admin(request, super().get_queryset(request), "conversation__")
+
+
+@admin.register(PublicLink)
+class PublicLinkAdmin(admin.ModelAdmin):
+    list_display = ["conversation", "kind", "audience", "protected", "expires_at", "created"]
+    list_filter = ["kind", "audience"]
+    search_fields = ["conversation__title"]
+    list_select_related = ["conversation"]
+    raw_id_fields = ["conversation"]
+    # The token is the link itself and the password is a hash: neither is shown or edited here.
+    fields = ["conversation", "kind", "audience", "expires_at", "title", "snapshot_at", "created"]
+    readonly_fields = ["title", "snapshot_at", "created"]
+
+    def get_queryset(self, request):
+        return visible_in_admin(request, super().get_queryset(request), "conversation__")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # links are made by the owner from the Share dialog
+
+    @admin.display(boolean=True, description="Password")
+    def protected(self, obj: PublicLink) -> bool:
+        return obj.has_password
+
+
+@admin.register(SiteSettings)
+class SiteSettingsAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "public_links_enabled"]
+
+    def has_add_permission(self, request) -> bool:
+        return not SiteSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        # One row: go straight to it.
+        settings_row = SiteSettings.objects.get_or_create(pk=1)[0]
+        return redirect("admin:conversations_sitesettings_change", settings_row.pk)

@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_delete, post_migrate, post_save
+from django.db.models.signals import post_delete, post_migrate, post_save, pre_delete
 
 
 def _sync_provider_from_env(sender, **kwargs) -> None:
@@ -19,5 +19,19 @@ class ConversationsConfig(AppConfig):
         for model in (ModelConfig, Provider):
             post_save.connect(forget_models, sender=model, dispatch_uid=f"forget-models-{model.__name__}-save")
             post_delete.connect(forget_models, sender=model, dispatch_uid=f"forget-models-{model.__name__}-delete")
+        self._connect_access_signals()
         # Every `migrate` (run by `make run` and on each deploy) applies OPENAI_* to the database.
         post_migrate.connect(_sync_provider_from_env, sender=self, dispatch_uid="conversations-provider-from-env")
+
+    def _connect_access_signals(self) -> None:
+        from . import signals
+        from .models import PublicLink, Share, SiteSettings, TeamMembership
+
+        post_save.connect(signals.share_changed, sender=Share, dispatch_uid="access-share-save")
+        post_delete.connect(signals.share_changed, sender=Share, dispatch_uid="access-share-delete")
+        post_save.connect(signals.membership_changed, sender=TeamMembership, dispatch_uid="access-membership-save")
+        # Before the delete: a team's deletion removes its shares in the same cascade.
+        pre_delete.connect(signals.membership_changed, sender=TeamMembership, dispatch_uid="access-membership-delete")
+        post_save.connect(signals.public_link_changed, sender=PublicLink, dispatch_uid="access-link-save")
+        post_delete.connect(signals.public_link_changed, sender=PublicLink, dispatch_uid="access-link-delete")
+        post_save.connect(signals.site_settings_changed, sender=SiteSettings, dispatch_uid="access-site-settings")

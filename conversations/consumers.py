@@ -14,14 +14,18 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.consumer import get_handler_name
 from django.conf import settings
 
-from . import events, selectors, streaming
-from .exceptions import ChatError, ConversationNotFound
+from . import events, permissions, selectors, streaming
+from .exceptions import ChatError
 from .models import Message
+from .permissions import Action, Role
 
 # Close codes (4000-4999 are the application's): the browser does not retry these.
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+CLOSE_REVOKED = 4403
 CLOSE_DELETED = 4410
+
+GUEST = "guest"  # how a public link's visitor appears to the others
 
 SNAPSHOT_RETRY_SECONDS = 1.0
 
@@ -31,25 +35,38 @@ def _dumps(frame: dict) -> str:
 
 
 class ConversationConsumer(AsyncWebsocketConsumer):
+    """A logged-in person's socket on a conversation they own or that was shared with them."""
+
     async def connect(self) -> None:
         self.user = self.scope["user"]
-        self.conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
-        if not self.user.is_authenticated:
+        self.conversation_id = self.scope["url_route"]["kwargs"].get("conversation_id")
+        if not self.user.is_authenticated and self.requires_login:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        try:
-            await database_sync_to_async(selectors.conversation_for)(self.user, self.conversation_id)
-        except ConversationNotFound:
+        self.role = await self.current_role()
+        if self.role == Role.NONE:
             await self.close(code=CLOSE_NOT_FOUND)
             return
         # Characters of each streaming reply this socket has sent; None until known.
         self.replies: dict[int, int] = {}
         self.snapshot_asked_at = 0.0
+        self.present: dict[str, str] = {}  # channel name -> who, of the other sockets here
+        self.presence_shown: tuple[list[str], int] = ([], 0)
         self.group = streaming.conversation_group(self.conversation_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self._catch_up()
         await self._ask_for_snapshot()
+        await self._presence("presence.join")
+
+    requires_login = True
+
+    async def current_role(self) -> Role:
+        """This socket's person's role now; Role.NONE once they may no longer see the conversation."""
+        return await database_sync_to_async(permissions.role_in)(self.user, self.conversation_id)
+
+    def presence_name(self) -> str:
+        return self.user.get_username()
 
     async def dispatch(self, message: dict) -> None:
         # Channels runs close_old_connections() on the database thread before every handler:
@@ -62,8 +79,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self._leave()
+
+    async def _leave(self) -> None:
+        if getattr(self, "group", None):
+            group, self.group = self.group, None
+            await self.channel_layer.group_discard(group, self.channel_name)
+            await self.channel_layer.group_send(group, {"type": "presence.leave", "channel": self.channel_name})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -72,14 +94,19 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self._send(events.error_frame(exc.code, exc.message))
             return
         try:
+            # The role is checked again on every access change (access_changed), so it is current;
+            # send and regenerate are checked once more in the transaction that saves them.
             match frame:
                 case events.Send(content=content, model=model):
+                    permissions.check(self.role, Action.SEND)
                     await streaming.reply_send(
                         user=self.user, conversation_id=self.conversation_id, content=content, model_id=model
                     )
                 case events.Stop():
+                    permissions.check(self.role, Action.STOP)
                     await streaming.reply_stop(self.conversation_id)
                 case events.Regenerate(model=model):
+                    permissions.check(self.role, Action.REGENERATE)
                     await streaming.reply_regenerate(user=self.user, conversation_id=self.conversation_id, model_id=model)
         except ChatError as exc:
             await self._send(events.error_frame(exc.code, exc.message))
@@ -107,7 +134,40 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def chat_deleted(self, event: dict) -> None:
         await self._send(events.error_frame("deleted", "This conversation was deleted."))
+        await self._leave()
         await self.close(code=CLOSE_DELETED)
+
+    async def access_changed(self, event: dict) -> None:
+        """A share, a team or a link changed: stay, change role, or go."""
+        if not getattr(self, "group", None):
+            return
+        role = await self.current_role()
+        if role == Role.NONE:
+            await self._send(events.error_frame("access_revoked", "Your access to this conversation was removed."))
+            await self._leave()
+            await self.close(code=CLOSE_REVOKED)
+        elif role != self.role:
+            self.role = role
+            await self._send(events.access_frame(role.label))
+
+    # Presence: each socket announces itself to the others on joining, each answers with its
+    # own name, and each says goodbye on leaving. No shared store, so it works across processes.
+
+    async def presence_join(self, event: dict) -> None:
+        if event["channel"] != self.channel_name:
+            self.present[event["channel"]] = event["name"]
+            await self.channel_layer.send(
+                event["channel"], {"type": "presence.here", "channel": self.channel_name, "name": self.presence_name()}
+            )
+            await self._send_presence()
+
+    async def presence_here(self, event: dict) -> None:
+        self.present[event["channel"]] = event["name"]
+        await self._send_presence()
+
+    async def presence_leave(self, event: dict) -> None:
+        if self.present.pop(event["channel"], None) is not None:
+            await self._send_presence()
 
     # --- helpers ----------------------------------------------------------------
 
@@ -129,6 +189,20 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.replies[message_id] = end
         await self._send(frame)
 
+    async def _presence(self, kind: str) -> None:
+        await self.channel_layer.group_send(
+            self.group, {"type": kind, "channel": self.channel_name, "name": self.presence_name()}
+        )
+
+    async def _send_presence(self) -> None:
+        names = set(self.present.values())
+        own = self.presence_name() if self.user.is_authenticated else None
+        guests = sum(1 for name in self.present.values() if name == GUEST)
+        people = sorted(name for name in names if name not in (own, GUEST))
+        if (people, guests) != self.presence_shown:  # another tab of the same person changes nothing shown
+            self.presence_shown = (people, guests)
+            await self._send(events.presence_frame(people, guests))
+
     async def _known(self, message_id: int) -> int:
         """Characters already sent of a reply; announces the reply first if this socket never saw it start."""
         if message_id not in self.replies:
@@ -147,13 +221,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         since = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("since", [""])[0]
         if not since.isdigit():
             return
-        try:
-            missed = await database_sync_to_async(selectors.messages_since)(
-                self.user, self.conversation_id, int(since)
-            )
-        except ConversationNotFound:
-            await self.close(code=CLOSE_NOT_FOUND)
-            return
+        missed = await database_sync_to_async(selectors.messages_since)(self.conversation_id, int(since))
         if missed is None:
             await self._send(events.error_frame("reload", "Too much was missed while offline; reload the page."))
             return
@@ -165,3 +233,28 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def _send(self, frame: dict) -> None:
         await self.send(text_data=_dumps(frame))
+
+
+class PublicLinkConsumer(ConversationConsumer):
+    """A socket opened from a live public link (/s/<token>/): watches, never writes."""
+
+    requires_login = False
+
+    async def current_role(self) -> Role:
+        token = self.scope["url_route"]["kwargs"]["token"]
+        conversation_id = await database_sync_to_async(selectors.live_link_conversation)(
+            token, self.user, self.scope.get("session")
+        )
+        if conversation_id is None or (self.conversation_id and conversation_id != self.conversation_id):
+            return Role.NONE
+        if self.conversation_id is None:
+            self.conversation_id = conversation_id
+            await self.channel_layer.group_add(streaming.PUBLIC_LINKS_GROUP, self.channel_name)
+        return Role.VIEWER
+
+    def presence_name(self) -> str:
+        return self.user.get_username() if self.user.is_authenticated else GUEST
+
+    async def _leave(self) -> None:
+        await super()._leave()
+        await self.channel_layer.group_discard(streaming.PUBLIC_LINKS_GROUP, self.channel_name)

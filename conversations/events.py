@@ -12,6 +12,8 @@ server → client
     {"type": "delta", "message_id", "offset", "content"}
     {"type": "done", "message_id", "status", "finish_reason", "usage", "html", "content", "error"}
     {"type": "error", "code", "message", "message_id"?}
+    {"type": "access", "role": "viewer" | "collaborator" | "owner"}   your role changed
+    {"type": "presence", "people": [username, ...], "guests": int}      who else is here now
 """
 
 import json
@@ -59,6 +61,14 @@ def error_frame(code: str, message: str, message_id: int | None = None) -> dict:
     if message_id is not None:
         frame["message_id"] = message_id
     return frame
+
+
+def access_frame(role: str) -> dict:
+    return {"type": "access", "role": role}
+
+
+def presence_frame(people: list[str], guests: int) -> dict:
+    return {"type": "presence", "people": people, "guests": guests}
 
 
 # --- client → server ---------------------------------------------------------

@@ -28,3 +28,28 @@ class ModelNotAvailable(ChatError):
 class NothingToRegenerate(ChatError):
     code = "nothing_to_regenerate"
     message = "There is no message to answer yet."
+
+
+class Forbidden(ChatError):
+    code = "forbidden"
+    message = "You are not allowed to do that in this conversation."
+
+
+class PublicLinkNotFound(ChatError):
+    code = "not_found"
+    message = "This link does not exist or was deleted."
+
+    def __init__(self, message: str | None = None, *, expired: bool = False):
+        super().__init__(message)
+        self.expired = expired
+
+
+class TeamNotFound(ChatError):
+    code = "not_found"
+    message = "This team does not exist, or you are not in it."
+
+
+class InvalidChange(ChatError):
+    """A request the core refuses for a reason the person can fix, such as sharing with a stranger."""
+
+    code = "invalid"

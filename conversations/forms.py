@@ -1,7 +1,10 @@
+from datetime import datetime, time, timedelta
+
 from django import forms
 from django.conf import settings
+from django.utils import timezone
 
-from .models import ModelConfig
+from .models import ModelConfig, PublicLink, Share, TeamMembership
 from .validators import check_message_content
 
 
@@ -19,3 +22,66 @@ class NewConversationForm(forms.Form):
 
 class RenameConversationForm(forms.Form):
     title = forms.CharField(max_length=200)
+
+
+class ShareForm(forms.Form):
+    """Share with a teammate or a team: `target` is "user:<id>" or "team:<id>", offered from the owner's teams only."""
+
+    target = forms.ChoiceField(label="Share with")
+    role = forms.ChoiceField(choices=Share.Role.choices, initial=Share.Role.VIEWER)
+
+    def __init__(self, *args, teammates=(), teams=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["target"].choices = [
+            ("People", [(f"user:{person.pk}", person.get_username()) for person in teammates]),
+            ("Teams", [(f"team:{team.pk}", f"{team.name} (everyone in it)") for team in teams]),
+        ]
+
+    def target_ids(self) -> dict:
+        kind, _, pk = self.cleaned_data["target"].partition(":")
+        return {"user_id": int(pk)} if kind == "user" else {"team_id": int(pk)}
+
+
+class ShareRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Share.Role.choices)
+
+
+class PublicLinkForm(forms.Form):
+    kind = forms.ChoiceField(choices=PublicLink.Kind.choices, initial=PublicLink.Kind.SNAPSHOT, label="Shows")
+    audience = forms.ChoiceField(choices=PublicLink.Audience.choices, initial=PublicLink.Audience.ANYONE, label="Who can open it")
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        max_length=128,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Optional.",
+    )
+    expires_on = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Expires on", help_text="Optional."
+    )
+
+    def clean_expires_on(self):
+        day = self.cleaned_data["expires_on"]
+        if day is not None and day <= timezone.localdate():
+            raise forms.ValidationError("Choose a day after today.")
+        return day
+
+    def expires_at(self):
+        """The link works until the end of the chosen day (the server's time zone)."""
+        day = self.cleaned_data["expires_on"]
+        if day is None:
+            return None
+        return timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+
+
+class LinkPasswordForm(forms.Form):
+    password = forms.CharField(strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+
+class TeamCreateForm(forms.Form):
+    name = forms.CharField(max_length=100)
+
+
+class TeamMemberForm(forms.Form):
+    username = forms.CharField(max_length=150, label="Username")
+    role = forms.ChoiceField(choices=TeamMembership.Role.choices, initial=TeamMembership.Role.MEMBER)

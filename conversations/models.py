@@ -1,5 +1,6 @@
 """Conversations, their messages, and the providers and models that answer them."""
 
+import secrets
 import uuid
 from urllib.parse import urlsplit
 
@@ -7,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 
@@ -175,18 +176,64 @@ class ModelConfig(models.Model):
         return {name: value for name, value in values.items() if value not in (None, [], {})}
 
 
+class Team(models.Model):
+    """People who work together. Teammates can share conversations with each other and with the team."""
+
+    name = models.CharField(max_length=100, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="TeamMembership", related_name="teams")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TeamMembership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner (adds and removes people)"
+        MEMBER = "member", "Member"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["team", "user"]
+        verbose_name = "team member"
+        constraints = [models.UniqueConstraint(fields=["team", "user"], name="one_membership_per_team")]
+        indexes = [models.Index(fields=["user", "team"], name="membership_user_team")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team} ({self.role})"
+
+
 class ConversationQuerySet(models.QuerySet):
+    """Who may do what is decided here and in permissions.py, from the same Share rows."""
+
     def visible_to(self, user):
-        """Conversations this person may read. The only way pages and sockets look one up."""
+        """Conversations this person may read and watch: their own and those shared with them or their teams."""
         if not user.is_authenticated:
             return self.none()
-        return self.filter(owner=user)
+        return self.filter(Q(owner=user) | Exists(Share.objects.granting(user).filter(conversation=OuterRef("pk"))))
 
     def writable_by(self, user):
-        """Conversations this person may send to, stop and regenerate in."""
+        """Conversations this person may send to, stop and regenerate in: their own and those they collaborate on."""
         if not user.is_authenticated:
             return self.none()
-        return self.filter(owner=user)
+        collaborating = Share.objects.granting(user).filter(conversation=OuterRef("pk"), role=Share.Role.COLLABORATOR)
+        return self.filter(Q(owner=user) | Exists(collaborating))
+
+    def with_access(self, user):
+        """visible_to(user), each row annotated with `collaborating`, so permissions.role_of needs no query."""
+        collaborating = Share.objects.granting(user).filter(conversation=OuterRef("pk"), role=Share.Role.COLLABORATOR)
+        return self.visible_to(user).annotate(collaborating=Exists(collaborating))
+
+    def shared_with(self, user):
+        """Conversations others shared with this person, directly or through a team."""
+        return self.visible_to(user).exclude(owner=user)
 
 
 class Conversation(models.Model):
@@ -260,3 +307,127 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"
+
+
+class ShareQuerySet(models.QuerySet):
+    def granting(self, user):
+        """Shares that reach this person: made to them, or to a team they belong to."""
+        teams = TeamMembership.objects.filter(user=user).values("team_id")
+        return self.filter(Q(user=user) | Q(team__in=teams))
+
+
+class Share(models.Model):
+    """A conversation shared with one person or one team (exactly one of the two)."""
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer (reads and watches live)"
+        COLLABORATOR = "collaborator", "Collaborator (also sends, stops and regenerates)"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="shares")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="shares_received"
+    )
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="shares")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = ShareQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, team__isnull=True) | Q(user__isnull=True, team__isnull=False),
+                name="share_with_user_or_team",
+            ),
+            models.UniqueConstraint(
+                fields=["conversation", "user"], condition=Q(user__isnull=False), name="one_share_per_user"
+            ),
+            models.UniqueConstraint(
+                fields=["conversation", "team"], condition=Q(team__isnull=False), name="one_share_per_team"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "conversation"], name="share_user"),
+            models.Index(fields=["team", "conversation"], name="share_team"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversation} with {self.user or self.team} ({self.role})"
+
+    @property
+    def target(self):
+        return self.user or self.team
+
+
+def new_link_token() -> str:
+    return secrets.token_urlsafe(32)  # 256 bits
+
+
+class PublicLinkQuerySet(models.QuerySet):
+    def usable(self):
+        """Links that open now: not expired (deleted links no longer exist)."""
+        now = timezone.now()
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+class PublicLink(models.Model):
+    """A read-only link to a conversation, opened at /s/<token>/ without an account (unless limited to users)."""
+
+    class Kind(models.TextChoices):
+        SNAPSHOT = "snapshot", "Snapshot (as it is now)"
+        LIVE = "live", "Live (always the current conversation)"
+
+    class Audience(models.TextChoices):
+        ANYONE = "anyone", "Anyone with the link"
+        USERS = "users", "Only people logged in to this site"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="public_links")
+    token = models.CharField(max_length=64, unique=True, default=new_link_token, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SNAPSHOT)
+    audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.ANYONE)
+    password = models.CharField(max_length=128, blank=True, help_text="A password hash; empty for none.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    title = models.CharField(max_length=200, blank=True, help_text="The conversation's title when the snapshot was taken.")
+    snapshot = models.JSONField(default=list, blank=True, help_text="The messages as shown when the snapshot was taken.")
+    snapshot_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = PublicLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created"]
+        verbose_name = "public link"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} link to {self.conversation}"
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password)
+
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+
+class SiteSettings(models.Model):
+    """Site-wide switches, kept in the database so an admin can change them without a deploy. One row."""
+
+    public_links_enabled = models.BooleanField(
+        default=True, help_text="Let owners create public links, and let existing links open. Off: every /s/ link answers 404."
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "site settings"
+
+    def __str__(self) -> str:
+        return "Site settings"
+
+    def save(self, *args, **kwargs):
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def current(cls) -> "SiteSettings":
+        """The settings row; the defaults (unsaved) until an admin first saves it."""
+        return cls.objects.filter(pk=1).first() or cls(pk=1)

@@ -7,11 +7,25 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.safestring import mark_safe
 
-from .exceptions import ConversationNotFound
+from . import permissions
+from .exceptions import ConversationNotFound, PublicLinkNotFound, TeamNotFound
 from .llm import ModelSpec, demo
-from .models import Conversation, Message, ModelConfig
+from .models import (
+    Conversation,
+    Message,
+    ModelConfig,
+    PublicLink,
+    Share,
+    SiteSettings,
+    Team,
+    TeamMembership,
+)
 from .rendering import render_plain
 
 DEMO_SPEC = ModelSpec(base_url=demo.BASE_URL + "/v1", model=demo.MODEL, label="Demo model (offline)")
@@ -28,20 +42,163 @@ class ModelChoice:
 
 
 def conversation_for(user, conversation_id: uuid.UUID | str) -> Conversation:
-    """The conversation if this person may see it; ConversationNotFound otherwise (never a hint it exists)."""
+    """The conversation if this person may see it, with `.role` set; ConversationNotFound otherwise (never a hint it exists)."""
     try:
-        return Conversation.objects.visible_to(user).select_related("model_config").get(pk=conversation_id)
-    except (Conversation.DoesNotExist, ValueError):
+        conversation = (
+            Conversation.objects.with_access(user).select_related("model_config", "owner").get(pk=conversation_id)
+        )
+    except (Conversation.DoesNotExist, ValidationError, ValueError):
         raise ConversationNotFound() from None
+    conversation.role = permissions.role_of(user, conversation)
+    return conversation
 
 
 def conversation_list_for(user):
-    """The sidebar: this person's conversations, most recently active first."""
-    return Conversation.objects.visible_to(user).only("id", "title", "updated").order_by("-updated")
+    """The sidebar: this person's own conversations, most recently active first."""
+    return Conversation.objects.filter(owner=user).only("id", "title", "updated").order_by("-updated")
 
 
-def conversation_messages(conversation: Conversation):
-    return conversation.messages.select_related("author").order_by("id")
+def shared_conversation_list_for(user):
+    """The sidebar's "Shared with me": conversations others shared with this person or their teams."""
+    return (
+        Conversation.objects.shared_with(user)
+        .select_related("owner")
+        .only("id", "title", "updated", "owner__username")
+        .order_by("-updated")
+    )
+
+
+def has_several_writers(conversation: Conversation) -> bool:
+    """Whether anyone besides the owner may write, so messages need their author's name."""
+    return conversation.shares.filter(role=Share.Role.COLLABORATOR).exists()
+
+
+def share_list(conversation: Conversation) -> list[Share]:
+    return list(conversation.shares.select_related("user", "team").order_by("created"))
+
+
+def teams_of(user) -> list[Team]:
+    return list(Team.objects.filter(memberships__user=user).order_by("name"))
+
+
+def teammates_of(user) -> list:
+    """People who share a team with this person: the only people they can share with."""
+    teams = TeamMembership.objects.filter(user=user).values("team_id")
+    return list(
+        get_user_model()
+        .objects.filter(team_memberships__team__in=teams, is_active=True)
+        .exclude(pk=user.pk)
+        .distinct()
+        .order_by("username")
+    )
+
+
+def public_links_on() -> bool:
+    return SiteSettings.current().public_links_enabled
+
+
+def public_link_list(conversation: Conversation) -> list[PublicLink]:
+    return list(conversation.public_links.order_by("created"))
+
+
+def public_link_for(token: str) -> PublicLink:
+    """The usable link with this token; PublicLinkNotFound when deleted, expired or links are off."""
+    link = PublicLink.objects.select_related("conversation").filter(token=token).first()
+    if link is None or not public_links_on():
+        raise PublicLinkNotFound()
+    if link.is_expired():
+        raise PublicLinkNotFound("This link has expired.", expired=True)
+    return link
+
+
+def public_link_rows(link: PublicLink) -> list[dict]:
+    """What a public link shows: the snapshot, or for a live link the conversation now."""
+    if link.kind == PublicLink.Kind.LIVE:
+        return message_rows(link.conversation)
+    return [{**row, "body": mark_safe(row["body"])} for row in link.snapshot]  # stored sanitised
+
+
+def public_link_gate(link: PublicLink, user, session) -> str | None:
+    """What stands between this visitor and the link: "login", "password", or None (they may look)."""
+    if link.audience == PublicLink.Audience.USERS and not user.is_authenticated:
+        return "login"
+    if link.password and session is not None and session.get(link_unlock_key(link)) == link_unlock_value(link):
+        return None
+    return "password" if link.password else None
+
+
+def link_unlock_key(link: PublicLink) -> str:
+    return f"public-link-{link.pk}"
+
+
+def link_unlock_value(link: PublicLink) -> str:
+    """Kept in the session once the password was right; changes when the password does."""
+    return salted_hmac("public-link-unlock", link.password).hexdigest()[:32]
+
+
+def live_link_conversation(token: str, user, session) -> uuid.UUID | None:
+    """The conversation a live link's socket may watch now, or None."""
+    try:
+        link = public_link_for(token)
+    except PublicLinkNotFound:
+        return None
+    if link.kind != PublicLink.Kind.LIVE or public_link_gate(link, user, session) is not None:
+        return None
+    return link.conversation_id
+
+
+def team_for(user, team_id: int) -> Team:
+    """A team this person belongs to, with `.is_owner` set; TeamNotFound otherwise."""
+    membership = TeamMembership.objects.select_related("team").filter(user=user, team_id=team_id).first()
+    if membership is None:
+        raise TeamNotFound()
+    team = membership.team
+    team.is_owner = membership.role == TeamMembership.Role.OWNER
+    return team
+
+
+def team_member_rows(team: Team) -> list[TeamMembership]:
+    return list(team.memberships.select_related("user").order_by("user__username"))
+
+
+def conversation_export(conversation: Conversation) -> dict:
+    """Everything a person may take away from a conversation, as plain JSON-ready data."""
+    messages = conversation.messages.order_by("id").values(
+        "role", "content", "status", "error", "finish_reason", "model_name", "created", "author__username"
+    )
+    return {
+        "id": str(conversation.id),
+        "title": str(conversation),
+        "owner": conversation.owner.get_username(),
+        "created": conversation.created.isoformat(),
+        "exported": timezone.now().isoformat(),
+        "messages": [
+            {
+                "role": row["role"],
+                "author": row["author__username"],
+                "content": row["content"],
+                "status": row["status"],
+                "error": row["error"],
+                "finish_reason": row["finish_reason"],
+                "model": row["model_name"],
+                "created": row["created"].isoformat(),
+            }
+            for row in messages
+        ],
+    }
+
+
+def export_markdown(export: dict) -> str:
+    lines = [f"# {export['title']}", "", f"Exported {export['exported'][:16].replace('T', ' ')} UTC.", ""]
+    for message in export["messages"]:
+        if message["role"] == Message.Role.USER:
+            heading = message["author"] or "User"
+        else:
+            heading = "Assistant" + (f" ({message['model']})" if message["model"] else "")
+        lines += [f"## {heading}", "", message["content"], ""]
+        if message["error"]:
+            lines += [f"> {message['error']}", ""]
+    return "\n".join(lines)
 
 
 FINISH_NOTES = {
@@ -65,6 +222,7 @@ def message_rows(conversation: Conversation) -> list[dict]:
         row["body"] = message_html(row["role"], row["status"], row["content"], row["html"])
         row["note"] = row["error"] or FINISH_NOTES.get(row["finish_reason"], "")
         row["note_class"] = "message-error" if row["error"] else "message-note"
+        row["author"] = row.pop("author__username")
     return rows
 
 
@@ -161,10 +319,13 @@ def message_payload(message: Message) -> dict:
     }
 
 
-def messages_since(user, conversation_id: uuid.UUID, since_id: int) -> list[dict] | None:
-    """What a (re)connecting socket missed: messages from `since_id` on. None when too many to send."""
-    conversation = conversation_for(user, conversation_id)
-    rows = list(conversation_messages(conversation).filter(id__gte=since_id)[: CATCH_UP_LIMIT + 1])
+def messages_since(conversation_id: uuid.UUID, since_id: int) -> list[dict] | None:
+    """What a (re)connecting socket missed: messages from `since_id` on. None when too many to send.
+
+    The caller has checked access (the consumer does, on connect and on every access change).
+    """
+    messages = Message.objects.filter(conversation_id=conversation_id, id__gte=since_id).select_related("author")
+    rows = list(messages.order_by("id")[: CATCH_UP_LIMIT + 1])
     if len(rows) > CATCH_UP_LIMIT:
         return None
     return [message_payload(message) for message in rows]

@@ -12,10 +12,20 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import selectors
-from .exceptions import ConversationNotFound, ModelNotAvailable, NothingToRegenerate, ReplyInProgress
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+
+from . import permissions, selectors
+from .exceptions import (
+    ConversationNotFound,
+    Forbidden,
+    InvalidChange,
+    ModelNotAvailable,
+    NothingToRegenerate,
+    ReplyInProgress,
+)
 from .llm import ModelSpec, Usage
-from .models import Conversation, Message, ModelConfig, Provider
+from .models import Conversation, Message, ModelConfig, Provider, PublicLink, Share, Team, TeamMembership
 from .rendering import render_markdown
 
 log = logging.getLogger(__name__)
@@ -61,6 +71,162 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
 
 def conversation_delete(*, conversation: Conversation) -> None:
     conversation.delete()
+
+
+# --- sharing -------------------------------------------------------------------------------
+# Access changes reach open sockets through signals.py, after the transaction commits.
+
+
+@transaction.atomic
+def conversation_share(*, conversation: Conversation, by, role: str, user_id: int | None = None, team_id: int | None = None) -> Share:
+    """Share with one of `by`'s teammates or teams, or change the role of an existing share."""
+    if conversation.owner_id != by.pk:
+        raise Forbidden(permissions.FORBIDDEN_MESSAGES[permissions.Action.SHARE])
+    if role not in Share.Role.values:
+        raise InvalidChange("Choose viewer or collaborator.")
+    if (user_id is None) == (team_id is None):
+        raise InvalidChange("Share with one person or one team.")
+    if user_id is not None:
+        if user_id not in {teammate.pk for teammate in selectors.teammates_of(by)}:
+            raise InvalidChange("You can share only with people in your teams.")
+        target = {"user_id": user_id}
+    else:
+        if team_id not in {team.pk for team in selectors.teams_of(by)}:
+            raise InvalidChange("You can share only with teams you are in.")
+        target = {"team_id": team_id}
+    share, _ = Share.objects.update_or_create(conversation=conversation, **target, defaults={"role": role})
+    return share
+
+
+@transaction.atomic
+def share_change_role(*, share: Share, role: str) -> Share:
+    if role not in Share.Role.values:
+        raise InvalidChange("Choose viewer or collaborator.")
+    share.role = role
+    share.save(update_fields=["role"])
+    return share
+
+
+@transaction.atomic
+def share_revoke(*, share: Share) -> None:
+    share.delete()
+
+
+@transaction.atomic
+def conversation_copy(*, owner, title: str, rows: list[dict]) -> Conversation:
+    """A new conversation owned by `owner` holding these messages (role and content): "Continue in my own chat"."""
+    conversation = Conversation.objects.create(
+        owner=owner, title=title_from(title), model_config=selectors.default_model_config()
+    )
+    messages = []
+    for row in rows:
+        if not row["content"] or row["role"] not in (Message.Role.USER, Message.Role.ASSISTANT):
+            continue
+        assistant = row["role"] == Message.Role.ASSISTANT
+        messages.append(
+            Message(
+                conversation=conversation,
+                role=row["role"],
+                content=row["content"],
+                html=render_markdown(row["content"]) if assistant else "",
+                author=None if assistant else owner,
+            )
+        )
+    Message.objects.bulk_create(messages)
+    return conversation
+
+
+# --- public links ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def public_link_create(
+    *, conversation: Conversation, kind: str, audience: str, password: str = "", expires_at=None
+) -> PublicLink:
+    if not selectors.public_links_on():
+        raise InvalidChange("Public links are turned off on this site.")
+    link = PublicLink(
+        conversation=conversation,
+        kind=kind,
+        audience=audience,
+        password=make_password(password) if password else "",
+        expires_at=expires_at,
+    )
+    _take_snapshot(link)
+    link.save()
+    return link
+
+
+@transaction.atomic
+def public_link_refresh(*, link: PublicLink) -> PublicLink:
+    """A snapshot link now shows the conversation as it is."""
+    _take_snapshot(link)
+    link.save(update_fields=["title", "snapshot", "snapshot_at"])
+    return link
+
+
+def public_link_delete(*, link: PublicLink) -> None:
+    link.delete()
+
+
+def _take_snapshot(link: PublicLink) -> None:
+    conversation = link.conversation
+    link.title = str(conversation)
+    link.snapshot_at = timezone.now()
+    if link.kind == PublicLink.Kind.SNAPSHOT:
+        rows = selectors.message_rows(conversation)
+        # Only what is shown; a reply still streaming is kept as its text so far.
+        keys = ("id", "role", "status", "content", "body", "note", "note_class", "author")
+        link.snapshot = [{key: str(row[key]) if key == "body" else row[key] for key in keys} for row in rows]
+    else:
+        link.snapshot = []
+
+
+# --- teams -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def team_create(*, name: str, owner) -> Team:
+    name = name.strip()
+    if Team.objects.filter(name__iexact=name).exists():
+        raise InvalidChange(f"A team called {name!r} already exists.")
+    team = Team.objects.create(name=name)
+    TeamMembership.objects.create(team=team, user=owner, role=TeamMembership.Role.OWNER)
+    return team
+
+
+@transaction.atomic
+def team_add_member(*, team: Team, by, username: str, role: str = TeamMembership.Role.MEMBER) -> TeamMembership:
+    _require_team_owner(team, by)
+    if role not in TeamMembership.Role.values:
+        raise InvalidChange("Choose owner or member.")
+    user = get_user_model().objects.filter(username=username.strip(), is_active=True).first()
+    if user is None:
+        raise InvalidChange(f"There is no one called {username.strip()!r} on this site.")
+    membership, _ = TeamMembership.objects.update_or_create(team=team, user=user, defaults={"role": role})
+    return membership
+
+
+@transaction.atomic
+def team_remove_member(*, team: Team, by, user_id: int) -> None:
+    """A team owner removes someone; anyone may leave. The last owner cannot go (the team would be unmanaged)."""
+    if user_id != by.pk:
+        _require_team_owner(team, by)
+    membership = TeamMembership.objects.select_for_update().filter(team=team, user_id=user_id).first()
+    if membership is None:
+        return
+    owners = TeamMembership.objects.filter(team=team, role=TeamMembership.Role.OWNER)
+    if membership.role == TeamMembership.Role.OWNER and owners.count() == 1:
+        raise InvalidChange("A team needs an owner: make someone else owner first.")
+    membership.delete()
+
+
+def _require_team_owner(team: Team, user) -> None:
+    if not TeamMembership.objects.filter(team=team, user=user, role=TeamMembership.Role.OWNER).exists():
+        raise Forbidden("Only a team owner can add or remove people.")
+
+
+# --- replies ---------------------------------------------------------------------------------
 
 
 def reply_begin(*, user, conversation_id: uuid.UUID, content: str, model_config_id: int | None = None) -> ReplyPlan:
@@ -123,6 +289,8 @@ def _open_for_reply(user, conversation_id: uuid.UUID) -> tuple[Conversation, lis
             .get(pk=conversation_id)
         )
     except (Conversation.DoesNotExist, ValueError):
+        if Conversation.objects.visible_to(user).filter(pk=conversation_id).exists():
+            raise Forbidden(permissions.FORBIDDEN_MESSAGES[permissions.Action.SEND]) from None
         raise ConversationNotFound() from None
     rows = _sql_messages(conversation.id)
     streaming = [row.id for row in rows if row.status == Message.Status.STREAMING]

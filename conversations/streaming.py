@@ -37,11 +37,16 @@ from .services import ReplyPlan
 log = logging.getLogger(__name__)
 
 # Channel-layer message types. Sockets receive "chat.frame" (forward the frame),
-# "chat.snapshot" (the text so far of a streaming reply) and "chat.deleted".
+# "chat.snapshot" (the text so far of a streaming reply), "chat.deleted",
+# "access.changed" (check again who may stay) and "presence.join/here/leave".
 # Generations receive "generation.stop" and "generation.snapshot".
 FRAME = "chat.frame"
 SNAPSHOT = "chat.snapshot"
 DELETED = "chat.deleted"
+ACCESS_CHANGED = "access.changed"
+
+# Sockets opened through a public link also listen here, for the site-wide switch.
+PUBLIC_LINKS_GROUP = "public-links"
 
 
 def conversation_group(conversation_id: uuid.UUID) -> str:
@@ -83,6 +88,17 @@ async def request_snapshot(conversation_id: uuid.UUID, reply_to: str) -> None:
 
 async def announce_deleted(conversation_id: uuid.UUID) -> None:
     await get_channel_layer().group_send(conversation_group(conversation_id), {"type": DELETED})
+
+
+async def announce_access_changed(conversation_ids) -> None:
+    """Every open socket of these conversations checks again whether its person may stay, and in which role."""
+    layer = get_channel_layer()
+    for conversation_id in conversation_ids:
+        await layer.group_send(conversation_group(conversation_id), {"type": ACCESS_CHANGED})
+
+
+async def announce_public_links_changed() -> None:
+    await get_channel_layer().group_send(PUBLIC_LINKS_GROUP, {"type": ACCESS_CHANGED})
 
 
 async def _launch(plan: ReplyPlan) -> None:

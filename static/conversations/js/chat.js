@@ -50,6 +50,17 @@
     button.replaceWith(image);
   });
 
+  // Dialogs (the Share dialog): opened by a button, and again after a form in it reloads the page.
+  document.querySelectorAll("[data-opens]").forEach((button) => {
+    const dialog = document.getElementById(button.dataset.opens);
+    if (!dialog) return;
+    button.addEventListener("click", () => dialog.showModal());
+    if (window.location.hash === "#share") dialog.showModal();
+  });
+  document.querySelectorAll("input.link-url").forEach((field) => {
+    field.addEventListener("focus", () => field.select());
+  });
+
   // --- the conversation page ------------------------------------------------------
 
   const chat = document.getElementById("chat");
@@ -64,7 +75,10 @@
   const chatError = document.getElementById("chat-error");
   const connectionStatus = document.getElementById("connection-status");
 
-  const conversationId = chat.dataset.conversationId;
+  const socketPath = chat.dataset.socketPath;
+  const canWrite = Boolean(composer);
+  const showAuthors = chat.dataset.showAuthors === "true";
+  const presence = document.getElementById("presence");
   const streaming = new Map(); // reply id -> {text, length (code points), shown (UTF-16 units on screen)}
   let since = Number(chat.dataset.since || 0);
   let awaitingReply = chat.dataset.awaitingReply === "true";
@@ -74,7 +88,12 @@
   let lastDraft = "";
   let finished = false; // the server closed for good (deleted, no access)
 
-  const FINAL_CLOSE = { 4401: "You are logged out. Reload to log in again.", 4404: "This conversation is not available.", 4410: "This conversation was deleted." };
+  const FINAL_CLOSE = {
+    4401: "You are logged out. Reload to log in again.",
+    4403: "Your access to this conversation was removed.",
+    4404: "This conversation is not available.",
+    4410: "This conversation was deleted.",
+  };
 
   function nearBottom() {
     return window.innerHeight + window.scrollY >= document.body.scrollHeight - 80;
@@ -137,9 +156,18 @@
 
   function setBusy() {
     const busy = streaming.size > 0;
+    chat.classList.toggle("is-busy", busy);
+    if (!canWrite) return;
     stopButton.hidden = !busy;
     regenerateButton.hidden = busy || !list.querySelector("li.message");
-    chat.classList.toggle("is-busy", busy);
+  }
+
+  function setAuthor(element, author) {
+    if (!showAuthors || !author || element.querySelector(".message-author")) return;
+    const name = document.createElement("p");
+    name.className = "message-author";
+    name.textContent = author;
+    element.prepend(name);
   }
 
   // A streaming reply: its text so far and how many code points that is (the server's
@@ -183,6 +211,7 @@
         showFinal(element, message);
       } else {
         setStatus(element, message.status);
+        if (message.role === "user") setAuthor(element, message.author);
         element.querySelector(".message-body").textContent = message.content;
         if (message.status === "streaming") {
           received(message.id, message.content);
@@ -221,18 +250,29 @@
       }
       if (id !== undefined) return; // shown under the reply by its `done` frame
       showError(message);
-      if (lastDraft && !input.value) input.value = lastDraft;
+      if (input && lastDraft && !input.value) input.value = lastDraft;
+    },
+    access() {
+      // Viewer became collaborator or back: the page differs (the message box), so load it again.
+      window.location.reload();
+    },
+    presence({ people, guests }) {
+      if (!presence) return;
+      const parts = [...people];
+      if (guests) parts.push(guests === 1 ? "1 guest" : `${guests} guests`);
+      presence.textContent = parts.length ? `Also here: ${parts.join(", ")}` : "";
+      presence.hidden = !parts.length;
     },
   };
 
   function connect() {
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    socket = new WebSocket(`${scheme}//${window.location.host}/ws/conversations/${conversationId}/?since=${since}`);
+    socket = new WebSocket(`${scheme}//${window.location.host}${socketPath}?since=${since}`);
     socket.addEventListener("open", () => {
       retryDelay = 500;
       connectionStatus.hidden = true;
-      composer.classList.remove("is-offline");
-      if (awaitingReply && streaming.size === 0) {
+      composer?.classList.remove("is-offline");
+      if (canWrite && awaitingReply && streaming.size === 0) {
         // The first message came from the new-chat form: ask for its reply now.
         awaitingReply = false;
         socket.send(JSON.stringify({ type: "regenerate", model: selectedModel() }));
@@ -251,11 +291,12 @@
       if (FINAL_CLOSE[event.code]) {
         finished = true;
         showError(FINAL_CLOSE[event.code]);
-        composer.hidden = true;
+        if (composer) composer.hidden = true;
+        if (presence) presence.hidden = true;
         return;
       }
       connectionStatus.hidden = false;
-      composer.classList.add("is-offline");
+      composer?.classList.add("is-offline");
       scheduleReconnect();
     });
   }
@@ -301,16 +342,18 @@
     }
   }
 
-  composer.addEventListener("submit", (event) => {
-    event.preventDefault();
-    sendMessage();
-  });
-  submitOnEnter(input, sendMessage);
-  stopButton.addEventListener("click", () => send({ type: "stop" }));
-  regenerateButton.addEventListener("click", () => {
-    showError("");
-    send({ type: "regenerate", model: selectedModel() });
-  });
+  if (canWrite) {
+    composer.addEventListener("submit", (event) => {
+      event.preventDefault();
+      sendMessage();
+    });
+    submitOnEnter(input, sendMessage);
+    stopButton.addEventListener("click", () => send({ type: "stop" }));
+    regenerateButton.addEventListener("click", () => {
+      showError("");
+      send({ type: "regenerate", model: selectedModel() });
+    });
+  }
 
   list.querySelectorAll('li.message[data-status="streaming"]').forEach((element) => {
     const id = Number(element.dataset.id);

@@ -1,0 +1,91 @@
+"""Who may do what with a conversation. The one table every view, the consumer, exports and the admin read.
+
+A person's role in a conversation comes from the same Share rows that
+Conversation.objects.visible_to / writable_by filter on: the owner, else the
+strongest share that reaches them (made to them or to one of their teams).
+"""
+
+from enum import IntEnum, StrEnum
+
+from .exceptions import ConversationNotFound, Forbidden
+from .models import Conversation, Share
+
+
+class Role(IntEnum):
+    NONE = 0
+    VIEWER = 1
+    COLLABORATOR = 2
+    OWNER = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class Action(StrEnum):
+    VIEW = "view"  # the page, the socket, watching replies live
+    EXPORT = "export"
+    SEND = "send"
+    STOP = "stop"
+    REGENERATE = "regenerate"
+    RENAME = "rename"
+    DELETE = "delete"
+    SHARE = "share"  # share, change a role, revoke
+    PUBLIC_LINK = "public_link"  # create, refresh, delete public links
+
+
+REQUIRED_ROLE: dict[Action, Role] = {
+    Action.VIEW: Role.VIEWER,
+    Action.EXPORT: Role.VIEWER,
+    Action.SEND: Role.COLLABORATOR,
+    Action.STOP: Role.COLLABORATOR,
+    Action.REGENERATE: Role.COLLABORATOR,
+    Action.RENAME: Role.OWNER,
+    Action.DELETE: Role.OWNER,
+    Action.SHARE: Role.OWNER,
+    Action.PUBLIC_LINK: Role.OWNER,
+}
+
+
+def allows(role: Role, action: Action) -> bool:
+    return role >= REQUIRED_ROLE[action]
+
+
+def check(role: Role, action: Action) -> None:
+    """Raise ConversationNotFound for someone who may not even see it (no hint it exists), Forbidden otherwise."""
+    if role == Role.NONE:
+        raise ConversationNotFound()
+    if not allows(role, action):
+        raise Forbidden(FORBIDDEN_MESSAGES.get(action))
+
+
+def role_of(user, conversation: Conversation) -> Role:
+    """This person's role in the conversation. No query when it came from Conversation.objects.with_access(user)."""
+    if not user.is_authenticated:
+        return Role.NONE
+    if conversation.owner_id == user.pk:
+        return Role.OWNER
+    collaborating = getattr(conversation, "collaborating", None)
+    if collaborating is not None:  # fetched through with_access, so visible
+        return Role.COLLABORATOR if collaborating else Role.VIEWER
+    roles = set(Share.objects.granting(user).filter(conversation=conversation).values_list("role", flat=True))
+    if Share.Role.COLLABORATOR in roles:
+        return Role.COLLABORATOR
+    return Role.VIEWER if roles else Role.NONE
+
+
+def role_in(user, conversation_id) -> Role:
+    """This person's role in the conversation with this id; Role.NONE when it does not exist for them."""
+    conversation = Conversation.objects.with_access(user).only("id", "owner_id").filter(pk=conversation_id).first()
+    return role_of(user, conversation) if conversation is not None else Role.NONE
+
+
+FORBIDDEN_MESSAGES = {
+    Action.SEND: "You can watch this conversation but not write in it.",
+    Action.STOP: "You can watch this conversation but not stop its replies.",
+    Action.REGENERATE: "You can watch this conversation but not regenerate replies.",
+    Action.RENAME: "Only the owner can rename this conversation.",
+    Action.DELETE: "Only the owner can delete this conversation.",
+    Action.SHARE: "Only the owner can share this conversation.",
+    Action.PUBLIC_LINK: "Only the owner can make public links to this conversation.",
+}

@@ -1,0 +1,150 @@
+"""The chat pages. Thin: read through selectors, write through services, access through permissions."""
+
+import json
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_POST
+
+from .. import permissions, selectors, services, streaming
+from ..exceptions import ConversationNotFound, Forbidden
+from ..forms import NewConversationForm, PublicLinkForm, RenameConversationForm, ShareForm
+from ..models import Conversation, Message, Share
+from ..permissions import Action, Role
+
+
+def conversation_or_404(request: HttpRequest, conversation_id, action: Action = Action.VIEW) -> Conversation:
+    """The conversation if this person may do `action` in it: 404 if they may not see it, 403 if they may only look."""
+    try:
+        conversation = selectors.conversation_for(request.user, conversation_id)
+        permissions.check(conversation.role, action)
+    except ConversationNotFound:
+        raise Http404("No such conversation.") from None
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message) from None
+    return conversation
+
+
+def _page_context(request: HttpRequest, *, model_id: int | None = None, **extra) -> dict:
+    """What every chat page shows; the picker selects `model_id` if it is enabled, else the default."""
+    choices = selectors.model_choices()
+    enabled = {choice.id for choice in choices}
+    default = next(choice.id for choice in choices if choice.is_default)
+    return {
+        "sidebar": selectors.conversation_list_for(request.user),
+        "shared_sidebar": selectors.shared_conversation_list_for(request.user),
+        "model_choices": choices,
+        "current_model": model_id if model_id in enabled else default,
+        "demo_only": choices[0].id is None,
+        "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+        **extra,
+    }
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    context = _page_context(request, form=NewConversationForm())
+    return render(request, "conversations/home.html", context)
+
+
+@login_required
+@require_POST
+def conversation_new(request: HttpRequest) -> HttpResponse:
+    form = NewConversationForm(request.POST)
+    if not form.is_valid():
+        context = _page_context(request, form=form)
+        return render(request, "conversations/home.html", context, status=400)
+    model = form.cleaned_data["model"]
+    conversation = services.conversation_create(
+        owner=request.user, model_config_id=model.id if model else None, content=form.cleaned_data["content"]
+    )
+    return redirect("conversation", conversation_id=conversation.id)
+
+
+@login_required
+@require_GET
+def conversation_detail(request: HttpRequest, conversation_id) -> HttpResponse:
+    conversation = conversation_or_404(request, conversation_id)
+    messages = selectors.message_rows(conversation)
+    role = conversation.role
+    context = _page_context(
+        request,
+        model_id=conversation.model_config_id,
+        conversation=conversation,
+        message_list=messages,
+        role=role.label,
+        can_write=permissions.allows(role, Action.SEND),
+        is_owner=role == Role.OWNER,
+    )
+    if role == Role.OWNER:
+        context.update(_sharing_context(request, conversation))
+        context["show_authors"] = any(share.role == Share.Role.COLLABORATOR for share in context["shares"])
+    else:
+        context["show_authors"] = selectors.has_several_writers(conversation)
+    streaming_ids = [row["id"] for row in messages if row["status"] == Message.Status.STREAMING]
+    # The socket asks for everything from here on, so nothing that changed since this render is missed.
+    context["since"] = streaming_ids[0] if streaming_ids else (messages[-1]["id"] + 1 if messages else 0)
+    context["awaiting_reply"] = bool(messages) and messages[-1]["role"] == Message.Role.USER
+    return render(request, "conversations/detail.html", context)
+
+
+@login_required
+@require_POST
+def conversation_rename(request: HttpRequest, conversation_id) -> HttpResponse:
+    conversation = conversation_or_404(request, conversation_id, Action.RENAME)
+    form = RenameConversationForm(request.POST)
+    if form.is_valid():
+        services.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
+    return redirect("conversation", conversation_id=conversation.id)
+
+
+@login_required
+@require_POST
+def conversation_delete(request: HttpRequest, conversation_id) -> HttpResponse:
+    conversation = conversation_or_404(request, conversation_id, Action.DELETE)
+    deleted_id = conversation.id  # delete() sets the instance's pk to None
+    async_to_sync(streaming.reply_stop)(deleted_id)
+    services.conversation_delete(conversation=conversation)
+    async_to_sync(streaming.announce_deleted)(deleted_id)
+    return redirect("home")
+
+
+def _sharing_context(request: HttpRequest, conversation: Conversation, **forms) -> dict:
+    """The Share dialog: current shares and links, and who the owner can share with."""
+    teammates, teams = selectors.teammates_of(request.user), selectors.teams_of(request.user)
+    return {
+        "shares": selectors.share_list(conversation),
+        "share_form": forms.get("share_form") or ShareForm(teammates=teammates, teams=teams),
+        "can_share": bool(teammates or teams),
+        "public_links_on": selectors.public_links_on(),
+        "public_links": selectors.public_link_list(conversation),
+        "link_form": forms.get("link_form") or PublicLinkForm(),
+    }
+
+
+@login_required
+@require_GET
+def conversation_export(request: HttpRequest, conversation_id) -> HttpResponse:
+    """The whole conversation as Markdown (?format=md, the default) or JSON (?format=json), as a download."""
+    conversation = conversation_or_404(request, conversation_id, Action.EXPORT)
+    export = selectors.conversation_export(conversation)
+    name = slugify(str(conversation))[:60] or "conversation"
+    if request.GET.get("format") == "json":
+        body, content_type, extension = json.dumps(export, ensure_ascii=False, indent=2), "application/json", "json"
+    else:
+        body, content_type, extension = selectors.export_markdown(export), "text/markdown; charset=utf-8", "md"
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{name}-{timezone.localdate():%Y-%m-%d}.{extension}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok", content_type="text/plain")

@@ -1,0 +1,68 @@
+"""Public links: /s/<token>/ shows a conversation read-only, without an account unless the owner asked for one."""
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.hashers import check_password
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from .. import selectors, services
+from ..exceptions import PublicLinkNotFound
+from ..forms import LinkPasswordForm
+from ..models import PublicLink
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    # Not for search engines or caches, and the token never leaves in a Referer header.
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Cache-Control"] = "private, no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def public_link(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        link = selectors.public_link_for(token)
+    except PublicLinkNotFound as exc:
+        if exc.expired:
+            return _private(render(request, "conversations/public_gone.html", status=410))
+        raise Http404(exc.message) from None
+    gate = selectors.public_link_gate(link, request.user, request.session)
+    if gate == "login":
+        return redirect_to_login(request.get_full_path())
+    if gate == "password":
+        form = LinkPasswordForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            if check_password(form.cleaned_data["password"], link.password):
+                request.session[selectors.link_unlock_key(link)] = selectors.link_unlock_value(link)
+                return redirect("public_link", token=token)
+            form.add_error("password", "That is not the password.")
+        status = 403 if request.method == "POST" else 200
+        return _private(render(request, "conversations/public_password.html", {"form": form}, status=status))
+    if request.method == "POST":
+        return redirect("public_link", token=token)
+    live = link.kind == PublicLink.Kind.LIVE
+    context = {
+        "link": link,
+        "title": str(link.conversation) if live else link.title or "Shared conversation",
+        "messages": selectors.public_link_rows(link),
+        "live": live,
+    }
+    return _private(render(request, "conversations/public.html", context))
+
+
+@login_required
+@require_POST
+def public_link_continue(request: HttpRequest, token: str) -> HttpResponse:
+    """Copy what the link shows into a new conversation this person owns."""
+    try:
+        link = selectors.public_link_for(token)
+    except PublicLinkNotFound as exc:
+        raise Http404(exc.message) from None
+    if selectors.public_link_gate(link, request.user, request.session) is not None:
+        return redirect("public_link", token=token)
+    title = str(link.conversation) if link.kind == PublicLink.Kind.LIVE else link.title
+    conversation = services.conversation_copy(owner=request.user, title=title, rows=selectors.public_link_rows(link))
+    return redirect("conversation", conversation_id=conversation.id)
