@@ -75,9 +75,16 @@ def role_of(user, conversation: Conversation) -> Role:
 
 
 def role_in(user, conversation_id) -> Role:
-    """This person's role in the conversation with this id; Role.NONE when it does not exist for them."""
-    conversation = Conversation.objects.with_access(user).only("id", "owner_id").filter(pk=conversation_id).first()
-    return role_of(user, conversation) if conversation is not None else Role.NONE
+    """This person's role in the conversation with this id; Role.NONE when it does not exist for them.
+
+    Runs on every socket connect and access change: the owner costs one small query, anyone else two.
+    """
+    if not user.is_authenticated:
+        return Role.NONE
+    owner_id = Conversation.objects.filter(pk=conversation_id).values_list("owner_id", flat=True).first()
+    if owner_id is None:
+        return Role.NONE
+    return role_of(user, Conversation(id=conversation_id, owner_id=owner_id))
 
 
 FORBIDDEN_MESSAGES = {

@@ -280,18 +280,15 @@ class _Row(NamedTuple):
 
 
 def _open_for_reply(user, conversation_id: uuid.UUID) -> tuple[Conversation, list[_Row]]:
-    """The conversation, locked, and its messages; ReplyInProgress if a live reply is streaming in it."""
-    try:
-        conversation = (
-            Conversation.objects.writable_by(user)
-            .select_for_update()
-            .only("id", "title", "model_config_id")
-            .get(pk=conversation_id)
-        )
-    except (Conversation.DoesNotExist, ValueError):
-        if Conversation.objects.visible_to(user).filter(pk=conversation_id).exists():
-            raise Forbidden(permissions.FORBIDDEN_MESSAGES[permissions.Action.SEND]) from None
-        raise ConversationNotFound() from None
+    """The conversation, locked, and its messages, if this person may write in it.
+
+    ConversationNotFound or Forbidden otherwise; ReplyInProgress if a live reply is streaming in it.
+    """
+    conversation = _sql_lock_conversation(conversation_id)
+    if conversation is None:
+        raise ConversationNotFound()
+    # The owner needs no query; anyone else's role comes from the shares that reach them.
+    permissions.check(permissions.role_of(user, conversation), permissions.Action.SEND)
     rows = _sql_messages(conversation.id)
     streaming = [row.id for row in rows if row.status == Message.Status.STREAMING]
     if streaming:
@@ -402,7 +399,8 @@ def reply_finish(
 # database thread, so their cost is added to every sender's wait. Compiling an ORM statement
 # took longer than running it (about 0.4 ms each on the 2-core benchmark machine), so these
 # few statements are written out: bench/stream_load.py measured 7.2 ms of CPU per send with
-# them in the ORM. Who may write is still decided in one place, Conversation.objects.writable_by.
+# them in the ORM. Who may write is still decided in one place, permissions.role_of (the
+# same Share rows Conversation.objects.writable_by filters on); for the owner it needs no query.
 
 _MESSAGES = Message._meta.db_table
 _CONVERSATIONS = Conversation._meta.db_table
@@ -414,6 +412,20 @@ def _db_now():
 
 def _db_conversation_id(conversation_id: uuid.UUID):
     return Conversation._meta.pk.get_db_prep_value(conversation_id, connection)
+
+
+def _sql_lock_conversation(conversation_id: uuid.UUID) -> Conversation | None:
+    """The conversation's row, locked until the transaction ends (PostgreSQL; SQLite locks the whole database)."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, title, model_config_id, owner_id FROM {_CONVERSATIONS} WHERE id = %s{lock}",
+            [_db_conversation_id(conversation_id)],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return Conversation(id=conversation_id, title=row[1], model_config_id=row[2], owner_id=row[3])
 
 
 def _sql_messages(conversation_id: uuid.UUID) -> list[_Row]:
