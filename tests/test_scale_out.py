@@ -116,3 +116,37 @@ async def test_one_reply_at_a_time_across_processes(two_servers, fake_openai_ser
     assert finished[-1]["status"] == "complete"
     await one.close()
     await other.close()
+
+
+async def test_viewer_on_another_process_watches_live_and_is_closed_when_revoked_elsewhere(two_servers, fake_openai_server):
+    first, second, person, database = two_servers
+    env = first.env
+    [viewer] = seed_users(env, [("vic", "vic-password-123")])
+    share = (
+        "from conversations.models import Share; from django.contrib.auth.models import User; "
+        f"Share.objects.create(conversation_id='{person['conversation']}', user=User.objects.get(username='vic'), role='viewer')"
+    )
+    manage(env, "shell", "-c", share)
+    fake_openai_server.push(reply([f"w{i} " for i in range(100)], delay=0.01))
+    owner = await open_socket(first, person)
+    watcher = await open_socket(second, {**viewer, "conversation": person["conversation"]})
+    await owner.send(json.dumps({"type": "send", "content": "Watch this"}))
+    owned = await frames_until(owner, lambda f: f["type"] == "done")
+    watched = await frames_until(watcher, lambda f: f["type"] == "done")
+    assert reply_text(watched) == reply_text(owned) == owned[-1]["content"]
+
+    await watcher.send(json.dumps({"type": "send", "content": "may I?"}))
+    refused = await frames_until(watcher, lambda f: f["type"] == "error")
+    assert refused[-1]["code"] == "forbidden"
+
+    # Revoked from a third process (a management shell): the change reaches the other two through Redis.
+    manage(env, "shell", "-c", "from conversations.models import Share; Share.objects.all().delete()")
+    revoked_at = asyncio.get_running_loop().time()
+    farewell = await frames_until(watcher, lambda f: f["type"] == "error", timeout=1.0)
+    assert farewell[-1]["code"] == "access_revoked"
+    async with asyncio.timeout(1.0):
+        await watcher.wait_closed()
+    assert watcher.close_code == 4403
+    assert asyncio.get_running_loop().time() - revoked_at < 1.0
+    await owner.send(json.dumps({"type": "stop"}))  # the owner's socket is still open
+    await owner.close()
