@@ -133,6 +133,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             self.replies[message_id] = len(content)
 
     async def chat_deleted(self, event: dict) -> None:
+        if not getattr(self, "group", None):
+            return
         await self._send(events.error_frame("deleted", "This conversation was deleted."))
         await self._leave()
         await self.close(code=CLOSE_DELETED)
@@ -142,7 +144,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if not getattr(self, "group", None):
             return
         role = await self.current_role()
-        if role == Role.NONE:
+        if role == Role.NONE and not await database_sync_to_async(selectors.conversation_exists)(self.conversation_id):
+            await self.chat_deleted(event)  # deleting a conversation also deletes its shares
+        elif role == Role.NONE:
             await self._send(events.error_frame("access_revoked", "Your access to this conversation was removed."))
             await self._leave()
             await self.close(code=CLOSE_REVOKED)

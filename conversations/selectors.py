@@ -53,6 +53,10 @@ def conversation_for(user, conversation_id: uuid.UUID | str) -> Conversation:
     return conversation
 
 
+def conversation_exists(conversation_id: uuid.UUID) -> bool:
+    return Conversation.objects.filter(pk=conversation_id).exists()
+
+
 def conversation_list_for(user):
     """The sidebar: this person's own conversations, most recently active first."""
     return Conversation.objects.filter(owner=user).only("id", "title", "updated").order_by("-updated")

@@ -478,3 +478,27 @@ async def test_reply_is_checkpointed_a_few_times_not_per_token(user, conversatio
     await receive_until(communicator, done)
     assert 2 <= len(calls) <= 8, calls
     await communicator.disconnect()
+
+
+async def test_deleting_a_shared_conversation_tells_every_open_socket_it_was_deleted(user, conversation, make_user):
+    from django.test import Client
+
+    from conversations.models import Share
+
+    bob = await sync_to_async(make_user)("bob")
+    await sync_to_async(Share.objects.create)(conversation=conversation, user=bob, role=Share.Role.VIEWER)
+    owner = await open_socket(user, conversation)
+    viewer = await open_socket(bob, conversation)
+
+    def delete_through_the_page():
+        client = Client()
+        client.force_login(user)
+        return client.post(f"/c/{conversation.id}/delete/")
+
+    response = await sync_to_async(delete_through_the_page)()
+    assert response.status_code == 302
+    for communicator in (owner, viewer):
+        frames = await receive_until(communicator, lambda f: f["type"] == "error")
+        # Not "access revoked": the shares went with the conversation.
+        assert frames[-1]["code"] == "deleted"
+        assert (await communicator.receive_output(timeout=2))["code"] == 4410
