@@ -31,14 +31,21 @@ def conversation_or_404(request: HttpRequest, conversation_id, action: Action = 
     return conversation
 
 
+def sidebar_context(request: HttpRequest) -> dict:
+    """The sidebar every signed-in page shows: your conversations, and those shared with you."""
+    return {
+        "sidebar": selectors.conversation_list_for(request.user),
+        "shared_sidebar": selectors.shared_conversation_list_for(request.user),
+    }
+
+
 def _page_context(request: HttpRequest, *, model_id: int | None = None, **extra) -> dict:
     """What every chat page shows; the picker selects `model_id` if it is enabled, else the default."""
     choices = selectors.model_choices()
     enabled = {choice.id for choice in choices}
     default = next(choice.id for choice in choices if choice.is_default)
     return {
-        "sidebar": selectors.conversation_list_for(request.user),
-        "shared_sidebar": selectors.shared_conversation_list_for(request.user),
+        **sidebar_context(request),
         "model_choices": choices,
         "current_model": model_id if model_id in enabled else default,
         "demo_only": choices[0].id is None,

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from .. import selectors, services
 from ..exceptions import Forbidden, InvalidChange, TeamNotFound
 from ..forms import TeamCreateForm, TeamMemberForm
+from .chat import sidebar_context
 
 
 def _team_or_404(request: HttpRequest, team_id: int):
@@ -30,7 +31,7 @@ def team_list(request: HttpRequest) -> HttpResponse:
             form.add_error("name", exc.message)
         else:
             return redirect("team", team_id=team.id)
-    context = {"teams": selectors.teams_of(request.user), "form": form}
+    context = {**sidebar_context(request), "teams": selectors.teams_of(request.user), "form": form}
     return render(request, "conversations/teams.html", context, status=400 if form.errors else 200)
 
 
@@ -38,7 +39,12 @@ def team_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 def team_detail(request: HttpRequest, team_id: int) -> HttpResponse:
     team = _team_or_404(request, team_id)
-    context = {"team": team, "memberships": selectors.team_member_rows(team), "form": TeamMemberForm()}
+    context = {
+        **sidebar_context(request),
+        "team": team,
+        "memberships": selectors.team_member_rows(team),
+        "form": TeamMemberForm(),
+    }
     return render(request, "conversations/team.html", context)
 
 
