@@ -5,6 +5,7 @@ and forwards what it sends, making sure each socket gets a reply's text
 exactly once and in order (see `_relay_delta`).
 """
 
+import asyncio
 import json
 import time
 from urllib.parse import parse_qs
@@ -28,10 +29,28 @@ CLOSE_DELETED = 4410
 GUEST = "guest"  # how a public link's visitor appears to the others
 
 SNAPSHOT_RETRY_SECONDS = 1.0
+PRESENCE_DELAY = 0.2
 
 
 def _dumps(frame: dict) -> str:
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+# One look-up of everyone's role per access change and process, shared by all its sockets on the
+# conversation: a revoke seen by a hundred sockets costs one trip to the database, not a hundred.
+_role_lookups: dict[tuple, asyncio.Future] = {}
+ROLE_LOOKUP_SECONDS = 10.0
+
+
+async def _roles_after(conversation_id, change: str) -> dict[int, Role] | None:
+    key = (conversation_id, change)
+    lookup = _role_lookups.get(key)
+    if lookup is None or not change:
+        lookup = asyncio.ensure_future(database_sync_to_async(permissions.roles_in)(conversation_id))
+        if change:
+            _role_lookups[key] = lookup
+            asyncio.get_running_loop().call_later(ROLE_LOOKUP_SECONDS, _role_lookups.pop, key, None)
+    return await asyncio.shield(lookup)
 
 
 class ConversationConsumer(AsyncWebsocketConsumer):
@@ -52,6 +71,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.snapshot_asked_at = 0.0
         self.present: dict[str, str] = {}  # channel name -> who, of the other sockets here
         self.presence_shown: tuple[list[str], int] = ([], 0)
+        self.presence_dirty = False
+        self.presence_task: asyncio.Task | None = None
         self.group = streaming.conversation_group(self.conversation_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -64,6 +85,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def current_role(self) -> Role:
         """This socket's person's role now; Role.NONE once they may no longer see the conversation."""
         return await database_sync_to_async(permissions.role_in)(self.user, self.conversation_id)
+
+    async def role_after_change(self, change: str) -> Role | None:
+        """The role after an access change; None if the conversation is gone."""
+        roles = await _roles_after(self.conversation_id, change)
+        return None if roles is None else roles.get(self.user.pk, Role.NONE)
 
     def presence_name(self) -> str:
         return self.user.get_username()
@@ -82,6 +108,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self._leave()
 
     async def _leave(self) -> None:
+        if getattr(self, "presence_task", None) is not None:
+            self.presence_task.cancel()
         if getattr(self, "group", None):
             group, self.group = self.group, None
             await self.channel_layer.group_discard(group, self.channel_name)
@@ -143,8 +171,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """A share, a team or a link changed: stay, change role, or go."""
         if not getattr(self, "group", None):
             return
-        role = await self.current_role()
-        if role == Role.NONE and not await database_sync_to_async(selectors.conversation_exists)(self.conversation_id):
+        role = await self.role_after_change(event.get("change", ""))
+        if role is None:
             await self.chat_deleted(event)  # deleting a conversation also deletes its shares
         elif role == Role.NONE:
             await self._send(events.error_frame("access_revoked", "Your access to this conversation was removed."))
@@ -163,15 +191,15 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.send(
                 event["channel"], {"type": "presence.here", "channel": self.channel_name, "name": self.presence_name()}
             )
-            await self._send_presence()
+            self._presence_changed()
 
     async def presence_here(self, event: dict) -> None:
         self.present[event["channel"]] = event["name"]
-        await self._send_presence()
+        self._presence_changed()
 
     async def presence_leave(self, event: dict) -> None:
         if self.present.pop(event["channel"], None) is not None:
-            await self._send_presence()
+            self._presence_changed()
 
     # --- helpers ----------------------------------------------------------------
 
@@ -198,14 +226,23 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             self.group, {"type": kind, "channel": self.channel_name, "name": self.presence_name()}
         )
 
-    async def _send_presence(self) -> None:
-        names = set(self.present.values())
-        own = self.presence_name() if self.user.is_authenticated else None
-        guests = sum(1 for name in self.present.values() if name == GUEST)
-        people = sorted(name for name in names if name not in (own, GUEST))
-        if (people, guests) != self.presence_shown:  # another tab of the same person changes nothing shown
-            self.presence_shown = (people, guests)
-            await self._send(events.presence_frame(people, guests))
+    def _presence_changed(self) -> None:
+        # Shown a moment later, all changes at once: when a room fills up, each socket gets one
+        # frame instead of one per arrival.
+        self.presence_dirty = True
+        if self.presence_task is None or self.presence_task.done():
+            self.presence_task = asyncio.create_task(self._show_presence())
+
+    async def _show_presence(self) -> None:
+        while self.presence_dirty:
+            await asyncio.sleep(PRESENCE_DELAY)
+            self.presence_dirty = False
+            own = self.presence_name() if self.user.is_authenticated else None
+            guests = sum(1 for name in self.present.values() if name == GUEST)
+            people = sorted({name for name in self.present.values() if name not in (own, GUEST)})
+            if (people, guests) != self.presence_shown:  # another tab of the same person changes nothing shown
+                self.presence_shown = (people, guests)
+                await self._send(events.presence_frame(people, guests))
 
     async def _known(self, message_id: int) -> int:
         """Characters already sent of a reply; announces the reply first if this socket never saw it start."""
@@ -255,6 +292,12 @@ class PublicLinkConsumer(ConversationConsumer):
             self.conversation_id = conversation_id
             await self.channel_layer.group_add(streaming.PUBLIC_LINKS_GROUP, self.channel_name)
         return Role.VIEWER
+
+    async def role_after_change(self, change: str) -> Role | None:
+        role = await self.current_role()
+        if role == Role.NONE and not await database_sync_to_async(selectors.conversation_exists)(self.conversation_id):
+            return None
+        return role
 
     def presence_name(self) -> str:
         return self.user.get_username() if self.user.is_authenticated else GUEST

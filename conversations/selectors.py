@@ -230,6 +230,15 @@ def message_rows(conversation: Conversation) -> list[dict]:
     return rows
 
 
+def resume_from(rows: list[dict]) -> int:
+    """The message id a page's socket asks to catch up from (`?since=`): the first streaming
+    reply, else the one after the last shown, so nothing that changed after the render is missed."""
+    streaming = [row["id"] for row in rows if row["status"] == Message.Status.STREAMING]
+    if streaming:
+        return streaming[0]
+    return rows[-1]["id"] + 1 if rows else 0
+
+
 def default_model_config() -> ModelConfig | None:
     """The enabled model marked default, else the first enabled one, else None (the demo answers)."""
     configs = list(ModelConfig.objects.enabled().order_by("-is_default", "display_name")[:1])

@@ -4,8 +4,6 @@ Receivers rather than calls in services, so the admin, services and cascades
 (a user or team deleted) all take the same path.
 """
 
-from functools import partial
-
 from asgiref.sync import async_to_sync
 from django.db import transaction
 
@@ -13,10 +11,19 @@ from . import streaming
 from .models import PublicLink, Share, SiteSettings, TeamMembership
 
 
+# on_commit(robust=True) logs a failing callback by its __qualname__, which neither partial()
+# nor async_to_sync() objects have: the callbacks are plain named functions.
+
+
 def _announce_after_commit(conversation_ids) -> None:
     ids = set(conversation_ids)
-    if ids:
-        transaction.on_commit(partial(async_to_sync(streaming.announce_access_changed), ids), robust=True)
+    if not ids:
+        return
+
+    def announce_access_changed() -> None:
+        async_to_sync(streaming.announce_access_changed)(ids)
+
+    transaction.on_commit(announce_access_changed, robust=True)
 
 
 def share_changed(sender, instance: Share, **kwargs) -> None:
@@ -33,4 +40,7 @@ def public_link_changed(sender, instance: PublicLink, **kwargs) -> None:
 
 
 def site_settings_changed(sender, instance: SiteSettings, **kwargs) -> None:
-    transaction.on_commit(async_to_sync(streaming.announce_public_links_changed), robust=True)
+    def announce_public_links_changed() -> None:
+        async_to_sync(streaming.announce_public_links_changed)()
+
+    transaction.on_commit(announce_public_links_changed, robust=True)

@@ -94,11 +94,13 @@ async def announce_access_changed(conversation_ids) -> None:
     """Every open socket of these conversations checks again whether its person may stay, and in which role."""
     layer = get_channel_layer()
     for conversation_id in conversation_ids:
-        await layer.group_send(conversation_group(conversation_id), {"type": ACCESS_CHANGED})
+        # The id lets the sockets of one process share one look-up of who may stay.
+        change = {"type": ACCESS_CHANGED, "change": uuid.uuid4().hex}
+        await layer.group_send(conversation_group(conversation_id), change)
 
 
 async def announce_public_links_changed() -> None:
-    await get_channel_layer().group_send(PUBLIC_LINKS_GROUP, {"type": ACCESS_CHANGED})
+    await get_channel_layer().group_send(PUBLIC_LINKS_GROUP, {"type": ACCESS_CHANGED, "change": uuid.uuid4().hex})
 
 
 async def _launch(plan: ReplyPlan) -> None:

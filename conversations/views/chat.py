@@ -95,9 +95,7 @@ def conversation_detail(request: HttpRequest, conversation_id) -> HttpResponse:
         context["show_authors"] = any(share.role == Share.Role.COLLABORATOR for share in context["shares"])
     else:
         context["show_authors"] = selectors.has_several_writers(conversation)
-    streaming_ids = [row["id"] for row in messages if row["status"] == Message.Status.STREAMING]
-    # The socket asks for everything from here on, so nothing that changed since this render is missed.
-    context["since"] = streaming_ids[0] if streaming_ids else (messages[-1]["id"] + 1 if messages else 0)
+    context["since"] = selectors.resume_from(messages)
     context["awaiting_reply"] = bool(messages) and messages[-1]["role"] == Message.Role.USER
     return render(request, "conversations/detail.html", context)
 

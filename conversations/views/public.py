@@ -44,11 +44,13 @@ def public_link(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         return redirect("public_link", token=token)
     live = link.kind == PublicLink.Kind.LIVE
+    rows = selectors.public_link_rows(link)
     context = {
         "link": link,
         "title": str(link.conversation) if live else link.title or "Shared conversation",
-        "messages": selectors.public_link_rows(link),
+        "message_list": rows,  # not "messages": that is the flash messages' name in templates
         "live": live,
+        "since": selectors.resume_from(rows) if live else 0,
     }
     return _private(render(request, "conversations/public.html", context))
 
