@@ -24,11 +24,14 @@ class RenameConversationForm(forms.Form):
     title = forms.CharField(max_length=200)
 
 
+SHORT_ROLES = [(Share.Role.VIEWER, "Viewer"), (Share.Role.COLLABORATOR, "Collaborator")]  # the dialog explains them
+
+
 class ShareForm(forms.Form):
     """Share with a teammate or a team: `target` is "user:<id>" or "team:<id>", offered from the owner's teams only."""
 
     target = forms.ChoiceField(label="Share with")
-    role = forms.ChoiceField(choices=Share.Role.choices, initial=Share.Role.VIEWER)
+    role = forms.ChoiceField(choices=SHORT_ROLES, initial=Share.Role.VIEWER)
 
     def __init__(self, *args, teammates=(), teams=(), **kwargs):
         super().__init__(*args, **kwargs)

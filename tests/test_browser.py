@@ -35,8 +35,8 @@ def live_app(tmp_path_factory):
         yield server
 
 
-@pytest.fixture
-def browser():
+def new_chrome(window_size: str = "420,900"):
+    """A headless Chromium with its own profile (cookies, storage); the caller quits it."""
     require_chromium()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -52,12 +52,18 @@ def browser():
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        "--window-size=420,900",  # phone width
+        f"--window-size={window_size}",
     ):
         options.add_argument(flag)
     os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager fetch anything
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(20)
+    return driver
+
+
+@pytest.fixture
+def browser():
+    driver = new_chrome("420,900")  # phone width
     yield driver
     driver.quit()
 
@@ -79,13 +85,13 @@ def last_reply(driver):
     return replies[-1] if replies else None
 
 
-def log_in(driver, base_url: str) -> None:
+def log_in(driver, base_url: str, username: str = "bea", password: str = "bea-password-123") -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     driver.get(base_url + "/accounts/login/")
-    driver.find_element(By.NAME, "username").send_keys("bea")
-    driver.find_element(By.NAME, "password").send_keys("bea-password-123" + Keys.ENTER)
+    driver.find_element(By.NAME, "username").send_keys(username)
+    driver.find_element(By.NAME, "password").send_keys(password + Keys.ENTER)
     wait_until(lambda: driver.find_elements(By.ID, "new-chat-input"))
 
 

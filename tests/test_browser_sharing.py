@@ -1,0 +1,320 @@
+"""Sharing as two people use it: a team, a viewer watching live, a revocation, and a public link.
+
+Real headless Chromium browsers (each its own profile, so its own cookies) against a real
+daphne process with the offline demo model.
+"""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.live import ROOT, LiveServer, app_env, manage, seed_users
+from tests.test_browser import last_reply, log_in, new_chrome, require_chromium
+
+pytestmark = pytest.mark.browser
+
+PASSWORDS = {"ann": "ann-password-123", "ben": "ben-password-123"}
+DOCS = ROOT / "docs"
+REVOKED = "Your access to this conversation was removed."
+
+
+@pytest.fixture(scope="module")
+def sharing_app(tmp_path_factory):
+    """The app served by daphne from a fresh SQLite file, with the demo model, ann and ben."""
+    require_chromium()
+    database = tmp_path_factory.mktemp("browser-sharing") / "db.sqlite3"
+    # A reply streams one word every 30 ms: a few seconds, long enough to watch it grow.
+    env = app_env(f"sqlite:///{database}", CHAT_DEMO_DELAY="0.03")
+    manage(env, "migrate", "--no-input")
+    manage(env, "collectstatic", "--no-input", "--verbosity", "0")
+    seed_users(env, list(PASSWORDS.items()))
+    with LiveServer(env) as server:
+        yield server
+
+
+@pytest.fixture
+def open_browser():
+    """Opens independent browsers (separate sessions and cookies), all quit after the test."""
+    drivers = []
+
+    def open_one(width: int = 1280, height: int = 900):
+        driver = new_chrome(f"{width},{height}")
+        drivers.append(driver)
+        # Headless Chromium keeps room for window decorations: grow the window until the
+        # page itself (and so a screenshot) is width x height.
+        extra_width, extra_height = driver.execute_script(
+            "return [outerWidth - innerWidth, outerHeight - innerHeight];"
+        )
+        if extra_width or extra_height:
+            driver.set_window_size(width + extra_width, height + extra_height)
+        return driver
+
+    yield open_one
+    for driver in drivers:
+        driver.quit()
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+def waiter(driver, timeout: float = 15.0):
+    """WebDriverWait that looks again when a page reloads under it, and says where it gave up."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    class Wait(WebDriverWait):
+        def until(self, method, message: str = ""):
+            try:
+                return super().until(method, message)
+            except TimeoutException as exc:
+                what = message or getattr(method, "__name__", repr(method))
+                raise TimeoutException(f"{what}: gave up on {driver.current_url} ({driver.title!r})") from exc
+
+    # Pages reload under the test (every Share dialog form posts and comes back), so an
+    # element found a moment ago may be gone: look again rather than fail.
+    return Wait(
+        driver, timeout, poll_frequency=0.02, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+    )
+
+
+def by_id(driver, element_id: str):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.ID, element_id)
+
+
+def css(driver, selector: str):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def enter(driver, name: str, text: str) -> None:
+    field = by_id(driver, name)
+    field.clear()
+    field.send_keys(text)
+
+
+def choose(driver, select_id: str, visible_text: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    Select(by_id(driver, select_id)).select_by_visible_text(visible_text)
+
+
+def dialog_open(driver) -> bool:
+    return by_id(driver, "share-dialog").get_attribute("open") is not None
+
+
+def flash(driver) -> str:
+    return " ".join(item.text for item in css(driver, ".flash li"))
+
+
+def reply_done(driver, count: int) -> bool:
+    replies = css(driver, "li.message--assistant")
+    return len(replies) == count and replies[-1].get_attribute("data-status") == "complete"
+
+
+def start_conversation(driver, base_url: str, text: str) -> str:
+    """A new chat with one exchange, as from the home page; returns its address."""
+    from selenium.webdriver.common.keys import Keys
+
+    driver.get(base_url + "/")
+    by_id(driver, "new-chat-input").send_keys(text + Keys.ENTER)
+    waiter(driver).until(lambda d: "/c/" in d.current_url)
+    waiter(driver, 30).until(lambda d: reply_done(d, 1))
+    return driver.current_url.split("#")[0]
+
+
+def open_share_dialog(driver) -> None:
+    by_id(driver, "share-button").click()
+    waiter(driver).until(dialog_open)
+
+
+def submit_in(driver, form_selector: str) -> None:
+    """Press the submit button of a form in the Share dialog, and wait for the page it comes back to."""
+    from selenium.webdriver.support.expected_conditions import staleness_of
+
+    button = css(driver, f"{form_selector} button[type=submit]")[0]
+    button.click()
+    waiter(driver).until(staleness_of(button))
+    # Back on the conversation at #share: the dialog opens by itself.
+    waiter(driver).until(lambda d: d.current_url.endswith("#share") and dialog_open(d))
+
+
+def severe_errors(driver) -> list:
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def not_found(driver) -> bool:
+    """Django's 404 page (DEBUG off): Selenium sees no status code, only the page."""
+    return driver.title == "Not Found" and "The requested resource was not found" in driver.page_source
+
+
+def screenshot(driver, name: str) -> Path:
+    DOCS.mkdir(exist_ok=True)
+    path = DOCS / name
+    assert driver.save_screenshot(str(path))
+    return path
+
+
+# --- the scenario ---------------------------------------------------------------------
+
+
+def test_team_share_watch_live_and_revoke(sharing_app, open_browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    url = sharing_app.url
+    ann, ben = open_browser(), open_browser()
+
+    # 1. ann makes a team, "Core", through the Teams page, and adds ben by username.
+    log_in(ann, url, "ann", PASSWORDS["ann"])
+    ann.find_element(By.LINK_TEXT, "Teams").click()
+    waiter(ann).until(lambda d: d.find_element(By.CSS_SELECTOR, "h1.topbar-title").text == "Teams")
+    assert "You are in no team yet." in ann.page_source
+    enter(ann, "id_name", "Core")
+    css(ann, ".page form button[type=submit]")[0].click()
+    waiter(ann).until(lambda d: d.find_element(By.CSS_SELECTOR, "h1.topbar-title").text == "Team Core")
+    enter(ann, "id_username", "ben")
+    css(ann, ".page form[action$='/members/'] button[type=submit]")[0].click()
+    waiter(ann).until(lambda d: "ben is in Core as member." in flash(d))
+    members = [row.text for row in css(ann, "table.members tbody tr")]
+    assert any(row.startswith("ann (you)") for row in members) and any(row.startswith("ben") for row in members)
+
+    # 2. ann starts a conversation and shares it with ben as a viewer.
+    conversation_url = start_conversation(ann, url, "What should the team know?")
+    conversation_id = conversation_url.rstrip("/").rsplit("/", 1)[-1]
+    open_share_dialog(ann)
+    assert not css(ann, "#share-list")
+    choose(ann, "id_target", "ben")
+    choose(ann, "id_role", "Viewer")
+    submit_in(ann, ".share-form")
+    assert "Shared with ben as viewer." in flash(ann)
+    share_list = by_id(ann, "share-list")
+    assert share_list.find_element(By.CSS_SELECTOR, ".share-target").text == "ben"
+    assert share_list.find_element(By.CSS_SELECTOR, "select").get_attribute("value") == "viewer"
+
+    # 3. ben, in his own browser, finds it under "Shared with me" with ann's name, and opens it.
+    log_in(ben, url, "ben", PASSWORDS["ben"])
+    assert by_id(ben, "shared-heading").text.lower() == "shared with me"  # shown in capitals by CSS
+    shared = ben.find_element(By.CSS_SELECTOR, f".shared-list a[href='/c/{conversation_id}/']")
+    assert shared.text == "What should the team know? · ann"
+    shared.click()
+    waiter(ben).until(lambda d: d.current_url.split("#")[0] == conversation_url)
+    assert not css(ben, "#composer") and not css(ben, "#composer-input")
+    assert by_id(ben, "read-only-note").text == (
+        "You can read and watch this conversation; ann shared it with you as a viewer."
+    )
+    assert not css(ben, "#share-button")
+    assert reply_done(ben, 1)  # the first exchange is there, rendered
+    # Presence, both ways.
+    waiter(ben).until(lambda d: by_id(d, "presence").is_displayed() and by_id(d, "presence").text == "Also here: ann")
+    waiter(ann).until(lambda d: by_id(d, "presence").text == "Also here: ben")
+    screenshot(ann, "sharing-dialog.png")  # the dialog, still open after the share, listing ben
+
+    # 4. ann asks again; ben watches the reply stream in, without reloading.
+    ben.execute_script("window.sameDocument = true;")
+    ann.find_element(By.CSS_SELECTOR, "#share-dialog .dialog-head button").click()  # ✕
+    waiter(ann).until(lambda d: not dialog_open(d))
+    by_id(ann, "composer-input").send_keys("And the second point?" + Keys.ENTER)
+
+    seen = {"lengths": set(), "screenshot": False}
+
+    def watched_it_grow(driver) -> bool:
+        reply = last_reply(driver)
+        if reply is None or len(css(driver, "li.message--assistant")) != 2:
+            return False
+        if "is-streaming" in reply.get_attribute("class").split():
+            length = len(reply.find_element(By.CSS_SELECTOR, ".message-body").text)
+            if length:
+                seen["lengths"].add(length)
+            if length > 120 and not seen["screenshot"]:
+                screenshot(driver, "viewer-live.png")
+                # Streaming before and after the picture: it shows the reply mid-stream.
+                seen["screenshot"] = "is-streaming" in last_reply(driver).get_attribute("class").split()
+        return len(seen["lengths"]) >= 3 and seen["screenshot"]
+
+    waiter(ben, 20).until(watched_it_grow)
+    waiter(ben, 30).until(lambda d: "is-complete" in last_reply(d).get_attribute("class").split())
+    assert ben.execute_script("return window.sameDocument === true;"), "ben's page reloaded"
+    asked = css(ben, "li.message--user")[-1].text
+    assert asked == "And the second point?"
+    body = last_reply(ben).find_element(By.CSS_SELECTOR, ".message-body")
+    assert body.find_element(By.TAG_NAME, "strong").text == "Demo model"  # rendered, not raw Markdown
+    assert "And the second point?" in body.find_element(By.TAG_NAME, "blockquote").text
+    waiter(ann, 30).until(lambda d: reply_done(d, 2))
+    assert severe_errors(ben) == []
+
+    # 5. ann revokes ben's share; ben's page says so at once.
+    ben.execute_script(
+        """
+        const error = document.getElementById("chat-error");
+        window.revokedAt = null;
+        new MutationObserver(() => {
+          if (!error.hidden && error.textContent && window.revokedAt === null) window.revokedAt = Date.now();
+        }).observe(error, {attributes: true, childList: true, characterData: true, subtree: true});
+        """
+    )
+    open_share_dialog(ann)
+    revoke = ann.find_element(By.CSS_SELECTOR, "#share-list form[action$='/revoke/'] button")
+    assert revoke.text == "Revoke"
+    clicked_at = time.time() * 1000  # the same clock as the browsers' Date.now(): one machine
+    revoke.click()
+    waiter(ben, 5).until(lambda d: by_id(d, "chat-error").is_displayed() and by_id(d, "chat-error").text == REVOKED)
+    took_ms = ben.execute_script("return window.revokedAt;") - clicked_at
+    print(f"revocation shown on ben's page {took_ms:.0f} ms after ann clicked Revoke")
+    assert 0 < took_ms < 2000
+    assert not by_id(ben, "presence").is_displayed()
+    assert ben.execute_script("return window.sameDocument === true;")
+
+    waiter(ann).until(lambda d: "ben no longer has access." in flash(d) and dialog_open(d))
+    assert not css(ann, "#share-list")
+    assert severe_errors(ben) == []
+
+    ben.refresh()
+    waiter(ben).until(not_found)
+    ben.get(url + "/")
+    waiter(ben).until(lambda d: css(d, "#new-chat-input"))
+    assert not css(ben, f"a[href='/c/{conversation_id}/']") and not css(ben, "#shared-heading")
+
+
+def test_public_snapshot_link_opens_logged_out_then_is_deleted(sharing_app, open_browser):
+    from selenium.webdriver.common.by import By
+
+    url = sharing_app.url
+    ann, stranger = open_browser(), open_browser()
+
+    log_in(ann, url, "ann", PASSWORDS["ann"])
+    start_conversation(ann, url, "A question for the world")
+    open_share_dialog(ann)
+    choose(ann, "id_kind", "Snapshot (as it is now)")
+    choose(ann, "id_audience", "Anyone with the link")
+    submit_in(ann, ".link-form")
+    assert "Public link created." in flash(ann)
+    link_url = by_id(ann, "link-list").find_element(By.CSS_SELECTOR, "input.link-url").get_attribute("value")
+    assert link_url.startswith(url + "/s/")
+
+    # Someone with no account here opens it: the conversation, read-only, kept out of search engines.
+    stranger.get(link_url)
+    waiter(stranger).until(lambda d: css(d, "main.public li.message--assistant"))
+    assert stranger.find_element(By.ID, "conversation-title").text == "A question for the world"
+    assert [item.text for item in css(stranger, "li.message--user")] == ["A question for the world"]
+    reply = css(stranger, "li.message--assistant .message-body")[0]
+    assert reply.find_element(By.TAG_NAME, "strong").text == "Demo model"
+    assert "A question for the world" in reply.find_element(By.TAG_NAME, "blockquote").text
+    robots = stranger.find_element(By.CSS_SELECTOR, "meta[name=robots]").get_attribute("content")
+    assert "noindex" in robots
+    assert "Log in" in stranger.find_element(By.CSS_SELECTOR, ".public-head").text
+    assert not css(stranger, "#composer") and not css(stranger, ".sidebar")
+
+    # ann deletes the link: it no longer opens.
+    delete = ann.find_element(By.CSS_SELECTOR, "#link-list form[action$='/delete/'] button")
+    assert delete.text == "Delete link"
+    delete.click()
+    waiter(ann).until(lambda d: "Public link deleted; it no longer opens." in flash(d) and dialog_open(d))
+    assert not css(ann, "#link-list")
+
+    stranger.refresh()
+    waiter(stranger).until(not_found)
+    assert not css(stranger, "li.message")
