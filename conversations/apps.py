@@ -24,6 +24,8 @@ class ConversationsConfig(AppConfig):
         post_migrate.connect(_sync_provider_from_env, sender=self, dispatch_uid="conversations-provider-from-env")
 
     def _connect_access_signals(self) -> None:
+        from django.contrib.auth import get_user_model
+
         from . import signals
         from .models import PublicLink, Share, SiteSettings, TeamMembership
 
@@ -34,4 +36,7 @@ class ConversationsConfig(AppConfig):
         pre_delete.connect(signals.membership_changed, sender=TeamMembership, dispatch_uid="access-membership-delete")
         post_save.connect(signals.public_link_changed, sender=PublicLink, dispatch_uid="access-link-save")
         post_delete.connect(signals.public_link_changed, sender=PublicLink, dispatch_uid="access-link-delete")
+        post_save.connect(
+            signals.account_deactivated, sender=get_user_model(), dispatch_uid="access-account-deactivated"
+        )
         post_save.connect(signals.site_settings_changed, sender=SiteSettings, dispatch_uid="access-site-settings")

@@ -14,6 +14,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.consumer import get_handler_name
 from django.conf import settings
+from django.utils import timezone
 
 from . import events, permissions, selectors, streaming
 from .exceptions import ChatError
@@ -283,15 +284,25 @@ class PublicLinkConsumer(ConversationConsumer):
 
     async def current_role(self) -> Role:
         token = self.scope["url_route"]["kwargs"]["token"]
-        conversation_id = await database_sync_to_async(selectors.live_link_conversation)(
-            token, self.user, self.scope.get("session")
-        )
-        if conversation_id is None or (self.conversation_id and conversation_id != self.conversation_id):
+        link = await database_sync_to_async(selectors.live_link_for)(token, self.user, self.scope.get("session"))
+        if link is None or (self.conversation_id and link.conversation_id != self.conversation_id):
             return Role.NONE
         if self.conversation_id is None:
-            self.conversation_id = conversation_id
+            self.conversation_id = link.conversation_id
             await self.channel_layer.group_add(streaming.PUBLIC_LINKS_GROUP, self.channel_name)
+        self._close_at_expiry(link.expires_at)
         return Role.VIEWER
+
+    def _close_at_expiry(self, expires_at) -> None:
+        # Nothing announces the moment a link expires; its open sockets close themselves then.
+        if getattr(self, "expiry_timer", None) is not None:
+            self.expiry_timer.cancel()
+        self.expiry_timer = None
+        if expires_at is not None:
+            delay = max(0.0, (expires_at - timezone.now()).total_seconds())
+            self.expiry_timer = asyncio.get_running_loop().call_later(
+                delay, lambda: asyncio.ensure_future(self.access_changed({"type": streaming.ACCESS_CHANGED}))
+            )
 
     async def role_after_change(self, change: str) -> Role | None:
         role = await self.current_role()
@@ -303,5 +314,7 @@ class PublicLinkConsumer(ConversationConsumer):
         return self.user.get_username() if self.user.is_authenticated else GUEST
 
     async def _leave(self) -> None:
+        if getattr(self, "expiry_timer", None) is not None:
+            self.expiry_timer.cancel()
         await super()._leave()
         await self.channel_layer.group_discard(streaming.PUBLIC_LINKS_GROUP, self.channel_name)

@@ -217,6 +217,10 @@ class ConversationQuerySet(models.QuerySet):
         """Conversations this person may read and watch: their own and those shared with them or their teams."""
         if not user.is_authenticated:
             return self.none()
+        return self.visible_to_account(user)
+
+    def visible_to_account(self, user):
+        """visible_to for an account object whether or not it can log in now (a deactivated one, say)."""
         return self.filter(Q(owner=user) | Exists(Share.objects.granting(user).filter(conversation=OuterRef("pk"))))
 
     def writable_by(self, user):

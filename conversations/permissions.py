@@ -90,20 +90,24 @@ def role_in(user, conversation_id) -> Role:
 def roles_in(conversation_id) -> dict[int, Role] | None:
     """Everyone's role in the conversation by user id (anyone missing has none); None if it does not exist.
 
-    The same rule as role_of, for all people at once: when a share or a team changes, each
+    The same rule as role_of (a deactivated account has no role: it can no longer log in),
+    for all people at once: when a share or a team changes, each
     process asks this once for all the sockets open on the conversation, not once per socket.
     """
     owner_id = Conversation.objects.filter(pk=conversation_id).values_list("owner_id", flat=True).first()
     if owner_id is None:
         return None
     shares = Share.objects.filter(conversation_id=conversation_id)
-    direct = shares.filter(user__isnull=False).values_list("user_id", "role")
-    through_teams = TeamMembership.objects.filter(team__shares__in=shares).values_list("user_id", "team__shares__role")
+    direct = shares.filter(user__isnull=False, user__is_active=True).values_list("user_id", "role")
+    through_teams = TeamMembership.objects.filter(team__shares__in=shares, user__is_active=True).values_list(
+        "user_id", "team__shares__role"
+    )
     roles: dict[int, Role] = {}
     for user_id, share_role in [*direct, *through_teams]:
         role = Role.COLLABORATOR if share_role == Share.Role.COLLABORATOR else Role.VIEWER
         roles[user_id] = max(roles.get(user_id, Role.NONE), role)
-    roles[owner_id] = Role.OWNER
+    if Conversation.objects.filter(pk=conversation_id, owner__is_active=True).exists():
+        roles[owner_id] = Role.OWNER
     return roles
 
 

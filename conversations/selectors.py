@@ -140,15 +140,15 @@ def link_unlock_value(link: PublicLink) -> str:
     return salted_hmac("public-link-unlock", link.password).hexdigest()[:32]
 
 
-def live_link_conversation(token: str, user, session) -> uuid.UUID | None:
-    """The conversation a live link's socket may watch now, or None."""
+def live_link_for(token: str, user, session) -> PublicLink | None:
+    """The live link whose conversation this visitor's socket may watch now, or None."""
     try:
         link = public_link_for(token)
     except PublicLinkNotFound:
         return None
     if link.kind != PublicLink.Kind.LIVE or public_link_gate(link, user, session) is not None:
         return None
-    return link.conversation_id
+    return link
 
 
 def team_for(user, team_id: int) -> Team:

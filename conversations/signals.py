@@ -8,7 +8,7 @@ from asgiref.sync import async_to_sync
 from django.db import transaction
 
 from . import streaming
-from .models import PublicLink, Share, SiteSettings, TeamMembership
+from .models import Conversation, PublicLink, Share, SiteSettings, TeamMembership
 
 
 # on_commit(robust=True) logs a failing callback by its __qualname__, which neither partial()
@@ -37,6 +37,13 @@ def membership_changed(sender, instance: TeamMembership, **kwargs) -> None:
 
 def public_link_changed(sender, instance: PublicLink, **kwargs) -> None:
     _announce_after_commit([instance.conversation_id])
+
+
+def account_deactivated(sender, instance, **kwargs) -> None:
+    """A deactivated account can no longer log in; its open sockets close too."""
+    if instance.is_active:
+        return
+    _announce_after_commit(Conversation.objects.visible_to_account(instance).values_list("pk", flat=True))
 
 
 def site_settings_changed(sender, instance: SiteSettings, **kwargs) -> None:
