@@ -5,6 +5,7 @@ run on a laptop with nothing else installed (SQLite, in-memory channel
 layer); production settings that cannot be guessed fail loudly.
 """
 
+import base64
 import os
 import secrets
 from pathlib import Path
@@ -54,6 +55,19 @@ def secret_key_from_file(path: Path) -> str:
         with os.fdopen(fd, "w") as handle:
             handle.write(key)
         return key
+
+
+def encryption_keys_from_file(path: Path) -> list[str]:
+    """A Fernet key generated once and kept beside the code (like the secret key); set CHAT_ENCRYPTION_KEYS instead
+    when several machines share one database."""
+    try:
+        return [path.read_text().strip()]
+    except FileNotFoundError:
+        key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return [key]
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -201,6 +215,12 @@ LOGGING = {
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
 OPENAI_MODEL = os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
+
+# Provider API keys are stored encrypted with these Fernet keys (comma-separated; the first
+# encrypts, all decrypt, so a new key can be put first and the old one removed after
+# `manage.py rotate_provider_keys`). Generate one with:
+#   python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+CHAT_ENCRYPTION_KEYS = env_list("CHAT_ENCRYPTION_KEYS", "") or encryption_keys_from_file(BASE_DIR / ".encryption_key")
 
 # Longest message a person may send, in characters.
 CHAT_MAX_MESSAGE_CHARS = env_number("CHAT_MAX_MESSAGE_CHARS", 100_000, int)

@@ -1,5 +1,6 @@
 """Conversations, their messages, and the providers and models that answer them."""
 
+import re
 import secrets
 import uuid
 from urllib.parse import urlsplit
@@ -8,8 +9,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
+
+from .encryption import EncryptedTextField
 
 
 def validate_base_url(value: str) -> None:
@@ -25,6 +28,26 @@ def validate_stop(value) -> None:
         raise ValidationError("The API accepts at most 4 stop sequences.")
 
 
+def validate_response_format(value) -> None:
+    if value in (None, {}):
+        return
+    kinds = ("text", "json_object", "json_schema")
+    if not isinstance(value, dict) or value.get("type") not in kinds:
+        raise ValidationError('Enter {"type": "text"}, {"type": "json_object"} or {"type": "json_schema", "json_schema": {…}}.')
+    if value["type"] == "json_schema":
+        schema = value.get("json_schema")
+        if not isinstance(schema, dict) or not isinstance(schema.get("name"), str) or not schema["name"]:
+            raise ValidationError('json_schema needs an object with a "name" (and a "schema"), as the API describes.')
+
+
+def validate_omit_parameters(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError('Enter a JSON list of parameter names, such as ["temperature"].')
+    unknown = [item for item in value if item not in ModelConfig.OMITTABLE]
+    if unknown:
+        raise ValidationError(f"Unknown parameter {unknown[0]!r}; choose from {', '.join(ModelConfig.OMITTABLE)}.")
+
+
 def validate_logit_bias(value) -> None:
     if not isinstance(value, dict):
         raise ValidationError('Enter a JSON object mapping token ids to a bias, such as {"50256": -100}.')
@@ -35,20 +58,80 @@ def validate_logit_bias(value) -> None:
             raise ValidationError(f"The bias for token {token} must be a number from -100 to 100.")
 
 
+def validate_extra_headers(value) -> None:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValidationError('Enter a JSON object of header names to values, such as {"X-Team": "research"}.')
+    for name in value:
+        if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
+            raise ValidationError(f"{name!r} is not a valid header name.")
+        if name.lower() in RESERVED_HEADERS:
+            raise ValidationError(f"{name} is set by the provider's type and key; it cannot be overridden here.")
+    for header_value in value.values():
+        if "\n" in header_value or "\r" in header_value:
+            raise ValidationError("Header values cannot contain line breaks.")
+
+
+# Headers the app sets itself from the provider's type, key and request.
+RESERVED_HEADERS = {"authorization", "api-key", "content-type", "accept", "content-length", "host"}
+
+
 class Provider(models.Model):
     """A server that speaks the OpenAI Chat Completions API."""
 
+    class Kind(models.TextChoices):
+        OPENAI = "openai", "OpenAI"
+        AZURE = "azure", "Azure OpenAI"
+        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible (Ollama, vLLM, llama.cpp, LM Studio, OpenRouter…)"
+
     name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(
+        "type",
+        max_length=32,
+        choices=Kind.choices,
+        default=Kind.OPENAI_COMPATIBLE,
+        help_text="Decides the request URL and how the key is sent: OpenAI and compatible servers get "
+        "'Authorization: Bearer <key>' at <base URL>/chat/completions; Azure gets an 'api-key' header at "
+        "<endpoint>/openai/deployments/<deployment>/chat/completions?api-version=….",
+    )
     base_url = models.CharField(
+        "base URL",
         max_length=500,
         validators=[validate_base_url],
-        help_text="The API root, ending before /chat/completions: https://api.openai.com/v1, "
-        "http://localhost:11434/v1 for Ollama, http://localhost:8000/v1 for vLLM.",
+        help_text="OpenAI and compatible: the API root, ending before /chat/completions (https://api.openai.com/v1, "
+        "http://localhost:11434/v1 for Ollama, http://localhost:8000/v1 for vLLM). "
+        "Azure: the resource endpoint, https://<resource>.openai.azure.com.",
     )
-    api_key = models.CharField(
-        max_length=500, blank=True, help_text="Sent as 'Authorization: Bearer …'. Leave empty for servers without keys."
+    api_key = EncryptedTextField(
+        "API key",
+        blank=True,
+        help_text="Stored encrypted. Leave empty for servers without keys.",
+    )
+    api_version = models.CharField(
+        "API version",
+        max_length=32,
+        blank=True,
+        help_text="Azure only: the api-version query parameter, such as 2024-10-21.",
+    )
+    organization = models.CharField(
+        max_length=200, blank=True, help_text="OpenAI only, optional: sent as the OpenAI-Organization header."
+    )
+    project = models.CharField(
+        max_length=200, blank=True, help_text="OpenAI only, optional: sent as the OpenAI-Project header."
+    )
+    extra_headers = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_extra_headers],
+        help_text='More headers for every request, as a JSON object: {"HTTP-Referer": "https://chat.example.com"} '
+        "for OpenRouter, say.",
+    )
+    connect_timeout = models.FloatField(
+        default=10.0,
+        validators=[MinValueValidator(0.5), MaxValueValidator(300.0)],
+        help_text="Seconds to wait for the connection to the server.",
     )
     timeout = models.FloatField(
+        "read timeout",
         default=60.0,
         validators=[MinValueValidator(1.0), MaxValueValidator(3600.0)],
         help_text="Seconds to wait for the next piece of a reply before giving up.",
@@ -67,6 +150,10 @@ class Provider(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.kind == self.Kind.AZURE and not self.api_version:
+            raise ValidationError({"api_version": "Azure needs an API version, such as 2024-10-21."})
 
 
 class ModelConfigQuerySet(models.QuerySet):
@@ -131,7 +218,84 @@ class ModelConfig(models.Model):
         validators=[validate_logit_bias],
         help_text='Token id to a bias from -100 (never) to 100 (always), as a JSON object: {"50256": -100}.',
     )
+    seed = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Any whole number. Asks the model to sample deterministically, so the same request gives "
+        "the same reply as far as the provider can. Not every server supports it.",
+    )
+    response_format = models.JSONField(
+        null=True,
+        blank=True,
+        validators=[validate_response_format],
+        help_text='Empty for text. {"type": "json_object"} makes the model answer in JSON; '
+        '{"type": "json_schema", "json_schema": {"name": "…", "schema": {…}}} to a schema. Not every server supports it.',
+    )
+    max_completion_tokens = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="At least 1. For reasoning models (o1, o3, gpt-5…), in place of max_tokens: the most tokens the "
+        "reply may use, its hidden reasoning included.",
+    )
+    reasoning_effort = models.CharField(
+        max_length=16,
+        blank=True,
+        choices=[("minimal", "minimal"), ("low", "low"), ("medium", "medium"), ("high", "high")],
+        help_text="Reasoning models only: how much they think before answering. Less is faster and cheaper.",
+    )
+    omit_parameters = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_omit_parameters],
+        help_text="Parameters never to send to this model, even when set elsewhere (a preset, a person's "
+        'conversation settings), as a JSON list: ["temperature", "top_p"] for reasoning models, which refuse them; '
+        '"stream_options" or "user" for servers that reject those.',
+    )
     system_prompt = models.TextField(blank=True, help_text="Sent first in every conversation with this model.")
+    allow_custom_temperature = models.BooleanField(
+        default=False, help_text="People may set their own temperature per conversation, within the bounds below."
+    )
+    temperature_min = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)], help_text="Lowest temperature people may choose."
+    )
+    temperature_max = models.FloatField(
+        default=1.0, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)], help_text="Highest temperature people may choose."
+    )
+    allow_custom_system_prompt = models.BooleanField(
+        default=False,
+        help_text="People may add their own system prompt per conversation; it is sent after this model's own.",
+    )
+    context_window = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(256)],
+        help_text="The model's context window in tokens (128000 for gpt-4o). Older messages are left out of a "
+        "request so it fits. Empty: nothing is left out.",
+    )
+    input_price = models.DecimalField(
+        "input price",
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="Price per million prompt tokens, in your billing currency. Used for usage costs.",
+    )
+    output_price = models.DecimalField(
+        "output price",
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="Price per million completion tokens.",
+    )
+    allowed_teams = models.ManyToManyField(
+        "Team", blank=True, related_name="model_configs", help_text="Who may use it. None selected: everyone."
+    )
+    order = models.PositiveIntegerField(default=100, help_text="Position in the model picker; lower comes first.")
+    description = models.CharField(max_length=200, blank=True, help_text="A line shown in the picker.")
     enabled = models.BooleanField(default=True, help_text="Offered in the model picker.")
     is_default = models.BooleanField(default=False, help_text="Used for new conversations. Only one model can be.")
     created = models.DateTimeField(auto_now_add=True)
@@ -140,7 +304,7 @@ class ModelConfig(models.Model):
     objects = ModelConfigQuerySet.as_manager()
 
     class Meta:
-        ordering = ["display_name"]
+        ordering = ["order", "display_name"]
         verbose_name = "model"
         constraints = [
             models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_model"),
@@ -158,9 +322,31 @@ class ModelConfig(models.Model):
                 condition=Q(frequency_penalty__isnull=True) | Q(frequency_penalty__gte=-2, frequency_penalty__lte=2),
                 name="frequency_penalty_range",
             ),
+            models.CheckConstraint(
+                condition=Q(max_completion_tokens__isnull=True) | Q(max_completion_tokens__gte=1),
+                name="max_completion_tokens_min",
+            ),
+            models.CheckConstraint(
+                condition=Q(temperature_min__gte=0, temperature_max__lte=2, temperature_min__lte=F("temperature_max")),
+                name="custom_temperature_bounds",
+            ),
         ]
 
-    PARAMETERS = ("temperature", "top_p", "max_tokens", "presence_penalty", "frequency_penalty", "stop", "logit_bias")
+    PARAMETERS = (
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "presence_penalty",
+        "frequency_penalty",
+        "stop",
+        "logit_bias",
+        "seed",
+        "response_format",
+        "reasoning_effort",
+    )
+    # What omit_parameters may name: the parameters above and the fields the app adds itself.
+    OMITTABLE = (*PARAMETERS, "stream_options", "user")
 
     def __str__(self) -> str:
         return self.display_name
@@ -170,10 +356,18 @@ class ModelConfig(models.Model):
         # the database constraint still guarantees there is never more than one.
         super().validate_constraints(exclude={*(exclude or ()), "is_default"})
 
+    def clean(self) -> None:
+        if self.max_tokens is not None and self.max_completion_tokens is not None:
+            raise ValidationError(
+                {"max_completion_tokens": "Set max_tokens or max_completion_tokens, not both (reasoning models take the latter)."}
+            )
+        if self.temperature_min is not None and self.temperature_max is not None and self.temperature_min > self.temperature_max:
+            raise ValidationError({"temperature_max": "The highest temperature must not be below the lowest."})
+
     def api_parameters(self) -> dict:
-        """The request parameters this config sets, under their API names."""
-        values = {name: getattr(self, name) for name in self.PARAMETERS}
-        return {name: value for name, value in values.items() if value not in (None, [], {})}
+        """The request parameters this config sets, under their API names, without those it omits."""
+        values = {name: getattr(self, name) for name in self.PARAMETERS if name not in self.omit_parameters}
+        return {name: value for name, value in values.items() if value not in (None, [], {}, "")}
 
 
 class Team(models.Model):
@@ -255,6 +449,11 @@ class Conversation(models.Model):
         related_name="conversations",
         help_text="Empty: the default model.",
     )
+    # The person's own settings, used where the model config allows them (ModelConfig.allow_custom_*).
+    temperature = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)], help_text="Empty: the model's."
+    )
+    system_prompt = models.TextField(blank=True, help_text="Sent after the model's own system prompt.")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(default=timezone.now, help_text="When the last message was added.")
 
@@ -291,6 +490,11 @@ class Message(models.Model):
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     model_name = models.CharField(max_length=200, blank=True, help_text="The model the API said answered.")
+    context_start = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="A reply only: the first message sent with it, when older ones were left out to fit the context window.",
+    )
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
@@ -435,3 +639,97 @@ class SiteSettings(models.Model):
     def current(cls) -> "SiteSettings":
         """The settings row; the defaults (unsaved) until an admin first saves it."""
         return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+
+class PresetQuerySet(models.QuerySet):
+    def available_to(self, user):
+        """Admins' presets (no owner) and this person's own."""
+        return self.filter(Q(owner__isnull=True) | Q(owner=user))
+
+
+class Preset(models.Model):
+    """A named starting point: a system prompt and settings, chosen when starting or changing a conversation."""
+
+    name = models.CharField(max_length=100)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="presets",
+        help_text="Empty: offered to everyone (made by an admin).",
+    )
+    model_config = models.ForeignKey(
+        ModelConfig, null=True, blank=True, on_delete=models.SET_NULL, related_name="presets", help_text="Empty: keep the conversation's model."
+    )
+    system_prompt = models.TextField(blank=True)
+    temperature = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = PresetQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="one_preset_name_per_owner"),
+            models.UniqueConstraint(fields=["name"], condition=Q(owner__isnull=True), name="one_shared_preset_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UsageRecord(models.Model):
+    """One reply's use of a model: who, which team, how many tokens, what it cost.
+
+    Created when the reply starts (so requests-per-minute limits see it at once) and completed when it ends.
+    """
+
+    message = models.OneToOneField(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="usage_records")
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records",
+        help_text="The person's team when the reply was made (the first they joined), whose budget it counts against.",
+    )
+    model_config = models.ForeignKey(ModelConfig, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records")
+    model_name = models.CharField(max_length=200, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    estimated = models.BooleanField(default=False, help_text="The server sent no usage; the tokens were estimated from the text.")
+    cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [
+            models.Index(fields=["user", "created"], name="usage_user_created"),
+            models.Index(fields=["team", "created"], name="usage_team_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.model_name or self.model_config} · {self.total_tokens} tokens"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Limit(models.Model):
+    """Caps for one person or one team (exactly one): tokens per day and month, requests per minute."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="limit")
+    team = models.OneToOneField(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="limit")
+    daily_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per day (UTC). Empty: no cap.")
+    monthly_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per calendar month (UTC). Empty: no cap.")
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True, help_text="Replies started per minute. Empty: no cap.")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, team__isnull=True) | Q(user__isnull=True, team__isnull=False),
+                name="limit_for_user_or_team",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Limits for {self.user or self.team}"

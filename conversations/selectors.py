@@ -267,7 +267,24 @@ def model_spec(config: ModelConfig | None) -> ModelSpec:
         system_prompt=config.system_prompt,
         timeout=provider.timeout,
         label=config.display_name,
+        kind=provider.kind,
+        api_version=provider.api_version,
+        headers=provider_headers(provider),
+        connect_timeout=provider.connect_timeout,
+        omit=frozenset(config.omit_parameters),
+        context_window=config.context_window,
     )
+
+
+def provider_headers(provider) -> dict[str, str]:
+    """The provider's own headers: OpenAI's organization and project, then the admin's extra headers."""
+    headers = {}
+    if provider.organization:
+        headers["OpenAI-Organization"] = provider.organization
+    if provider.project:
+        headers["OpenAI-Project"] = provider.project
+    headers.update(provider.extra_headers or {})
+    return headers
 
 
 # Every send needs its model's settings; reading them (a three-table join) cost more

@@ -18,6 +18,7 @@ from django.conf import settings
 
 from . import demo
 from .prompts import request_body
+from .providers import request_headers, request_url
 from .sse import SSEDecoder, SSEError
 from .transport import StreamingTransport
 from .types import Chunk, ModelSpec, UpstreamError, Usage
@@ -64,11 +65,9 @@ async def stream_reply(
     stream; the caller batches by that much anyway (see transport.py).
     """
     path, body = request_body(spec, history, user)
-    headers = {"Content-Type": "application/json", "Accept": "text/event-stream, application/json"}
-    if spec.api_key:
-        headers["Authorization"] = f"Bearer {spec.api_key}"
-    url = spec.base_url.rstrip("/") + path
-    timeout = httpx.Timeout(connect=10.0, read=spec.timeout, write=30.0, pool=30.0)
+    headers = request_headers(spec)
+    url = request_url(spec, path)
+    timeout = httpx.Timeout(connect=spec.connect_timeout, read=spec.timeout, write=30.0, pool=30.0)
     try:
         async with shared_client().stream(
             "POST",

@@ -35,9 +35,13 @@ def request_body(spec: ModelSpec, history: list[dict], user: str) -> tuple[str, 
         path = "/chat/completions"
         body["messages"] = chat_messages(spec.system_prompt, history)
     body["stream"] = True
-    body["stream_options"] = {"include_usage": True}
-    if spec.endpoint == "completions" and "stop" not in body:
+    if "stream_options" not in spec.omit:
+        body["stream_options"] = {"include_usage": True}
+    if spec.endpoint == "completions" and "stop" not in body and "stop" not in spec.omit:
         body["stop"] = COMPLETION_STOP
-    if user:
+    if user and "user" not in spec.omit:
         body["user"] = user
+    for name in spec.omit:  # also what a preset or the person's settings added
+        if name not in ("model", "messages", "prompt", "stream"):
+            body.pop(name, None)
     return path, body

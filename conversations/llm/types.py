@@ -8,13 +8,19 @@ class ModelSpec:
     """Everything needed to ask one model for a reply. Built from a ModelConfig, or the demo."""
 
     base_url: str
-    model: str
+    model: str  # for Azure, the deployment name
     api_key: str = ""
     endpoint: str = "chat"  # "chat" or "completions"
     parameters: dict = field(default_factory=dict)
     system_prompt: str = ""
-    timeout: float = 60.0
+    timeout: float = 60.0  # read timeout: the longest wait for the next piece of the reply
     label: str = ""
+    kind: str = "openai_compatible"  # "openai", "azure" or "openai_compatible": decides URL and headers
+    api_version: str = ""  # Azure's api-version
+    headers: dict = field(default_factory=dict)  # organization, project and extra headers, already named
+    connect_timeout: float = 10.0
+    omit: frozenset = frozenset()  # fields never to send, including ones the app adds ("user", "stream_options")
+    context_window: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
