@@ -44,6 +44,7 @@ test-postgres: install-test
 bench: install-test
 	$(BIN)/python bench/stream_load.py --suite $(BENCH_ARGS)
 	$(BIN)/python bench/page_render.py
+	$(BIN)/python bench/sharing_load.py --viewers 100
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
