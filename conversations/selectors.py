@@ -276,6 +276,11 @@ def model_spec(config: ModelConfig | None) -> ModelSpec:
     )
 
 
+def conversation_spec(spec: ModelSpec, conversation: Conversation) -> ModelSpec:
+    """The model's settings with the conversation's own (temperature, system prompt) where the model allows them."""
+    return spec
+
+
 def provider_headers(provider) -> dict[str, str]:
     """The provider's own headers: OpenAI's organization and project, then the admin's extra headers."""
     headers = {}

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 
-from . import permissions, selectors
+from . import context, metering, permissions, selectors
 from .exceptions import (
     ConversationNotFound,
     Forbidden,
@@ -236,11 +236,14 @@ def reply_begin(*, user, conversation_id: uuid.UUID, content: str, model_config_
     """
     with _one_reply_at_a_time():
         conversation, rows = _open_for_reply(user, conversation_id)
-        model_id, spec = _reply_model(conversation, model_config_id)
+        model_id, spec = _reply_model(conversation, model_config_id, user)
+        metering.limits_check(user)  # before anything is saved or sent
         user_message_id, reply_id = _sql_insert_turn(conversation.id, user.pk, content)
         _touch(conversation, model_id, title=conversation.title or title_from(content))
         user_message = Message(id=user_message_id, role=Message.Role.USER, content=content, author=user)
-        history = _turns(rows) + [{"role": Message.Role.USER, "content": content}]
+        turns = _turns(rows) + [{"id": user_message_id, "role": Message.Role.USER, "content": content}]
+        history = _fit_context(spec, turns, reply_id)
+        metering.usage_begin(user=user, reply_id=reply_id, model_config_id=model_id, spec=spec, history=history)
         return _plan(user, conversation, spec, reply_id, history, user_message=selectors.message_payload(user_message))
 
 
@@ -248,7 +251,8 @@ def reply_regenerate_begin(*, user, conversation_id: uuid.UUID, model_config_id:
     """Replace the last reply (if any) with a new one to the last message the person sent."""
     with _one_reply_at_a_time():
         conversation, rows = _open_for_reply(user, conversation_id)
-        model_id, spec = _reply_model(conversation, model_config_id)
+        model_id, spec = _reply_model(conversation, model_config_id, user)
+        metering.limits_check(user)
         replaced_id = None
         if rows and rows[-1].role == Message.Role.ASSISTANT:
             replaced_id = rows.pop().id
@@ -259,7 +263,9 @@ def reply_regenerate_begin(*, user, conversation_id: uuid.UUID, model_config_id:
             conversation_id=conversation.id, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
         )
         _touch(conversation, model_id, title=conversation.title)
-        return _plan(user, conversation, spec, reply.id, _turns(rows), replaced_id=replaced_id)
+        history = _fit_context(spec, _turns(rows), reply.id)
+        metering.usage_begin(user=user, reply_id=reply.id, model_config_id=model_id, spec=spec, history=history)
+        return _plan(user, conversation, spec, reply.id, history, replaced_id=replaced_id)
 
 
 @contextmanager
@@ -310,12 +316,28 @@ def _close_orphaned(reply_ids) -> None:
 
 
 def _turns(rows: list[_Row]) -> list[dict]:
-    """The history sent upstream: every message with text, in order."""
-    return [{"role": row.role, "content": row.content} for row in rows if row.content]
+    """The history sent upstream: every message with text, in order (with its id, which is not sent)."""
+    return [{"id": row.id, "role": row.role, "content": row.content} for row in rows if row.content]
 
 
-def _reply_model(conversation: Conversation, picked_id: int | None) -> tuple[int | None, ModelSpec]:
-    """The model to answer with: the one picked, else the conversation's, else the default (None: the demo)."""
+def _fit_context(spec: ModelSpec, turns: list[dict], reply_id: int) -> list[dict]:
+    """The turns that fit the model's context window; the reply remembers where they start when some were left out."""
+    kept, first_kept_id = context.fit(spec, turns)
+    if first_kept_id is not None:
+        Message.objects.filter(pk=reply_id).update(context_start=first_kept_id)
+    return [{"role": turn["role"], "content": turn["content"]} for turn in kept]
+
+
+def _reply_model(conversation: Conversation, picked_id: int | None, user) -> tuple[int | None, ModelSpec]:
+    """The model to answer with, with the conversation's own settings applied (selectors.conversation_spec).
+
+    The one picked, else the conversation's, else the default (None: the demo).
+    """
+    model_id, spec = _picked_model(conversation, picked_id)
+    return model_id, selectors.conversation_spec(spec, conversation)
+
+
+def _picked_model(conversation: Conversation, picked_id: int | None) -> tuple[int | None, ModelSpec]:
     if picked_id is not None:
         spec = selectors.enabled_model_spec(picked_id)
         if spec is None:
@@ -386,11 +408,12 @@ def reply_finish(
         "prompt_tokens": usage.prompt_tokens if usage else None,
         "completion_tokens": usage.completion_tokens if usage else None,
     }
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {_MESSAGES} SET {', '.join(f'{name} = %s' for name in fields)}, updated = %s WHERE id = %s",
             [*fields.values(), _db_now(), reply_id],
         )
+        metering.usage_finish(reply_id=reply_id, usage=usage, content=content, model_name=model_name)
     return fields
 
 
@@ -419,13 +442,21 @@ def _sql_lock_conversation(conversation_id: uuid.UUID) -> Conversation | None:
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, title, model_config_id, owner_id FROM {_CONVERSATIONS} WHERE id = %s{lock}",
+            f"SELECT id, title, model_config_id, owner_id, temperature, system_prompt FROM {_CONVERSATIONS}"
+            f" WHERE id = %s{lock}",
             [_db_conversation_id(conversation_id)],
         )
         row = cursor.fetchone()
     if row is None:
         return None
-    return Conversation(id=conversation_id, title=row[1], model_config_id=row[2], owner_id=row[3])
+    return Conversation(
+        id=conversation_id,
+        title=row[1],
+        model_config_id=row[2],
+        owner_id=row[3],
+        temperature=row[4],
+        system_prompt=row[5],
+    )
 
 
 def _sql_messages(conversation_id: uuid.UUID) -> list[_Row]:
