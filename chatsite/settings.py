@@ -8,6 +8,7 @@ layer); production settings that cannot be guessed fail loudly.
 import base64
 import os
 import secrets
+import time
 from pathlib import Path
 
 import dj_database_url
@@ -47,27 +48,30 @@ def secret_key_from_file(path: Path) -> str:
     Several processes on several machines must share one key: set
     DJANGO_SECRET_KEY there instead.
     """
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        key = secrets.token_urlsafe(50)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key)
-        return key
+    return _generated_once(path, lambda: secrets.token_urlsafe(50))
 
 
 def encryption_keys_from_file(path: Path) -> list[str]:
     """A Fernet key generated once and kept beside the code (like the secret key); set CHAT_ENCRYPTION_KEYS instead
     when several machines share one database."""
+    return [_generated_once(path, lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())]
+
+
+def _generated_once(path: Path, generate) -> str:
+    """The value kept in `path`, generated and written (readable by this user only) the first time."""
     try:
-        return [path.read_text().strip()]
+        return path.read_text().strip()
     except FileNotFoundError:
-        key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        pass
+    try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key)
-        return [key]
+    except FileExistsError:  # another process wrote it first
+        time.sleep(0.1)
+        return path.read_text().strip()
+    value = generate()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
