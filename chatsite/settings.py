@@ -241,5 +241,10 @@ CHAT_CHECKPOINT_INTERVAL = env_number("CHAT_CHECKPOINT_INTERVAL", 1.0)
 CHAT_STALE_AFTER = env_number("CHAT_STALE_AFTER", 120.0)
 # Connections the shared upstream client may hold open at once.
 CHAT_UPSTREAM_MAX_CONNECTIONS = env_number("CHAT_UPSTREAM_MAX_CONNECTIONS", 2000, int)
+# A 429 or 5xx (or a dropped connection) before any text arrived is tried again this many
+# times, after 0.5 s, 1 s, 2 s … or the server's Retry-After; 0 turns retrying off.
+CHAT_UPSTREAM_RETRIES = env_number("CHAT_UPSTREAM_RETRIES", 2, int)
+# The longest wait for a retry (seconds): a Retry-After longer than this is reported at once instead.
+CHAT_UPSTREAM_RETRY_MAX_WAIT = env_number("CHAT_UPSTREAM_RETRY_MAX_WAIT", 20.0)
 # Seconds between words of the offline demo model's reply.
 CHAT_DEMO_DELAY = env_number("CHAT_DEMO_DELAY", 0.03)

@@ -1,9 +1,20 @@
+from urllib.parse import urlsplit
+
+from asgiref.sync import async_to_sync
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count
+from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.utils.html import format_html
 
+from . import admin_usage  # noqa: F401  (registers UsageRecordAdmin and LimitAdmin)
+from . import admin_presets  # noqa: F401  (registers PresetAdmin)
+from . import selectors, services
+from .llm import UpstreamError, checks
 from .models import (
     Conversation,
     Message,
@@ -28,23 +39,40 @@ def mask_key(key: str) -> str:
 
 
 class ProviderForm(forms.ModelForm):
-    # Write-only: the stored key is never rendered back into the form.
+    # Write-only: the stored key is never rendered back into the form, not even after a validation error.
     api_key = forms.CharField(
+        label="API key",
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Sent as 'Authorization: Bearer …'. Leave empty to keep the current key.",
+        help_text="Stored encrypted and never shown again. Sent as 'Authorization: Bearer …' (Azure: as the "
+        "'api-key' header). Leave empty to keep the current key.",
     )
     clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key.")
 
     class Meta:
         model = Provider
-        fields = ["name", "base_url", "api_key", "timeout"]
+        fields = [
+            "name",
+            "kind",
+            "base_url",
+            "api_key",
+            "api_version",
+            "organization",
+            "project",
+            "extra_headers",
+            "connect_timeout",
+            "timeout",
+        ]
+        widgets = {"extra_headers": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.initial["api_key"] = ""
         self._stored_key = self.instance.api_key if self.instance.pk else ""
+
+    def clean_extra_headers(self):
+        return self.cleaned_data.get("extra_headers") or {}
 
     def clean(self):
         cleaned = super().clean()
@@ -52,20 +80,137 @@ class ProviderForm(forms.ModelForm):
             cleaned["api_key"] = ""
         elif not cleaned.get("api_key"):
             cleaned["api_key"] = self._stored_key
+        self._check_base_url(cleaned.get("kind"), cleaned.get("base_url"))
         return cleaned
+
+    def _check_base_url(self, kind: str | None, base_url: str | None) -> None:
+        """The common mistake: pasting the full request URL where the root belongs."""
+        if not base_url:
+            return
+        path = urlsplit(base_url).path.rstrip("/")
+        if kind == Provider.Kind.AZURE and "/openai" in path:
+            self.add_error(
+                "base_url",
+                "For Azure, enter only the resource endpoint, https://<resource>.openai.azure.com: the deployment "
+                "goes in each model's 'model' field and the api-version in 'API version'.",
+            )
+        elif kind != Provider.Kind.AZURE and path.endswith(("/chat/completions", "/completions")):
+            self.add_error(
+                "base_url",
+                "Enter the API root without /chat/completions, such as https://api.openai.com/v1: the app adds the path.",
+            )
 
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderForm
-    list_display = ["name", "base_url", "api_key_masked", "timeout", "from_env"]
+    list_display = ["name", "kind", "base_url", "api_key_masked", "model_count", "from_env"]
+    list_filter = ["kind"]
     search_fields = ["name", "base_url"]
     readonly_fields = ["api_key_masked", "from_env", "created", "updated"]
-    fields = ["name", "base_url", "api_key_masked", "api_key", "clear_api_key", "timeout", "from_env"]
+    actions = ["test_connection", "import_models"]
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "base_url"]}),
+        (
+            "API key",
+            {
+                "description": "Keys are encrypted in the database with CHAT_ENCRYPTION_KEYS and shown here only "
+                "masked. Servers without keys (a local Ollama) need none.",
+                "fields": ["api_key_masked", "api_key", "clear_api_key"],
+            },
+        ),
+        ("Azure OpenAI", {"description": "Only for the Azure OpenAI type.", "fields": ["api_version"]}),
+        ("OpenAI", {"description": "Only for the OpenAI type; both optional.", "fields": ["organization", "project"]}),
+        ("Headers and timeouts", {"fields": ["extra_headers", "connect_timeout", "timeout"]}),
+        ("Record", {"classes": ["collapse"], "fields": ["from_env", "created", "updated"]}),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(model_count=Count("model_configs"))
+
+    def get_urls(self):
+        test_connection = self.admin_site.admin_view(self.test_connection_view)
+        return [
+            path("<path:object_id>/test-connection/", test_connection, name="conversations_provider_test_connection"),
+            *super().get_urls(),
+        ]
 
     @admin.display(description="API key")
     def api_key_masked(self, obj: Provider) -> str:
         return mask_key(obj.api_key)
+
+    @admin.display(description="Models", ordering="model_count")
+    def model_count(self, obj: Provider) -> int:
+        return obj.model_count
+
+    @admin.action(description="Test connection (list the models, ask for one token)", permissions=["change"])
+    def test_connection(self, request, queryset) -> None:
+        providers = list(queryset)
+        specs = [selectors.provider_probe_spec(provider) for provider in providers]
+        results = async_to_sync(checks.check_connections)(specs)
+        for provider, spec, result in zip(providers, specs, results, strict=True):
+            level = messages.SUCCESS if result.ok else messages.ERROR if result.reply_error else messages.WARNING
+            self.message_user(request, connection_report(provider.name, result, picked=bool(spec.model)), level)
+
+    @admin.action(description="Import models (added disabled)", permissions=["import_models"])
+    def import_models(self, request, queryset) -> None:
+        providers = list(queryset)
+        listed = async_to_sync(checks.list_models_of)([selectors.provider_spec(provider) for provider in providers])
+        for provider, model_ids in zip(providers, listed, strict=True):
+            if isinstance(model_ids, UpstreamError):
+                self.message_user(request, f"{provider.name}: listing the models failed: {model_ids.message}", messages.ERROR)
+                continue
+            if isinstance(model_ids, BaseException):
+                raise model_ids
+            created, skipped = services.provider_import_models(provider=provider, model_ids=model_ids)
+            self.message_user(request, import_report(provider, created, skipped), messages.SUCCESS)
+
+    def has_import_models_permission(self, request) -> bool:
+        return self.has_change_permission(request) and request.user.has_perm("conversations.add_modelconfig")
+
+    def test_connection_view(self, request, object_id: str):
+        """The change page's Test connection button: the action, for this provider."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        provider = self.get_object(request, object_id)
+        if provider is None:
+            raise Http404
+        if not self.has_change_permission(request, provider):
+            raise PermissionDenied
+        self.test_connection(request, Provider.objects.filter(pk=provider.pk))
+        return redirect("admin:conversations_provider_change", provider.pk)
+
+
+def connection_report(name: str, result: checks.ConnectionCheck, *, picked: bool) -> str:
+    """One line per provider: each step's time and outcome, or the provider's own error. Holds no key."""
+    if result.models_error:
+        models = f"listing the models failed after {result.models_ms} ms: {result.models_error.rstrip('.')}"
+    else:
+        count = len(result.models)
+        models = f"{count} model{'' if count == 1 else 's'} listed in {result.models_ms} ms"
+    if not result.reply_model:
+        reply = "no model to ask for a token: the provider listed none, and none of its models is enabled here"
+    else:
+        asked = result.reply_model if picked else f"{result.reply_model} (the first listed: no model of this provider is enabled)"
+        if result.reply_error:
+            reply = f"one token from {asked} failed after {result.reply_ms} ms: {result.reply_error.rstrip('.')}"
+        else:
+            reply = f"one token from {asked} in {result.reply_ms} ms"
+    return f"{name}: {models}; {reply}."
+
+
+def import_report(provider: Provider, created: int, skipped: int) -> str:
+    url = reverse("admin:conversations_modelconfig_changelist")
+    return format_html(
+        '{}: {} model{} added, disabled (<a href="{}?provider__id__exact={}&amp;enabled__exact=0">review and enable '
+        "them</a>); {} already configured.",
+        provider.name,
+        created,
+        "" if created == 1 else "s",
+        url,
+        provider.pk,
+        skipped,
+    )
 
 
 class ModelConfigForm(forms.ModelForm):
@@ -75,6 +220,8 @@ class ModelConfigForm(forms.ModelForm):
         widgets = {
             "stop": forms.Textarea(attrs={"rows": 2}),
             "logit_bias": forms.Textarea(attrs={"rows": 2}),
+            "response_format": forms.Textarea(attrs={"rows": 3}),
+            "omit_parameters": forms.Textarea(attrs={"rows": 2}),
         }
 
     def clean_stop(self):
@@ -83,17 +230,39 @@ class ModelConfigForm(forms.ModelForm):
     def clean_logit_bias(self):
         return self.cleaned_data.get("logit_bias") or {}
 
+    def clean_response_format(self):
+        return self.cleaned_data.get("response_format") or None
+
+    def clean_omit_parameters(self):
+        return self.cleaned_data.get("omit_parameters") or []
+
 
 @admin.register(ModelConfig)
 class ModelConfigAdmin(admin.ModelAdmin):
     form = ModelConfigForm
-    list_display = ["display_name", "provider", "model", "endpoint", "enabled", "is_default"]
-    list_editable = ["enabled"]
+    list_display = ["display_name", "provider", "model", "endpoint", "order", "enabled", "is_default"]
+    list_editable = ["enabled", "order"]
     list_filter = ["enabled", "endpoint", "provider"]
     list_select_related = ["provider"]
     search_fields = ["display_name", "model"]
+    filter_horizontal = ["allowed_teams"]
     fieldsets = [
-        (None, {"fields": ["display_name", "provider", "model", "endpoint", "enabled", "is_default"]}),
+        (
+            "Model",
+            {
+                "fields": [
+                    "display_name",
+                    "provider",
+                    "model",
+                    "endpoint",
+                    "description",
+                    "order",
+                    "enabled",
+                    "is_default",
+                    "allowed_teams",
+                ]
+            },
+        ),
         (
             "Request parameters",
             {
@@ -106,10 +275,29 @@ class ModelConfigAdmin(admin.ModelAdmin):
                     "frequency_penalty",
                     "stop",
                     "logit_bias",
+                    "seed",
+                    "response_format",
                 ],
             },
         ),
+        (
+            "Reasoning models",
+            {
+                "description": "o1, o3, gpt-5 and other reasoning models take max_completion_tokens instead of "
+                "max_tokens and refuse sampling parameters such as temperature and top_p: list those under "
+                "omit parameters so they are never sent, even from a preset or a person's settings.",
+                "fields": ["max_completion_tokens", "reasoning_effort", "omit_parameters"],
+            },
+        ),
         ("Prompt", {"fields": ["system_prompt"]}),
+        (
+            "People's own settings",
+            {
+                "description": "What people may change for their own conversations.",
+                "fields": ["allow_custom_temperature", "temperature_min", "temperature_max", "allow_custom_system_prompt"],
+            },
+        ),
+        ("Context and prices", {"fields": ["context_window", "input_price", "output_price"]}),
     ]
 
     def save_model(self, request, obj: ModelConfig, form, change: bool) -> None:

@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_delete, post_migrate, post_save, pre_delete
+from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save, pre_delete
 
 
 def _sync_provider_from_env(sender, **kwargs) -> None:
@@ -19,9 +19,21 @@ class ConversationsConfig(AppConfig):
         for model in (ModelConfig, Provider):
             post_save.connect(forget_models, sender=model, dispatch_uid=f"forget-models-{model.__name__}-save")
             post_delete.connect(forget_models, sender=model, dispatch_uid=f"forget-models-{model.__name__}-delete")
+        # Which teams may use a model is cached with it (selectors.model_lineup); the admin saves the M2M after the row.
+        m2m_changed.connect(forget_models, sender=ModelConfig.allowed_teams.through, dispatch_uid="forget-models-teams")
+        self._connect_limit_signals()
         self._connect_access_signals()
         # Every `migrate` (run by `make run` and on each deploy) applies OPENAI_* to the database.
         post_migrate.connect(_sync_provider_from_env, sender=self, dispatch_uid="conversations-provider-from-env")
+
+    def _connect_limit_signals(self) -> None:
+        from .metering import forget_limits
+        from .models import Limit, Team
+
+        # Who has limits is cached per process (metering._limits); a team's name is in its messages.
+        post_save.connect(forget_limits, sender=Limit, dispatch_uid="forget-limits-save")
+        post_delete.connect(forget_limits, sender=Limit, dispatch_uid="forget-limits-delete")
+        post_save.connect(forget_limits, sender=Team, dispatch_uid="forget-limits-team-save")
 
     def _connect_access_signals(self) -> None:
         from django.contrib.auth import get_user_model

@@ -8,7 +8,7 @@ client → server
     {"type": "regenerate", "model": int | null (optional)}
 server → client
     {"type": "message", "message": {"id", "role", "content", "status", "html", ...}}
-    {"type": "start", "message_id", "replaces"?}
+    {"type": "start", "message_id", "replaces"?, "context_start"?}   context_start: the first message sent, older ones left out
     {"type": "delta", "message_id", "offset", "content"}
     {"type": "done", "message_id", "status", "finish_reason", "usage", "html", "content", "error"}
     {"type": "error", "code", "message", "message_id"?}
@@ -31,10 +31,12 @@ def message_frame(payload: dict) -> dict:
     return {"type": "message", "message": payload}
 
 
-def start_frame(message_id: int, replaces: int | None = None) -> dict:
+def start_frame(message_id: int, replaces: int | None = None, context_start: int | None = None) -> dict:
     frame = {"type": "start", "message_id": message_id}
     if replaces is not None:
         frame["replaces"] = replaces
+    if context_start is not None:
+        frame["context_start"] = context_start
     return frame
 
 

@@ -53,3 +53,10 @@ class InvalidChange(ChatError):
     """A request the core refuses for a reason the person can fix, such as sharing with a stranger."""
 
     code = "invalid"
+
+
+class LimitExceeded(ChatError):
+    """A budget or request rate (metering.limits_check) is used up; the message names which one and when it resets."""
+
+    code = "limit_exceeded"
+    message = "You have reached a usage limit."

@@ -4,13 +4,28 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
-from .models import ModelConfig, PublicLink, Share, TeamMembership
+from .exceptions import ModelNotAvailable
+from .models import ModelConfig, Preset, PublicLink, Share, TeamMembership
 from .validators import check_message_content
 
 
 class NewConversationForm(forms.Form):
     content = forms.CharField(required=False, strip=False, widget=forms.Textarea)
-    model = forms.ModelChoiceField(queryset=ModelConfig.objects.enabled(), required=False)
+    model = forms.ModelChoiceField(
+        queryset=ModelConfig.objects.none(),
+        required=False,
+        error_messages={"invalid_choice": ModelNotAvailable.message},
+    )
+    preset = forms.ModelChoiceField(
+        queryset=Preset.objects.none(),
+        required=False,
+        error_messages={"invalid_choice": "That preset does not exist, or is not yours."},
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["model"].queryset = ModelConfig.objects.filter(enabled=True).usable_by(user)
+        self.fields["preset"].queryset = Preset.objects.available_to(user)
 
     def clean_content(self) -> str:
         content = self.cleaned_data["content"]
@@ -88,3 +103,38 @@ class TeamCreateForm(forms.Form):
 class TeamMemberForm(forms.Form):
     username = forms.CharField(max_length=150, label="Username")
     role = forms.ChoiceField(choices=TeamMembership.Role.choices, initial=TeamMembership.Role.MEMBER)
+
+
+# A person's own system prompt: long enough for a detailed brief, short enough to leave room for the conversation.
+SYSTEM_PROMPT_MAX_CHARS = 20_000
+
+
+class ConversationSettingsForm(forms.Form):
+    """A conversation's own temperature and system prompt; the service checks them against the model's bounds."""
+
+    temperature = forms.FloatField(required=False, min_value=0.0, max_value=2.0, help_text="Empty: the model's.")
+    system_prompt = forms.CharField(
+        required=False, max_length=SYSTEM_PROMPT_MAX_CHARS, widget=forms.Textarea, label="Your system prompt"
+    )
+
+
+class PresetForm(forms.Form):
+    """A personal preset, its model offered from the person's own choices."""
+
+    name = forms.CharField(max_length=100)
+    model = forms.ModelChoiceField(
+        queryset=ModelConfig.objects.none(),
+        required=False,
+        empty_label="Keep the conversation's model",
+        error_messages={"invalid_choice": ModelNotAvailable.message},
+    )
+    system_prompt = forms.CharField(
+        required=False, max_length=SYSTEM_PROMPT_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    temperature = forms.FloatField(required=False, min_value=0.0, max_value=2.0, help_text="0 to 2; empty: the model's.")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["model"].queryset = (
+            ModelConfig.objects.filter(enabled=True).usable_by(user).order_by("order", "display_name", "pk")
+        )

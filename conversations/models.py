@@ -160,6 +160,11 @@ class ModelConfigQuerySet(models.QuerySet):
     def enabled(self):
         return self.filter(enabled=True).select_related("provider")
 
+    def usable_by(self, user):
+        """Models this person may pick: those open to everyone (no allowed teams) and those allowed to one of their teams."""
+        restricted = ModelConfig.allowed_teams.through.objects.filter(modelconfig_id=OuterRef("pk"))
+        return self.filter(~Exists(restricted) | Exists(restricted.filter(team__memberships__user=user)))
+
 
 class ModelConfig(models.Model):
     """A model people can pick, with the request parameters sent for it.

@@ -4,7 +4,7 @@ import hashlib
 import hmac
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -14,12 +14,13 @@ from django.utils.crypto import salted_hmac
 from django.utils.safestring import mark_safe
 
 from . import permissions
-from .exceptions import ConversationNotFound, PublicLinkNotFound, TeamNotFound
+from .exceptions import ConversationNotFound, ModelNotAvailable, PublicLinkNotFound, TeamNotFound
 from .llm import ModelSpec, demo
 from .models import (
     Conversation,
     Message,
     ModelConfig,
+    Preset,
     PublicLink,
     Share,
     SiteSettings,
@@ -39,6 +40,10 @@ class ModelChoice:
     id: int | None  # None: the built-in demo model
     name: str
     is_default: bool
+    description: str = ""
+    temperature_range: tuple[float, float] | None = None  # a person may set their own within it; None: they may not
+    custom_system_prompt: bool = False  # a person may add their own system prompt
+    temperature: float | None = None  # the model's own (None: the server's default)
 
 
 def conversation_for(user, conversation_id: uuid.UUID | str) -> Conversation:
@@ -219,15 +224,19 @@ def message_rows(conversation: Conversation) -> list[dict]:
     """
     rows = list(
         conversation.messages.order_by("id").values(
-            "id", "role", "status", "content", "html", "error", "finish_reason", "author__username"
+            "id", "role", "status", "content", "html", "error", "finish_reason", "author__username", "context_start"
         )
     )
+    context_start = next((row["context_start"] for row in reversed(rows) if row["role"] == Message.Role.ASSISTANT), None)
     for row in rows:
         row["body"] = message_html(row["role"], row["status"], row["content"], row["html"])
         row["note"] = row["error"] or FINISH_NOTES.get(row["finish_reason"], "")
         row["note_class"] = "message-error" if row["error"] else "message-note"
         row["author"] = row.pop("author__username")
+        # The latest reply was sent only the messages from this one on: the marker goes before it.
+        row["context_marker"] = row["id"] == context_start
     return rows
+
 
 
 def resume_from(rows: list[dict]) -> int:
@@ -239,19 +248,70 @@ def resume_from(rows: list[dict]) -> int:
     return rows[-1]["id"] + 1 if rows else 0
 
 
+# The default model first, then the picker's order: who gets which model when none is picked.
+DEFAULT_FIRST = ("-is_default", "order", "display_name", "pk")
+
+
 def default_model_config() -> ModelConfig | None:
     """The enabled model marked default, else the first enabled one, else None (the demo answers)."""
-    configs = list(ModelConfig.objects.enabled().order_by("-is_default", "display_name")[:1])
+    configs = list(ModelConfig.objects.enabled().order_by(*DEFAULT_FIRST)[:1])
     return configs[0] if configs else None
 
 
-def model_choices() -> list[ModelChoice]:
-    """What the model picker offers. With no model configured, only the demo."""
-    configs = list(ModelConfig.objects.enabled().order_by("display_name"))
+def model_choices(user) -> list[ModelChoice]:
+    """What the model picker offers this person: enabled models open to them, by `order` then name.
+
+    With no model enabled at all, only the demo; with models enabled but none open to them, nothing.
+    """
+    configs = list(ModelConfig.objects.filter(enabled=True).usable_by(user).order_by("order", "display_name", "pk"))
     if not configs:
+        if ModelConfig.objects.filter(enabled=True).exists():
+            return []
         return [ModelChoice(id=None, name=DEMO_SPEC.label, is_default=True)]
     default = next((config for config in configs if config.is_default), configs[0])
-    return [ModelChoice(id=config.id, name=config.display_name, is_default=config is default) for config in configs]
+    return [
+        ModelChoice(
+            id=config.id,
+            name=config.display_name,
+            is_default=config is default,
+            description=config.description,
+            temperature_range=custom_temperature_range(config),
+            custom_system_prompt=config.allow_custom_system_prompt,
+            temperature=config.temperature,
+        )
+        for config in configs
+    ]
+
+
+def custom_temperature_range(config: ModelConfig) -> tuple[float, float] | None:
+    """The bounds a person's own temperature must keep to; None when they may not set one (or it is never sent)."""
+    if not config.allow_custom_temperature or "temperature" in (config.omit_parameters or ()):
+        return None
+    return (config.temperature_min, config.temperature_max)
+
+
+def team_ids_of(user) -> frozenset[int]:
+    return frozenset(TeamMembership.objects.filter(user_id=user.pk).values_list("team_id", flat=True))
+
+
+def preset_choices(user) -> list[tuple[str, list[Preset]]]:
+    """The presets a person may apply, grouped for a select: ("For everyone", [...]) and ("Mine", [...]), by name.
+
+    A group with nothing in it is left out.
+    """
+    presets = Preset.objects.available_to(user).only("id", "name", "owner_id")
+    presets = sorted(presets, key=lambda preset: preset.name.lower())
+    groups = [
+        ("For everyone", [preset for preset in presets if preset.owner_id is None]),
+        ("Mine", [preset for preset in presets if preset.owner_id is not None]),
+    ]
+    return [(label, group) for label, group in groups if group]
+
+
+def preset_list(user) -> list[Preset]:
+    """The "My presets" page: everything a person may apply, with its model."""
+    presets = Preset.objects.available_to(user).select_related("model_config")
+    return sorted(presets, key=lambda preset: (preset.owner_id is not None, preset.name.lower()))
 
 
 def model_spec(config: ModelConfig | None) -> ModelSpec:
@@ -273,12 +333,25 @@ def model_spec(config: ModelConfig | None) -> ModelSpec:
         connect_timeout=provider.connect_timeout,
         omit=frozenset(config.omit_parameters),
         context_window=config.context_window,
+        temperature_range=custom_temperature_range(config),
+        custom_system_prompt=config.allow_custom_system_prompt,
     )
 
 
 def conversation_spec(spec: ModelSpec, conversation: Conversation) -> ModelSpec:
-    """The model's settings with the conversation's own (temperature, system prompt) where the model allows them."""
-    return spec
+    """The model's settings with the conversation's own (temperature, system prompt) where the model allows them.
+
+    The temperature is kept within the model's bounds now, not only when it was set: the model or
+    its bounds may have changed since. `spec` is shared (cached): a changed copy is returned.
+    """
+    changes = {}
+    if conversation.temperature is not None and spec.temperature_range is not None and "temperature" not in spec.omit:
+        low, high = spec.temperature_range
+        changes["parameters"] = {**spec.parameters, "temperature": min(max(conversation.temperature, low), high)}
+    own_prompt = conversation.system_prompt.strip() if spec.custom_system_prompt else ""
+    if own_prompt:
+        changes["system_prompt"] = f"{spec.system_prompt}\n\n{own_prompt}" if spec.system_prompt.strip() else own_prompt
+    return replace(spec, **changes) if changes else spec
 
 
 def provider_headers(provider) -> dict[str, str]:
@@ -290,6 +363,40 @@ def provider_headers(provider) -> dict[str, str]:
         headers["OpenAI-Project"] = provider.project
     headers.update(provider.extra_headers or {})
     return headers
+
+
+def provider_spec(provider) -> ModelSpec:
+    """The provider's connection settings with no model: for listing its models."""
+    return ModelSpec(
+        base_url=provider.base_url,
+        api_key=provider.api_key,
+        model="",
+        timeout=provider.timeout,
+        label=provider.name,
+        kind=provider.kind,
+        api_version=provider.api_version,
+        headers=provider_headers(provider),
+        connect_timeout=provider.connect_timeout,
+    )
+
+
+def provider_probe_spec(provider) -> ModelSpec:
+    """What Test connection asks for one token: the provider's first enabled model (Azure: its deployment),
+    capped at one token under the name that model takes; with no enabled model, no model (the first listed is used).
+    """
+    spec = provider_spec(provider)
+    config = provider.model_configs.filter(enabled=True).order_by("order", "display_name", "pk").first()
+    if config is None:
+        return replace(spec, parameters={"max_tokens": 1})
+    limit = "max_completion_tokens" if config.max_completion_tokens is not None else "max_tokens"
+    return replace(
+        spec,
+        model=config.model,
+        endpoint=config.endpoint,
+        parameters={limit: 1},
+        omit=frozenset(config.omit_parameters) - {limit},
+        label=config.display_name,
+    )
 
 
 # Every send needs its model's settings; reading them (a three-table join) cost more
@@ -322,14 +429,67 @@ def enabled_model_spec(config_id: int) -> ModelSpec | None:
     return _cached(("spec", config_id), load)
 
 
-def default_model() -> tuple[int | None, ModelSpec]:
-    """The default model's id and settings; (None, the demo) when no model is enabled."""
+def model_lineup() -> dict[int, frozenset[int]]:
+    """Every enabled model's id, the default first and then in picker order, with the teams it is
+    limited to (empty: everyone). Cached like the specs; do not change the dict."""
 
     def load():
-        config = default_model_config()
-        return (config.id if config else None, model_spec(config))
+        lineup: dict[int, set[int]] = {}
+        rows = ModelConfig.objects.filter(enabled=True).order_by(*DEFAULT_FIRST).values_list("pk", "allowed_teams")
+        for model_id, team_id in rows:
+            teams = lineup.setdefault(model_id, set())
+            if team_id is not None:
+                teams.add(team_id)
+        return {model_id: frozenset(teams) for model_id, teams in lineup.items()}
 
-    return _cached("default", load)
+    return _cached("lineup", load)
+
+
+def usable_model_spec(user, model_id: int) -> ModelSpec | None:
+    """Model `model_id`'s settings if it is enabled and open to this person; None otherwise.
+
+    Costs a query (the person's teams) only for a model limited to teams.
+    """
+    teams = model_lineup().get(model_id)
+    if teams is None or (teams and not teams & team_ids_of(user)):
+        return None
+    return enabled_model_spec(model_id)
+
+
+def default_model_for(user) -> tuple[int | None, ModelSpec]:
+    """The model a person gets when none is picked: the default if open to them, else the first open to them
+    in picker order; (None, the demo) when no model is enabled. ModelNotAvailable when none is open to them."""
+    lineup = model_lineup()
+    if not lineup:
+        return None, DEMO_SPEC
+    mine = None
+    for model_id, teams in lineup.items():
+        if teams:
+            mine = team_ids_of(user) if mine is None else mine
+            if not teams & mine:
+                continue
+        spec = enabled_model_spec(model_id)
+        if spec is not None:
+            return model_id, spec
+    raise ModelNotAvailable("No model is open to you yet; ask an admin to let your team use one.")
+
+
+def default_model_id(user) -> int | None:
+    """default_model_for's id, None when it is the demo or no model is open to this person."""
+    try:
+        return default_model_for(user)[0]
+    except ModelNotAvailable:
+        return None
+
+
+def conversation_model_for(user, conversation: Conversation) -> tuple[int | None, ModelSpec]:
+    """The model a send in this conversation uses when none is picked: the conversation's own if it is
+    still enabled and open to this person, else their default (see default_model_for)."""
+    if conversation.model_config_id is not None:
+        spec = usable_model_spec(user, conversation.model_config_id)
+        if spec is not None:
+            return conversation.model_config_id, spec
+    return default_model_for(user)
 
 
 def message_html(role: str, status: str, content: str, html: str) -> str:

@@ -25,7 +25,7 @@ from .exceptions import (
     ReplyInProgress,
 )
 from .llm import ModelSpec, Usage
-from .models import Conversation, Message, ModelConfig, Provider, PublicLink, Share, Team, TeamMembership
+from .models import Conversation, Message, ModelConfig, Preset, Provider, PublicLink, Share, Team, TeamMembership
 from .rendering import render_markdown
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class ReplyPlan:
     user: str  # the pseudonymous id sent as the API's `user`
     user_message: dict | None = None  # the saved message, for a send
     replaced_id: int | None = None  # the reply a regenerate removed
+    context_start: int | None = None  # the first message sent, when older ones were left out to fit the context window
 
 
 def title_from(content: str) -> str:
@@ -54,10 +55,20 @@ def title_from(content: str) -> str:
 
 @transaction.atomic
 def conversation_create(*, owner, model_config_id: int | None = None, content: str = "") -> Conversation:
-    """A new conversation, optionally with the person's first message already in it."""
-    # The conversation keeps the model it starts with (the default unless one was picked).
-    config = _enabled_model(model_config_id) if model_config_id else selectors.default_model_config()
-    conversation = Conversation.objects.create(owner=owner, model_config=config, title=title_from(content))
+    """A new conversation, optionally with the person's first message already in it.
+
+    ModelNotAvailable if the model picked is disabled or not open to the owner.
+    LimitExceeded if a first message is given and the owner is over a budget (its reply would be refused).
+    """
+    if content:
+        metering.limits_check(owner)
+    # The conversation keeps the model it starts with (the owner's default unless one was picked).
+    if model_config_id is not None:
+        if selectors.usable_model_spec(owner, model_config_id) is None:
+            raise ModelNotAvailable()
+    else:
+        model_config_id = selectors.default_model_id(owner)
+    conversation = Conversation.objects.create(owner=owner, model_config_id=model_config_id, title=title_from(content))
     if content:
         Message.objects.create(conversation=conversation, role=Message.Role.USER, content=content, author=owner)
     return conversation
@@ -71,6 +82,106 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
 
 def conversation_delete(*, conversation: Conversation) -> None:
     conversation.delete()
+
+
+# --- per-conversation settings and presets ------------------------------------------------
+# What is stored on a conversation is what its current model lets the person set; the send path
+# (selectors.conversation_spec) applies it only where the model still allows it, within its bounds now.
+
+
+def _check_own_settings(spec: ModelSpec, *, temperature: float | None, system_prompt: str) -> None:
+    """InvalidChange unless the model lets a person set this temperature and system prompt."""
+    if temperature is not None:
+        if spec.temperature_range is None:
+            raise InvalidChange(f"{spec.label} does not let you set the temperature.")
+        low, high = spec.temperature_range
+        if not low <= temperature <= high:
+            raise InvalidChange(f"Choose a temperature from {low:g} to {high:g} for {spec.label}.")
+    if system_prompt.strip() and not spec.custom_system_prompt:
+        raise InvalidChange(f"{spec.label} does not take a system prompt of your own.")
+
+
+@transaction.atomic
+def conversation_settings_update(
+    *, conversation: Conversation, user, temperature: float | None, system_prompt: str
+) -> Conversation:
+    """Set the conversation's own temperature (None: the model's) and system prompt, checked against the
+    model the conversation uses for this person now. InvalidChange (nothing saved) when outside what it allows."""
+    _, spec = selectors.conversation_model_for(user, conversation)
+    _check_own_settings(spec, temperature=temperature, system_prompt=system_prompt)
+    conversation.temperature = temperature
+    conversation.system_prompt = system_prompt.strip()
+    conversation.save(update_fields=["temperature", "system_prompt"])
+    return conversation
+
+
+@transaction.atomic
+def conversation_preset_apply(*, conversation: Conversation, user, preset: Preset) -> list[str]:
+    """Make the conversation start from `preset`: its model (if it has one open to this person), its temperature
+    (kept within the model's bounds) and system prompt, where the model allows them. Returns what was left out."""
+    skipped = []
+    model_id, spec = selectors.conversation_model_for(user, conversation)
+    if preset.model_config_id is not None:
+        preset_spec = selectors.usable_model_spec(user, preset.model_config_id)
+        if preset_spec is None:
+            skipped.append("its model, which is not available to you")
+        else:
+            model_id, spec = preset.model_config_id, preset_spec
+    temperature = None
+    if preset.temperature is not None:
+        if spec.temperature_range is None:
+            skipped.append(f"its temperature: {spec.label} does not let you set one")
+        else:
+            low, high = spec.temperature_range
+            temperature = min(max(preset.temperature, low), high)
+            if temperature != preset.temperature:
+                skipped.append(
+                    f"its temperature {preset.temperature:g}: {spec.label} allows {low:g} to {high:g}, so {temperature:g}"
+                )
+    system_prompt = preset.system_prompt.strip()
+    if system_prompt and not spec.custom_system_prompt:
+        skipped.append(f"its system prompt: {spec.label} does not take one of yours")
+        system_prompt = ""
+    conversation.model_config_id = model_id
+    conversation.temperature = temperature
+    conversation.system_prompt = system_prompt
+    conversation.save(update_fields=["model_config", "temperature", "system_prompt"])
+    return skipped
+
+
+@transaction.atomic
+def conversation_create_from_preset(
+    *, owner, preset: Preset, model_config_id: int | None = None, content: str = ""
+) -> tuple[Conversation, list[str]]:
+    """conversation_create, then conversation_preset_apply: a new conversation that starts from a preset."""
+    conversation = conversation_create(owner=owner, model_config_id=model_config_id, content=content)
+    return conversation, conversation_preset_apply(conversation=conversation, user=owner, preset=preset)
+
+
+@transaction.atomic
+def preset_create(
+    *, owner, name: str, model_config_id: int | None = None, system_prompt: str = "", temperature: float | None = None
+) -> Preset:
+    """A personal preset. With a model, its settings must be ones that model lets the person set."""
+    name = name.strip()
+    if Preset.objects.filter(owner=owner, name=name).exists():
+        raise InvalidChange(f"You already have a preset called {name!r}.")
+    if model_config_id is not None:
+        spec = selectors.usable_model_spec(owner, model_config_id)
+        if spec is None:
+            raise ModelNotAvailable()
+        _check_own_settings(spec, temperature=temperature, system_prompt=system_prompt)
+    return Preset.objects.create(
+        owner=owner,
+        name=name,
+        model_config_id=model_config_id,
+        system_prompt=system_prompt.strip(),
+        temperature=temperature,
+    )
+
+
+def preset_delete(*, preset: Preset) -> None:
+    preset.delete()
 
 
 # --- sharing -------------------------------------------------------------------------------
@@ -116,7 +227,7 @@ def share_revoke(*, share: Share) -> None:
 def conversation_copy(*, owner, title: str, rows: list[dict]) -> Conversation:
     """A new conversation owned by `owner` holding these messages (role and content): "Continue in my own chat"."""
     conversation = Conversation.objects.create(
-        owner=owner, title=title_from(title), model_config=selectors.default_model_config()
+        owner=owner, title=title_from(title), model_config_id=selectors.default_model_id(owner)
     )
     messages = []
     for row in rows:
@@ -176,7 +287,7 @@ def _take_snapshot(link: PublicLink) -> None:
     if link.kind == PublicLink.Kind.SNAPSHOT:
         rows = selectors.message_rows(conversation)
         # Only what is shown; a reply still streaming is kept as its text so far.
-        keys = ("id", "role", "status", "content", "body", "note", "note_class", "author")
+        keys = ("id", "role", "status", "content", "body", "note", "note_class", "author", "context_marker")
         link.snapshot = [{key: str(row[key]) if key == "body" else row[key] for key in keys} for row in rows]
     else:
         link.snapshot = []
@@ -242,9 +353,12 @@ def reply_begin(*, user, conversation_id: uuid.UUID, content: str, model_config_
         _touch(conversation, model_id, title=conversation.title or title_from(content))
         user_message = Message(id=user_message_id, role=Message.Role.USER, content=content, author=user)
         turns = _turns(rows) + [{"id": user_message_id, "role": Message.Role.USER, "content": content}]
-        history = _fit_context(spec, turns, reply_id)
+        history, context_start = _fit_context(spec, turns, reply_id)
         metering.usage_begin(user=user, reply_id=reply_id, model_config_id=model_id, spec=spec, history=history)
-        return _plan(user, conversation, spec, reply_id, history, user_message=selectors.message_payload(user_message))
+        return _plan(
+            user, conversation, spec, reply_id, history,
+            user_message=selectors.message_payload(user_message), context_start=context_start,
+        )
 
 
 def reply_regenerate_begin(*, user, conversation_id: uuid.UUID, model_config_id: int | None = None) -> ReplyPlan:
@@ -263,9 +377,9 @@ def reply_regenerate_begin(*, user, conversation_id: uuid.UUID, model_config_id:
             conversation_id=conversation.id, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
         )
         _touch(conversation, model_id, title=conversation.title)
-        history = _fit_context(spec, _turns(rows), reply.id)
+        history, context_start = _fit_context(spec, _turns(rows), reply.id)
         metering.usage_begin(user=user, reply_id=reply.id, model_config_id=model_id, spec=spec, history=history)
-        return _plan(user, conversation, spec, reply.id, history, replaced_id=replaced_id)
+        return _plan(user, conversation, spec, reply.id, history, replaced_id=replaced_id, context_start=context_start)
 
 
 @contextmanager
@@ -320,12 +434,15 @@ def _turns(rows: list[_Row]) -> list[dict]:
     return [{"id": row.id, "role": row.role, "content": row.content} for row in rows if row.content]
 
 
-def _fit_context(spec: ModelSpec, turns: list[dict], reply_id: int) -> list[dict]:
-    """The turns that fit the model's context window; the reply remembers where they start when some were left out."""
+def _fit_context(spec: ModelSpec, turns: list[dict], reply_id: int) -> tuple[list[dict], int | None]:
+    """The turns that fit the model's context window, and the first one's id when older ones were left out.
+
+    The reply remembers that id (Message.context_start), so the page can mark where the sent history starts.
+    """
     kept, first_kept_id = context.fit(spec, turns)
     if first_kept_id is not None:
         Message.objects.filter(pk=reply_id).update(context_start=first_kept_id)
-    return [{"role": turn["role"], "content": turn["content"]} for turn in kept]
+    return [{"role": turn["role"], "content": turn["content"]} for turn in kept], first_kept_id
 
 
 def _reply_model(conversation: Conversation, picked_id: int | None, user) -> tuple[int | None, ModelSpec]:
@@ -333,28 +450,18 @@ def _reply_model(conversation: Conversation, picked_id: int | None, user) -> tup
 
     The one picked, else the conversation's, else the default (None: the demo).
     """
-    model_id, spec = _picked_model(conversation, picked_id)
+    model_id, spec = _picked_model(conversation, picked_id, user)
     return model_id, selectors.conversation_spec(spec, conversation)
 
 
-def _picked_model(conversation: Conversation, picked_id: int | None) -> tuple[int | None, ModelSpec]:
+def _picked_model(conversation: Conversation, picked_id: int | None, user) -> tuple[int | None, ModelSpec]:
+    """The sender's pick (ModelNotAvailable if it is disabled or not open to them), else the conversation's model."""
     if picked_id is not None:
-        spec = selectors.enabled_model_spec(picked_id)
+        spec = selectors.usable_model_spec(user, picked_id)
         if spec is None:
             raise ModelNotAvailable()
         return picked_id, spec
-    if conversation.model_config_id is not None:
-        spec = selectors.enabled_model_spec(conversation.model_config_id)
-        if spec is not None:
-            return conversation.model_config_id, spec
-    return selectors.default_model()
-
-
-def _enabled_model(model_config_id: int) -> ModelConfig:
-    try:
-        return ModelConfig.objects.enabled().get(pk=model_config_id)
-    except ModelConfig.DoesNotExist:
-        raise ModelNotAvailable() from None
+    return selectors.conversation_model_for(user, conversation)
 
 
 def _touch(conversation: Conversation, model_id: int | None, *, title: str) -> None:
@@ -493,14 +600,18 @@ def provider_sync_from_env() -> ModelConfig | None:
     """
     if not settings.OPENAI_API_KEY:
         return None
+    # OpenAI itself, or any server speaking its API (OpenRouter, vLLM, a proxy): the same URL and
+    # Bearer key either way; the type only says whether OpenAI-only settings apply.
+    kind = Provider.Kind.OPENAI if settings.OPENAI_BASE_URL.startswith("https://api.openai.com") else Provider.Kind.OPENAI_COMPATIBLE
     with transaction.atomic():
         provider, _ = Provider.objects.update_or_create(
             from_env=True,
-            defaults={"base_url": settings.OPENAI_BASE_URL, "api_key": settings.OPENAI_API_KEY},
+            defaults={"base_url": settings.OPENAI_BASE_URL, "api_key": settings.OPENAI_API_KEY, "kind": kind},
             create_defaults={
                 "name": _free_provider_name("OpenAI (from environment)"),
                 "base_url": settings.OPENAI_BASE_URL,
                 "api_key": settings.OPENAI_API_KEY,
+                "kind": kind,
                 "from_env": True,
             },
         )
@@ -513,6 +624,37 @@ def provider_sync_from_env() -> ModelConfig | None:
             config.is_default = True
             config.save(update_fields=["is_default"])
     return config
+
+
+@transaction.atomic
+def provider_import_models(*, provider: Provider, model_ids: list[str]) -> tuple[int, int]:
+    """A disabled model config (display name = id) for each listed id not yet configured for `provider`.
+
+    Returns (created, skipped). Disabled, so nothing reaches the model picker before an admin looks at it.
+    """
+    configured = set(ModelConfig.objects.filter(provider=provider).values_list("model", flat=True))
+    max_id = ModelConfig._meta.get_field("model").max_length
+    max_name = ModelConfig._meta.get_field("display_name").max_length
+    new = []
+    for model_id in dict.fromkeys(model_ids):
+        if model_id in configured or len(model_id) > max_id:
+            continue
+        new.append(ModelConfig(provider=provider, model=model_id, display_name=model_id[:max_name], enabled=False))
+    ModelConfig.objects.bulk_create(new)
+    return len(new), len(model_ids) - len(new)
+
+
+@transaction.atomic
+def provider_keys_rotate() -> int:
+    """Re-encrypt every stored provider key with the first of CHAT_ENCRYPTION_KEYS; returns how many.
+
+    A key saved before encryption existed is encrypted too. Every key must still decrypt with one of
+    CHAT_ENCRYPTION_KEYS, or nothing is changed (ImproperlyConfigured).
+    """
+    providers = list(Provider.objects.select_for_update().exclude(api_key=""))
+    for provider in providers:
+        provider.save(update_fields=["api_key"])  # the field encrypts with the first key
+    return len(providers)
 
 
 def _free_provider_name(name: str) -> str:

@@ -109,7 +109,7 @@ async def _launch(plan: ReplyPlan) -> None:
         await generation.open()
         if plan.user_message is not None:
             await generation.send_frame(events.message_frame(plan.user_message))
-        await generation.send_frame(events.start_frame(plan.reply_id, plan.replaced_id))
+        await generation.send_frame(events.start_frame(plan.reply_id, plan.replaced_id, plan.context_start))
     except BaseException:
         await generation.close_control()
         await database_sync_to_async(services.reply_finish)(

@@ -37,6 +37,8 @@ def fast_settings(settings):
     settings.CHAT_DEMO_DELAY = 0.0
     settings.CHAT_FLUSH_INTERVAL = 0.02
     settings.CHAT_CHECKPOINT_INTERVAL = 0.2
+    # One attempt per reply, so a scripted error is the answer; tests/test_retry.py turns retrying on.
+    settings.CHAT_UPSTREAM_RETRIES = 0
 
 
 _open_communicators: list[WebsocketCommunicator] = []
@@ -133,12 +135,15 @@ def text_of(frames: list[dict], message_id: int) -> str:
 
 @pytest.fixture(autouse=True)
 def fresh_model_cache():
-    """Model settings are cached per process; each test starts from the database."""
+    """Model settings and who has limits are cached per process; each test starts from the database."""
+    from conversations.metering import forget_limits
     from conversations.selectors import forget_models
 
     forget_models()
+    forget_limits()
     yield
     forget_models()
+    forget_limits()
 
 
 @pytest.fixture(scope="session", autouse=True)

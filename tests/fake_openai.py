@@ -39,6 +39,7 @@ class RecordedRequest:
     path: str
     headers: dict
     body: dict | None
+    at: float = 0.0  # time.monotonic() when the request had arrived whole
 
 
 def sse(payload) -> bytes:
@@ -110,12 +111,17 @@ REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
+DEFAULT_MODEL_IDS = ["fake-model"]
+
+
 class FakeOpenAI:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, default=_default_script, log_requests: bool = False):
         self.host, self.port = host, port
         self.log_requests = log_requests
         self.default = default
         self.scripts: deque[Script] = deque()
+        self.model_ids = list(DEFAULT_MODEL_IDS)  # what GET …/models lists
+        self.models_scripts: deque[Script] = deque()  # scripted answers to GET …/models (an error, say)
         self.requests: list[RecordedRequest] = []
         self.open_streams = 0
         self.closed_early = 0  # responses whose client went away before the end
@@ -130,8 +136,13 @@ class FakeOpenAI:
     def push(self, *scripts: Script) -> None:
         self.scripts.extend(scripts)
 
+    def push_models(self, *scripts: Script) -> None:
+        self.models_scripts.extend(scripts)
+
     def reset(self) -> None:
         self.scripts.clear()
+        self.model_ids = list(DEFAULT_MODEL_IDS)
+        self.models_scripts.clear()
         self.requests.clear()
         self.closed_early = 0
 
@@ -201,17 +212,22 @@ class FakeOpenAI:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        self.requests.append(RecordedRequest(method, path, headers, body))
+        self.requests.append(RecordedRequest(method, path, headers, body, time.monotonic()))
         if self.log_requests:
-            shown = {name: value for name, value in headers.items() if name != "authorization"}
+            shown = {name: value for name, value in headers.items() if name not in ("authorization", "api-key")}
             shown["authorization"] = "Bearer …" if "authorization" in headers else None
+            if "api-key" in headers:
+                shown["api-key"] = "…"  # Azure's
             print(json.dumps({"method": method, "path": path, "headers": shown, "body": body}), flush=True)
-        if method == "GET" and path.endswith("/models"):
-            script = Script([json.dumps({"object": "list", "data": [{"id": "fake-model", "object": "model"}]}).encode()],
-                            headers={"content-type": "application/json"})
+        if method == "GET" and path.split("?")[0].endswith("/models"):  # Azure's carries ?api-version=
+            script = self.models_scripts.popleft() if self.models_scripts else self._model_list()
         else:
             script = self.scripts.popleft() if self.scripts else self.default(body)
         return await self._respond(script, body, writer)
+
+    def _model_list(self) -> Script:
+        data = [{"id": model_id, "object": "model", "owned_by": "fake"} for model_id in self.model_ids]
+        return Script([json.dumps({"object": "list", "data": data}).encode()], headers={"content-type": "application/json"})
 
     async def _respond(self, script: Script, body, writer: asyncio.StreamWriter) -> bool:
         head = [f"HTTP/1.1 {script.status} {REASONS.get(script.status, 'Status')}", "transfer-encoding: chunked"]

@@ -21,7 +21,16 @@ def provider(db) -> Provider:
 
 
 def provider_form(provider: Provider, **changes) -> dict:
-    return {"name": provider.name, "base_url": provider.base_url, "api_key": "", "timeout": provider.timeout, **changes}
+    return {
+        "name": provider.name,
+        "kind": provider.kind,
+        "base_url": provider.base_url,
+        "api_key": "",
+        "extra_headers": "{}",
+        "connect_timeout": provider.connect_timeout,
+        "timeout": provider.timeout,
+        **changes,
+    }
 
 
 def save_provider(admin_client, provider: Provider, **changes):
@@ -46,7 +55,19 @@ def model_form(provider: Provider, **changes) -> dict:
         "frequency_penalty": "",
         "stop": "",
         "logit_bias": "",
+        "seed": "",
+        "response_format": "",
+        "max_completion_tokens": "",
+        "reasoning_effort": "",
+        "omit_parameters": "",
         "system_prompt": "",
+        "description": "",
+        "order": "100",
+        "temperature_min": "0",
+        "temperature_max": "1",
+        "context_window": "",
+        "input_price": "",
+        "output_price": "",
     }
     data.update(changes)
     return {name: value for name, value in data.items() if value is not None}
@@ -99,14 +120,19 @@ def test_clear_api_key_wins_over_a_typed_key(admin_client, provider):
 
 def test_adding_a_provider_saves_its_key(admin_client):
     response = admin_client.post(
-        f"{PROVIDERS}add/", {"name": "New", "base_url": "http://localhost:11434/v1", "api_key": TEST_KEY, "timeout": 60}
+        f"{PROVIDERS}add/",
+        {"name": "New", "kind": "openai_compatible", "base_url": "http://localhost:11434/v1", "api_key": TEST_KEY,
+         "connect_timeout": 10, "timeout": 60},
     )
     assert response.status_code == 302
     assert Provider.objects.get(name="New").api_key == TEST_KEY
 
 
 def test_adding_a_provider_without_a_key_leaves_it_empty(admin_client):
-    admin_client.post(f"{PROVIDERS}add/", {"name": "Ollama", "base_url": "http://localhost:11434/v1", "timeout": 60})
+    admin_client.post(
+        f"{PROVIDERS}add/",
+        {"name": "Ollama", "kind": "openai_compatible", "base_url": "http://localhost:11434/v1", "connect_timeout": 10, "timeout": 60},
+    )
     assert Provider.objects.get(name="Ollama").api_key == ""
 
 

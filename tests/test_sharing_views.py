@@ -344,11 +344,13 @@ def test_a_collaboration_through_a_team_shows_authors(two_voices, bob, otters):
 
 # The page of a conversation shared with this person, whatever its size and however widely it is shared:
 # session, user, the conversation (with this person's role), its messages, model choices, the sidebar,
-# "Shared with me", and whether anyone collaborates (to show authors).
+# "Shared with me", and whether anyone collaborates (to show authors); a collaborator also gets the
+# presets for the Settings panel.
 SHARED_PAGE_QUERIES = 8
-# The owner's page: the same without the collaborator check (the share list answers it), plus the Share
-# dialog: shares, teammates, teams, site settings, public links (as in test_views.CONVERSATION_QUERIES).
-OWNER_PAGE_QUERIES = 12
+COLLABORATOR_PAGE_QUERIES = 9
+# The owner's page: the same as a collaborator's without the collaborator check (the share list answers it),
+# plus the Share dialog: shares, teammates, teams, site settings, public links (as test_views.CONVERSATION_QUERIES).
+OWNER_PAGE_QUERIES = 13
 
 
 @pytest.fixture
@@ -387,7 +389,7 @@ def test_conversation_page_query_count_does_not_grow_with_messages_or_shares(
 ):
     conversation = crowded(messages, shares, COLLABORATOR if reader == "collaborator" else VIEWER)
     client = login(alice if reader == "owner" else bob)
-    expected = OWNER_PAGE_QUERIES if reader == "owner" else SHARED_PAGE_QUERIES
+    expected = {"owner": OWNER_PAGE_QUERIES, "collaborator": COLLABORATOR_PAGE_QUERIES}.get(reader, SHARED_PAGE_QUERIES)
     with django_assert_num_queries(expected):
         response = client.get(f"/c/{conversation.id}/")
     html = page(response)
@@ -395,8 +397,8 @@ def test_conversation_page_query_count_does_not_grow_with_messages_or_shares(
     assert ('id="composer"' in html) == (reader != "viewer")
 
 
-# session, user, model choices, the sidebar, "Shared with me" (owners joined in), as test_views.HOME_QUERIES.
-HOME_QUERIES = 5
+# session, user, model choices, presets, the sidebar, "Shared with me" (owners joined in), as test_views.HOME_QUERIES.
+HOME_QUERIES = 6
 
 
 @pytest.mark.parametrize("count", [3, 30])

@@ -3,15 +3,27 @@
 `stream_reply` is the whole contract: an async generator of `Chunk`s that
 either ends normally or raises `UpstreamError` with a message fit for a
 person. Closing the generator (or cancelling the task iterating it) closes
-the HTTP request at once.
+the HTTP request at once, and also ends a wait between two attempts.
+
+Retries: a 429 or a 500/502/503/504, or a connection that drops before any
+text arrived, is tried again (CHAT_UPSTREAM_RETRIES times) after a backoff of
+0.5 s, 1 s, 2 s … with jitter, or after the server's Retry-After when it sends
+one. A Retry-After longer than CHAT_UPSTREAM_RETRY_MAX_WAIT is not waited for:
+the error is reported at once, with the wait in its message. Once text has
+arrived nothing is retried: the person has seen it, and a second answer would
+not continue the first.
 """
 
 import asyncio
 import email.utils
 import json
+import logging
+import math
+import random
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 
 import httpx
 from django.conf import settings
@@ -22,6 +34,8 @@ from .providers import request_headers, request_url
 from .sse import SSEDecoder, SSEError
 from .transport import StreamingTransport
 from .types import Chunk, ModelSpec, UpstreamError, Usage
+
+log = logging.getLogger(__name__)
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
 MAX_COMPLETION_BODY_BYTES = 16 * 1024 * 1024  # a whole reply sent at once, when the server ignores `stream`
@@ -55,7 +69,12 @@ async def close_shared_client() -> None:
 
 
 async def stream_reply(
-    spec: ModelSpec, history: list[dict], *, user: str = "", read_interval: Callable[[], float] | None = None
+    spec: ModelSpec,
+    history: list[dict],
+    *,
+    user: str = "",
+    read_interval: Callable[[], float] | None = None,
+    retries: int | None = None,
 ) -> AsyncIterator[Chunk]:
     """Ask `spec` to answer `history` (dicts with role and content) and yield the reply as it streams.
 
@@ -63,7 +82,62 @@ async def stream_reply(
     than it is read, one chunk may carry several of the API's events.
     `read_interval`, if given, returns the least time between two reads of the
     stream; the caller batches by that much anyway (see transport.py).
+    `retries` overrides CHAT_UPSTREAM_RETRIES (0: one attempt only, as a connection check wants).
     """
+    retries = settings.CHAT_UPSTREAM_RETRIES if retries is None else retries
+    attempt = 1
+    while True:
+        text_arrived = False
+        try:
+            async with aclosing(_stream_once(spec, history, user, read_interval)) as chunks:
+                async for chunk in chunks:
+                    text_arrived = text_arrived or bool(chunk.text)
+                    yield chunk
+            return
+        except UpstreamError as exc:
+            wait = None if text_arrived or attempt > retries else retry_wait(exc, attempt)
+            if wait is None:
+                raise _after_attempts(exc, attempt) from None
+            log.info(
+                "%s: %s; attempt %d of %d in %.1f s", _host(spec), exc.message, attempt + 1, retries + 1, wait
+            )
+        await asyncio.sleep(wait)  # a stop cancels the task here, at once
+        attempt += 1
+
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+RETRY_CODES = {"connection_lost"}  # the connection dropped before any text: nothing was shown or half-done
+RETRY_BASE_DELAY = 0.5
+
+
+def retry_wait(error: UpstreamError, attempt: int) -> float | None:
+    """Seconds to wait before trying again after failed attempt number `attempt`, or None: do not retry.
+
+    The server's Retry-After when it gave one (None when longer than
+    CHAT_UPSTREAM_RETRY_MAX_WAIT), else 0.5 s, 1 s, 2 s … less up to a quarter
+    at random, so that many replies refused at once do not all come back together.
+    """
+    if error.status not in RETRY_STATUSES and error.code not in RETRY_CODES:
+        return None
+    if error.code == "quota_exceeded":
+        return None  # a 429 that waiting does not cure
+    longest = settings.CHAT_UPSTREAM_RETRY_MAX_WAIT
+    if error.retry_after is not None:
+        return error.retry_after if error.retry_after <= longest else None
+    return min(longest, RETRY_BASE_DELAY * 2 ** (attempt - 1)) * (1 - 0.25 * random.random())
+
+
+def _after_attempts(error: UpstreamError, attempts: int) -> UpstreamError:
+    if attempts == 1:
+        return error
+    message = f"{error.message.rstrip('.')} (after {attempts} attempts)."
+    return UpstreamError(error.code, message, status=error.status, retry_after=error.retry_after)
+
+
+async def _stream_once(
+    spec: ModelSpec, history: list[dict], user: str, read_interval: Callable[[], float] | None
+) -> AsyncIterator[Chunk]:
+    """One request and its streamed reply (stream_reply without the retries)."""
     path, body = request_body(spec, history, user)
     headers = request_headers(spec)
     url = request_url(spec, path)
@@ -234,23 +308,64 @@ STATUS_ERRORS = {
 }
 
 
+# How servers say the prompt is too long: OpenAI's error code, and the words of OpenAI, vLLM and llama.cpp.
+CONTEXT_TOO_LONG_PHRASES = ("context_length_exceeded", "maximum context length", "exceeds the available context size")
+
+
 async def _error_from_response(response: httpx.Response, spec: ModelSpec) -> UpstreamError:
     status = response.status_code
     code, summary = STATUS_ERRORS.get(
         status, ("server_error", "The model server failed") if status >= 500 else ("bad_request", "The model server refused")
     )
     raw = await _read_limited(response)
+    api_code = ""
     try:
-        detail = _api_error_message(json.loads(raw), spec)
+        payload = json.loads(raw)
+        detail = _api_error_message(payload, spec)
+        api_code = _api_error_code(payload)
     except ValueError:
         detail = _scrub(raw.decode("utf-8", "replace").strip()[:300], spec)
-    retry_after = _retry_after(response.headers) if status in (429, 503) else None
+    if status in (400, 413, 422) and _context_too_long(api_code, detail):
+        return _context_length_error(status, detail, spec)
+    if status == 429 and api_code == "insufficient_quota":
+        code, summary = "quota_exceeded", "The model provider's account has run out of credit or quota"
+    retry_after = _retry_after(response.headers) if status == 429 or status >= 500 else None
     message = f"{summary} ({status})"
-    if retry_after is not None:
+    if retry_after is not None and code != "quota_exceeded":
         message += f"; try again in {max(1, round(retry_after))} s"
     if detail:
         message += f": {detail}"
     return UpstreamError(code, message, status=status, retry_after=retry_after)
+
+
+def _context_too_long(api_code: str, detail: str) -> bool:
+    text = f"{api_code} {detail}".lower()
+    return any(phrase in text for phrase in CONTEXT_TOO_LONG_PHRASES)
+
+
+def _context_length_error(status: int, detail: str, spec: ModelSpec) -> UpstreamError:
+    message = f"The conversation is too long for this model's context window ({status})"
+    if detail:
+        message += f": {detail.rstrip('.')}"
+    if spec.context_window:
+        advice = (
+            f"Older messages were already left out to fit the {spec.context_window}-token window set in the admin, "
+            "so your last message may be too long on its own, or that window is larger than the model's. "
+            "Shorten the message, lower the model's context window in the admin, or start a new chat."
+        )
+    else:
+        advice = (
+            "Ask an admin to set the model's context window in the admin so older messages are left out, "
+            "or start a new chat."
+        )
+    return UpstreamError("context_length_exceeded", f"{message}. {advice}", status=status)
+
+
+def _api_error_code(payload) -> str:
+    """The API's machine-readable error code (OpenAI: error.code), if any."""
+    error = payload.get("error", payload) if isinstance(payload, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else ""
 
 
 def _api_error_message(payload, spec: ModelSpec) -> str:
@@ -276,11 +391,16 @@ def _scrub(text: str, spec: ModelSpec) -> str:
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds the server asks to wait: retry-after-ms (OpenAI's), else Retry-After in seconds or as an HTTP date."""
+    try:
+        return _seconds(float(headers["retry-after-ms"]) / 1000)
+    except (KeyError, ValueError):
+        pass
     value = headers.get("retry-after")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        return _seconds(float(value))
     except ValueError:
         pass
     try:
@@ -288,6 +408,12 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _seconds(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(value)
+    return max(0.0, value)
 
 
 def _timeout_error(exc: httpx.TimeoutException, spec: ModelSpec) -> UpstreamError:

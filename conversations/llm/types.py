@@ -9,7 +9,7 @@ class ModelSpec:
 
     base_url: str
     model: str  # for Azure, the deployment name
-    api_key: str = ""
+    api_key: str = field(default="", repr=False)  # kept out of logs and debug pages that show a spec
     endpoint: str = "chat"  # "chat" or "completions"
     parameters: dict = field(default_factory=dict)
     system_prompt: str = ""
@@ -21,6 +21,10 @@ class ModelSpec:
     connect_timeout: float = 10.0
     omit: frozenset = frozenset()  # fields never to send, including ones the app adds ("user", "stream_options")
     context_window: int | None = None
+    # What a conversation may add (see selectors.conversation_spec): its own temperature within
+    # these bounds (None: it may not), and its own system prompt after this one.
+    temperature_range: tuple[float, float] | None = None
+    custom_system_prompt: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ import json
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -13,8 +14,8 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import permissions, selectors, services, streaming
-from ..exceptions import ConversationNotFound, Forbidden
-from ..forms import NewConversationForm, PublicLinkForm, RenameConversationForm, ShareForm
+from ..exceptions import ChatError, ConversationNotFound, Forbidden
+from ..forms import SYSTEM_PROMPT_MAX_CHARS, NewConversationForm, PublicLinkForm, RenameConversationForm, ShareForm
 from ..models import Conversation, Message, Share
 from ..permissions import Action, Role
 
@@ -40,15 +41,17 @@ def sidebar_context(request: HttpRequest) -> dict:
 
 
 def _page_context(request: HttpRequest, *, model_id: int | None = None, **extra) -> dict:
-    """What every chat page shows; the picker selects `model_id` if it is enabled, else the default."""
-    choices = selectors.model_choices()
-    enabled = {choice.id for choice in choices}
-    default = next(choice.id for choice in choices if choice.is_default)
+    """What every chat page shows; the picker selects `model_id` if this person may use it, else their default."""
+    choices = selectors.model_choices(request.user)
+    current = next((choice for choice in choices if choice.id == model_id), None)
+    current = current or next((choice for choice in choices if choice.is_default), None)
     return {
         **sidebar_context(request),
         "model_choices": choices,
-        "current_model": model_id if model_id in enabled else default,
-        "demo_only": choices[0].id is None,
+        "current_model": current.id if current else None,
+        "current_choice": current,
+        "demo_only": bool(choices) and choices[0].id is None,
+        "no_model": not choices,
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
         **extra,
     }
@@ -57,22 +60,42 @@ def _page_context(request: HttpRequest, *, model_id: int | None = None, **extra)
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    context = _page_context(request, form=NewConversationForm())
+    form = NewConversationForm(user=request.user)
+    context = _page_context(request, form=form, presets=selectors.preset_choices(request.user))
     return render(request, "conversations/home.html", context)
 
 
 @login_required
 @require_POST
 def conversation_new(request: HttpRequest) -> HttpResponse:
-    form = NewConversationForm(request.POST)
-    if not form.is_valid():
-        context = _page_context(request, form=form)
-        return render(request, "conversations/home.html", context, status=400)
-    model = form.cleaned_data["model"]
-    conversation = services.conversation_create(
-        owner=request.user, model_config_id=model.id if model else None, content=form.cleaned_data["content"]
-    )
-    return redirect("conversation", conversation_id=conversation.id)
+    form = NewConversationForm(request.POST, user=request.user)
+    if form.is_valid():
+        model, preset = form.cleaned_data["model"], form.cleaned_data["preset"]
+        start = {
+            "owner": request.user,
+            "model_config_id": model.id if model else None,
+            "content": form.cleaned_data["content"],
+        }
+        try:
+            if preset is None:
+                conversation = services.conversation_create(**start)
+            else:
+                conversation, skipped = services.conversation_create_from_preset(preset=preset, **start)
+                preset_applied_message(request, preset, skipped)
+        except ChatError as exc:
+            form.add_error(None, exc.message)
+        else:
+            return redirect("conversation", conversation_id=conversation.id)
+    context = _page_context(request, form=form, presets=selectors.preset_choices(request.user))
+    return render(request, "conversations/home.html", context, status=400)
+
+
+def preset_applied_message(request: HttpRequest, preset, skipped: list[str]) -> None:
+    """Say what applying a preset did, and what of it the model did not allow."""
+    if skipped:
+        flash.warning(request, f"Preset “{preset}” applied, except {'; '.join(skipped)}.")
+    else:
+        flash.success(request, f"Preset “{preset}” applied.")
 
 
 @login_required
@@ -81,14 +104,18 @@ def conversation_detail(request: HttpRequest, conversation_id) -> HttpResponse:
     conversation = conversation_or_404(request, conversation_id)
     messages = selectors.message_rows(conversation)
     role = conversation.role
+    can_write = permissions.allows(role, Action.SEND)
     context = _page_context(
         request,
         model_id=conversation.model_config_id,
         conversation=conversation,
         message_list=messages,
         role=role.label,
-        can_write=permissions.allows(role, Action.SEND),
+        can_write=can_write,
         is_owner=role == Role.OWNER,
+        # Only those who may send may change the settings (views/presets.conversation_settings).
+        presets=selectors.preset_choices(request.user) if can_write else [],
+        system_prompt_max=SYSTEM_PROMPT_MAX_CHARS,
     )
     if role == Role.OWNER:
         context.update(_sharing_context(request, conversation))

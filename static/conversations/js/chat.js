@@ -61,6 +61,15 @@
     field.addEventListener("focus", () => field.select());
   });
 
+  // The line under a model picker describes the model picked (the admin's description, kept in its title).
+  document.querySelectorAll("select.model-picker").forEach((select) => {
+    const line = document.querySelector(`[data-describes="${select.id}"]`);
+    if (!line) return;
+    select.addEventListener("change", () => {
+      line.textContent = select.selectedOptions[0]?.title || "";
+    });
+  });
+
   // --- the conversation page ------------------------------------------------------
 
   const chat = document.getElementById("chat");
@@ -162,6 +171,19 @@
     regenerateButton.hidden = busy || !list.querySelector("li.message");
   }
 
+  // Where the history sent with the latest reply starts, when older messages were left out.
+  const CONTEXT_MARKER = "Older messages above were not sent to the model: they do not fit its context window.";
+  function markContextStart(firstSentId) {
+    list.querySelector(".context-marker")?.remove();
+    const first = firstSentId ? list.querySelector(`li.message[data-id="${firstSentId}"]`) : null;
+    if (!first) return;
+    const marker = document.createElement("li");
+    marker.className = "context-marker";
+    marker.setAttribute("role", "separator");
+    marker.textContent = CONTEXT_MARKER;
+    list.insertBefore(marker, first);
+  }
+
   function setAuthor(element, author) {
     if (!showAuthors || !author || element.querySelector(".message-author")) return;
     const name = document.createElement("p");
@@ -221,8 +243,9 @@
       if (message.role === "user") awaitingReply = false;
       keepScrolled(wasNearBottom);
     },
-    start({ message_id: id, replaces }) {
+    start({ message_id: id, replaces, context_start: contextStart }) {
       if (replaces) list.querySelector(`li.message[data-id="${replaces}"]`)?.remove();
+      markContextStart(contextStart);
       const wasNearBottom = nearBottom();
       const element = messageElement(id, "assistant");
       setStatus(element, "streaming");
