@@ -29,7 +29,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "created",
         "user",
         "team",
-        "model",
+        "model_used",
         "prompt_tokens",
         "completion_tokens",
         "total_tokens",
@@ -69,8 +69,9 @@ class UsageRecordAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    # Not "model": ModelAdmin.model is the admin's model class and would hide the column.
     @admin.display(description="Model", ordering="model_name")
-    def model(self, obj: UsageRecord) -> str:
+    def model_used(self, obj: UsageRecord) -> str:
         return obj.model_name or str(obj.model_config or "—")
 
     @admin.display(description="Tokens")

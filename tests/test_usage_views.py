@@ -282,3 +282,10 @@ def test_my_usage_query_count_does_not_grow_with_records(logged_in, user, models
         response = logged_in.get("/usage/")
     assert response.status_code == 200
     assert len(cells(response.content.decode(), "usage-recent")) == count
+
+
+def test_the_changelist_shows_each_records_model_person_and_tokens(admin_client, spending):
+    table = admin_client.get(USAGE).content.decode().split('id="result_list"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)[1:]
+    cells = [[" ".join(re.sub(r"<[^>]+>", " ", cell).split()) for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)] for row in rows]
+    assert [(row[1], row[3], row[6]) for row in cells] == [("bob", "big", "6000"), ("alice", "small", "120"), ("alice", "big", "1200")]
