@@ -135,7 +135,7 @@ class ProviderAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    @admin.display(description="API key")
+    @admin.display(description="Stored key")
     def api_key_masked(self, obj: Provider) -> str:
         return mask_key(obj.api_key)
 

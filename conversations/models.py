@@ -90,8 +90,8 @@ class Provider(models.Model):
         choices=Kind.choices,
         default=Kind.OPENAI_COMPATIBLE,
         help_text="Decides the request URL and how the key is sent: OpenAI and compatible servers get "
-        "'Authorization: Bearer <key>' at <base URL>/chat/completions; Azure gets an 'api-key' header at "
-        "<endpoint>/openai/deployments/<deployment>/chat/completions?api-version=….",
+        "'Authorization: Bearer KEY' at BASE_URL/chat/completions; Azure gets an 'api-key' header at "
+        "ENDPOINT/openai/deployments/DEPLOYMENT/chat/completions?api-version=VERSION.",
     )
     base_url = models.CharField(
         "base URL",
@@ -99,7 +99,7 @@ class Provider(models.Model):
         validators=[validate_base_url],
         help_text="OpenAI and compatible: the API root, ending before /chat/completions (https://api.openai.com/v1, "
         "http://localhost:11434/v1 for Ollama, http://localhost:8000/v1 for vLLM). "
-        "Azure: the resource endpoint, https://<resource>.openai.azure.com.",
+        "Azure: the resource endpoint, https://RESOURCE.openai.azure.com.",
     )
     api_key = EncryptedTextField(
         "API key",
