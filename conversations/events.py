@@ -7,7 +7,7 @@ client → server
     {"type": "stop"}
     {"type": "regenerate", "model": int | null (optional)}
 server → client
-    {"type": "message", "message": {"id", "role", "content", "status", "html", ...}}
+    {"type": "message", "message": {"id", "role", "content", "status", "html", "author", "context_start", ...}}
     {"type": "start", "message_id", "replaces"?, "context_start"?}   context_start: the first message sent, older ones left out
     {"type": "delta", "message_id", "offset", "content"}
     {"type": "done", "message_id", "status", "finish_reason", "usage", "html", "content", "error"}

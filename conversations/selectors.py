@@ -511,6 +511,7 @@ def message_payload(message: Message) -> dict:
         "finish_reason": message.finish_reason,
         "error": message.error,
         "author": message.author.get_username() if message.author_id else None,
+        "context_start": message.context_start,
     }
 
 

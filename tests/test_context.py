@@ -172,6 +172,18 @@ async def test_the_reply_remembers_and_announces_where_the_sent_history_starts(u
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_reconnecting_page_learns_where_the_sent_history_starts(user, conversation, model_config, upstream):
+    old = await long_conversation(conversation, model_config)
+    frames = await send_and_finish(user, conversation)
+    reply_id = next(frame for frame in frames if frame["type"] == "start")["message_id"]
+
+    again = await connect(user, conversation.id, query=f"since={old[-1].id}")
+    assert (await again.connect())[0]
+    caught_up = await receive_until(again, lambda frame: frame["type"] == "message" and frame["message"]["id"] == reply_id)
+    assert caught_up[-1]["message"]["context_start"] == old[13].id
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_the_page_marks_where_older_messages_were_left_out(user, conversation, model_config, upstream):
     old = await long_conversation(conversation, model_config)
     await send_and_finish(user, conversation)

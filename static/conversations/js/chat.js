@@ -228,6 +228,7 @@
     message({ message }) {
       const wasNearBottom = nearBottom();
       const element = messageElement(message.id, message.role);
+      if (message.role === "assistant" && message.context_start) markContextStart(message.context_start);
       if (message.role === "assistant" && message.status !== "streaming") {
         streaming.delete(message.id);
         showFinal(element, message);
