@@ -134,6 +134,16 @@ def text_of(frames: list[dict], message_id: int) -> str:
 
 
 @pytest.fixture(autouse=True)
+def fresh_cache():
+    """Django's cache (password-guess counters) starts empty: ids repeat from test to test."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def fresh_model_cache():
     """Model settings and who has limits are cached per process; each test starts from the database."""
     from conversations.metering import forget_limits

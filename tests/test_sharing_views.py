@@ -651,6 +651,25 @@ def test_wrong_password_is_403_with_an_error(locked):
     assert_private(response)
 
 
+def test_guessing_a_links_password_stops_after_ten_wrong_tries(locked):
+    guesser = Client()
+    for _ in range(10):
+        assert guesser.post(f"/s/{locked.token}/", {"password": "guess"}).status_code == 403
+    response = guesser.post(f"/s/{locked.token}/", {"password": "open sesame"})  # even the right one, for now
+    assert response.status_code == 429
+    assert "Too many wrong passwords" in page(response)
+    assert "Do otters hold hands?" not in page(response)
+    assert_private(response)
+
+
+def test_the_right_password_clears_the_wrong_tries(locked):
+    visitor = Client()
+    for _ in range(9):
+        visitor.post(f"/s/{locked.token}/", {"password": "guess"})
+    assert visitor.post(f"/s/{locked.token}/", {"password": "open sesame"}).status_code == 302
+    assert Client().post(f"/s/{locked.token}/", {"password": "guess"}).status_code == 403  # counting from zero again
+
+
 def test_right_password_unlocks_the_link_for_this_session_only(locked):
     before = PublicLink.objects.filter(pk=locked.pk).values().get()
     visitor = Client()

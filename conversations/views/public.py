@@ -1,6 +1,7 @@
 """Public links: /s/<token>/ shows a conversation read-only, without an account unless the owner asked for one."""
 
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.contrib.auth.hashers import check_password
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
@@ -11,6 +12,11 @@ from .. import selectors, services
 from ..exceptions import PublicLinkNotFound
 from ..forms import LinkPasswordForm
 from ..models import PublicLink
+
+
+# Guessing a link's password: this many wrong tries from one address, then a pause (per process's cache).
+PASSWORD_ATTEMPTS = 10
+PASSWORD_LOCKOUT = 600
 
 
 def _private(response: HttpResponse) -> HttpResponse:
@@ -34,10 +40,17 @@ def public_link(request: HttpRequest, token: str) -> HttpResponse:
         return redirect_to_login(request.get_full_path())
     if gate == "password":
         form = LinkPasswordForm(request.POST if request.method == "POST" else None)
+        failures_key = f"public-link-failures:{link.pk}:{request.META.get('REMOTE_ADDR', '')}"
+        if request.method == "POST" and cache.get(failures_key, 0) >= PASSWORD_ATTEMPTS:
+            context = {"form": LinkPasswordForm(), "refusal": f"Too many wrong passwords. Try again in {PASSWORD_LOCKOUT // 60} minutes."}
+            return _private(render(request, "conversations/public_password.html", context, status=429))
         if form.is_valid():
             if check_password(form.cleaned_data["password"], link.password):
                 request.session[selectors.link_unlock_key(link)] = selectors.link_unlock_value(link)
+                cache.delete(failures_key)
                 return redirect("public_link", token=token)
+            cache.add(failures_key, 0, PASSWORD_LOCKOUT)
+            cache.incr(failures_key)
             form.add_error("password", "That is not the password.")
         status = 403 if request.method == "POST" else 200
         return _private(render(request, "conversations/public_password.html", {"form": form}, status=status))
