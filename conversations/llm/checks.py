@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 
 import httpx
 
-from .client import _error_from_response, _host, _merge, _read_json, _read_limited, _scrub, _timeout_error
+from .client import _error_from_response, _merge, _read_json, _read_limited, _scrub, network_errors
 from .prompts import request_body
 from .providers import request_headers, request_url
-from .sse import SSEDecoder, SSEError
+from .sse import SSEDecoder
 from .types import ModelSpec, UpstreamError
 
 MAX_MODELS_BODY_BYTES = 8 * 1024 * 1024  # OpenRouter lists a few hundred models with long descriptions
@@ -146,23 +146,14 @@ def _model_ids(payload) -> list[str]:
 
 @contextmanager
 def _mapped_errors(spec: ModelSpec) -> Iterator[None]:
-    """Network failures as the UpstreamError the chat would show, with any key taken out."""
+    """Failures as the UpstreamError the chat would show (client.network_errors), with any key taken out."""
     try:
-        yield
+        with network_errors(spec, lost="The connection to the model server dropped."):
+            yield
     except UpstreamError as exc:
         raise UpstreamError(exc.code, _scrub(exc.message, spec), status=exc.status, retry_after=exc.retry_after) from None
-    except httpx.TimeoutException as exc:
-        raise _timeout_error(exc, spec) from None
-    except httpx.ConnectError:
-        raise UpstreamError(
-            "unreachable", f"Could not connect to the model server at {_host(spec)}. Is it running?"
-        ) from None
-    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
-        raise UpstreamError("connection_lost", "The connection to the model server dropped.") from None
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+    except httpx.InvalidURL as exc:
         raise UpstreamError("upstream_error", f"The request to the model server failed: {type(exc).__name__}.") from None
-    except SSEError as exc:
-        raise UpstreamError("bad_response", f"The model server sent a malformed stream: {exc}") from None
 
 
 def _ms_since(started: float) -> int:

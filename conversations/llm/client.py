@@ -22,8 +22,8 @@ import math
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import aclosing, contextmanager
 
 import httpx
 from django.conf import settings
@@ -142,7 +142,7 @@ async def _stream_once(
     headers = request_headers(spec)
     url = request_url(spec, path)
     timeout = httpx.Timeout(connect=spec.connect_timeout, read=spec.timeout, write=30.0, pool=30.0)
-    try:
+    with network_errors(spec):
         async with shared_client().stream(
             "POST",
             url,
@@ -172,6 +172,13 @@ async def _stream_once(
                 yield chunk
             if error is not None:
                 raise error
+
+
+@contextmanager
+def network_errors(spec: ModelSpec, *, lost: str = "The connection to the model server dropped mid-reply.") -> Iterator[None]:
+    """Network and stream failures as the one UpstreamError a person reads; `lost` for a dropped connection."""
+    try:
+        yield
     except httpx.TimeoutException as exc:
         raise _timeout_error(exc, spec) from None
     except httpx.ConnectError:
@@ -179,7 +186,7 @@ async def _stream_once(
             "unreachable", f"Could not connect to the model server at {_host(spec)}. Is it running?"
         ) from None
     except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
-        raise UpstreamError("connection_lost", "The connection to the model server dropped mid-reply.") from None
+        raise UpstreamError("connection_lost", lost) from None
     except httpx.HTTPError as exc:
         raise UpstreamError("upstream_error", f"The request to the model server failed: {type(exc).__name__}.") from None
     except SSEError as exc:
