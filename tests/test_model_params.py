@@ -12,6 +12,7 @@ from conversations.llm import stream_reply
 from conversations.models import ModelConfig, Provider, Team
 from conversations.selectors import model_spec
 from tests.conftest import TEST_KEY, connect, done, receive_until
+from tests.test_admin import model_form as admin_form  # the add form as a browser submits it
 
 MODELS = "/admin/conversations/modelconfig/"
 
@@ -21,39 +22,6 @@ HISTORY = [{"role": "user", "content": "Hi"}]
 @pytest.fixture
 def provider(db) -> Provider:
     return Provider.objects.create(name="Upstream", base_url="https://api.example.com/v1", api_key=TEST_KEY, timeout=30)
-
-
-def admin_form(provider: Provider, **changes) -> dict:
-    """The add form as a browser submits it: every field present, parameters empty, defaults as shown."""
-    data = {
-        "display_name": "Model",
-        "provider": provider.pk,
-        "model": "gpt-test",
-        "endpoint": "chat",
-        "description": "",
-        "order": "100",
-        "enabled": "on",
-        "temperature": "",
-        "top_p": "",
-        "max_tokens": "",
-        "presence_penalty": "",
-        "frequency_penalty": "",
-        "stop": "",
-        "logit_bias": "",
-        "seed": "",
-        "response_format": "",
-        "max_completion_tokens": "",
-        "reasoning_effort": "",
-        "omit_parameters": "",
-        "system_prompt": "",
-        "temperature_min": "0",
-        "temperature_max": "1",
-        "context_window": "",
-        "input_price": "",
-        "output_price": "",
-    }
-    data.update(changes)
-    return {name: value for name, value in data.items() if value is not None}
 
 
 def add_through_admin(client, provider: Provider, **changes) -> dict:
