@@ -317,20 +317,13 @@ def preset_list(user) -> list[Preset]:
 def model_spec(config: ModelConfig | None) -> ModelSpec:
     if config is None:
         return DEMO_SPEC
-    provider = config.provider
-    return ModelSpec(
-        base_url=provider.base_url,
-        api_key=provider.api_key,
+    return replace(
+        provider_spec(config.provider),
         model=config.model,
         endpoint=config.endpoint,
         parameters=config.api_parameters(),
         system_prompt=config.system_prompt,
-        timeout=provider.timeout,
         label=config.display_name,
-        kind=provider.kind,
-        api_version=provider.api_version,
-        headers=provider_headers(provider),
-        connect_timeout=provider.connect_timeout,
         omit=frozenset(config.omit_parameters),
         context_window=config.context_window,
         temperature_range=custom_temperature_range(config),
