@@ -1,17 +1,17 @@
-import json
+"""The suite's fixtures and hooks: the fake OpenAI server, settings and caches reset around each test,
+and the people, models and conversations most tests start from (built with tests/factories.py).
+Helpers that are not fixtures are in tests/helpers.py."""
 
 import pytest
-from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
-from channels.testing import WebsocketCommunicator
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from conversations import llm, streaming
 from conversations.models import Conversation, ModelConfig, Provider
+from tests import factories
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import disconnect_open_sockets
 
-TEST_KEY = "sk-test-0123456789abcdefWXYZ"
+# --- the fake server, and a clean slate around each test ---------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -41,20 +41,11 @@ def fast_settings(settings):
     settings.CHAT_UPSTREAM_RETRIES = 0
 
 
-_open_communicators: list[WebsocketCommunicator] = []
-
-
 @pytest.fixture(autouse=True)
 async def finish_replies():
     """No socket or reply outlives its test, and the shared client is closed on the test's own loop."""
     yield
-    while _open_communicators:
-        communicator = _open_communicators.pop()
-        if communicator.future.cancelled():
-            continue  # a receive timed out and cancelled it: the test failed already; keep it one failure
-        # A refused socket's consumer runs until it hears the disconnect; with Redis, a
-        # consumer left waiting on the channel layer would hold the loop open at teardown.
-        await communicator.disconnect()
+    await disconnect_open_sockets()
     await streaming.wait_for_replies(timeout=10)
     await llm.close_shared_client()
     # A server has one event loop; each test has its own. channels-redis keeps connections
@@ -62,75 +53,6 @@ async def finish_replies():
     for layer in list(channel_layers.backends.values()):
         await layer.flush()
     channel_layers.backends.clear()
-
-
-@pytest.fixture
-def make_user(db):
-    def make(username: str = "alice", **extra):
-        return get_user_model().objects.create_user(username=username, password="pw-" + username, **extra)
-
-    return make
-
-
-@pytest.fixture
-def user(make_user):
-    return make_user("alice")
-
-
-@pytest.fixture
-def model_config(db, upstream) -> ModelConfig:
-    """The default model, answered by the fake server."""
-    provider = Provider.objects.create(name="Fake", base_url=upstream.base_url, api_key=TEST_KEY, timeout=5)
-    return ModelConfig.objects.create(display_name="Fake model", provider=provider, model="fake-model", is_default=True)
-
-
-@pytest.fixture
-def conversation(user) -> Conversation:
-    return Conversation.objects.create(owner=user, title="Test chat")
-
-
-def session_cookie(user) -> str:
-    client = Client()
-    client.force_login(user)
-    return client.cookies["sessionid"].value
-
-
-async def connect(user, conversation_id, *, query: str = "", origin: str = "http://testserver") -> WebsocketCommunicator:
-    """A websocket to the real ASGI application (origin check and auth included), connected."""
-    from chatsite.asgi import application
-
-    headers = [(b"origin", origin.encode()), (b"host", b"testserver")]
-    if user is not None:
-        cookie = await sync_to_async(session_cookie)(user)
-        headers.append((b"cookie", f"sessionid={cookie}".encode()))
-    path = f"/ws/conversations/{conversation_id}/" + (f"?{query}" if query else "")
-    communicator = WebsocketCommunicator(application, path, headers=headers)
-    _open_communicators.append(communicator)
-    return communicator
-
-
-async def receive_until(communicator: WebsocketCommunicator, predicate, timeout: float = 5.0) -> list[dict]:
-    """Frames received up to and including the first one `predicate` accepts."""
-    frames = []
-    while True:
-        frame = json.loads(await communicator.receive_from(timeout=timeout))
-        frames.append(frame)
-        if predicate(frame):
-            return frames
-
-
-def done(frame: dict) -> bool:
-    return frame["type"] == "done"
-
-
-def text_of(frames: list[dict], message_id: int) -> str:
-    """The reply text a client would show, checking that offsets leave no gap and no overlap."""
-    text = ""
-    for frame in frames:
-        if frame["type"] == "delta" and frame["message_id"] == message_id:
-            assert frame["offset"] == len(text), f"gap or repeat at {frame['offset']} (have {len(text)})"
-            text += frame["content"]
-    return text
 
 
 @pytest.fixture(autouse=True)
@@ -164,3 +86,101 @@ def close_database_thread_connections(django_db_setup, django_db_blocker):
     from django.db import connections
 
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
+# --- people --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_user(db):
+    """factories.make_user with the username first: make_user("bob", is_staff=True)."""
+
+    def make(username: str = "alice", **fields):
+        return factories.make_user(username=username, **fields)
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def alice(user):
+    """The same person as `user`, named for tests where several people meet."""
+    return user
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob")
+
+
+@pytest.fixture
+def carol(make_user):
+    return make_user("carol")
+
+
+@pytest.fixture
+def superuser(db):
+    return factories.make_superuser()
+
+
+@pytest.fixture
+def logged_in(client, user):
+    """pytest-django's client, logged in as `user`."""
+    client.force_login(user)
+    return client
+
+
+# --- providers and models ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def provider(db) -> Provider:
+    """A provider nothing is sent to, with a key: for the admin's forms and the models' validation."""
+    return factories.make_provider(
+        name="Upstream", base_url="https://api.example.com/v1", api_key=factories.TEST_KEY, timeout=30
+    )
+
+
+@pytest.fixture
+def fake_provider(db, upstream) -> Provider:
+    """The provider on the fake OpenAI server."""
+    return factories.make_provider(upstream=upstream)
+
+
+@pytest.fixture
+def model_config(fake_provider) -> ModelConfig:
+    """The default model, "Fake model", answered by the fake server."""
+    return factories.make_model_config(provider=fake_provider, is_default=True)
+
+
+@pytest.fixture
+def make_model(fake_provider):
+    """More models on the fake server's provider (the one `model_config` is on, when a test has both):
+    make_model("Otters only", teams=[otters], order=5)."""
+
+    def make(display_name: str, **fields) -> ModelConfig:
+        return factories.make_model_config(provider=fake_provider, display_name=display_name, **fields)
+
+    return make
+
+
+# --- conversations -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def conversation(user) -> Conversation:
+    return factories.make_conversation(owner=user, title="Test chat")
+
+
+@pytest.fixture
+def make_conversation(user):
+    """factories.make_conversation, owned by `user` unless `owner` says otherwise."""
+
+    def make(*, owner=None, title: str = "A chat", **fields) -> Conversation:
+        return factories.make_conversation(owner=owner or user, title=title, **fields)
+
+    return make

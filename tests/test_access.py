@@ -34,8 +34,8 @@ from conversations import services
 from conversations.models import Conversation, Message, PublicLink, Share, Team, TeamMembership
 from conversations.permissions import FORBIDDEN_MESSAGES, Action
 from conversations.rendering import render_markdown
-from tests.conftest import connect, done, receive_until
 from tests.fake_openai import reply
+from tests.helpers import connect, done, receive_until
 
 # fmt: off
 HTTP_ACTIONS =           ("page",      "rename", "delete", "share", "revoke", "export", "public_link", "open_link", "deleted_link")

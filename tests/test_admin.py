@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 
 from conversations.admin import mask_key
 from conversations.models import Conversation, Message, ModelConfig, Provider
-from tests.conftest import TEST_KEY
+from tests.factories import TEST_KEY
 
 pytestmark = pytest.mark.django_db
 

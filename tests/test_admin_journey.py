@@ -15,8 +15,8 @@ from django.contrib.messages import get_messages
 from django.test import Client
 
 from conversations.models import Conversation, ModelConfig, Provider, UsageRecord
-from tests.conftest import connect, done, receive_until
 from tests.fake_openai import reply
+from tests.helpers import connect, done, receive_until
 from tests.test_admin import model_form
 from tests.test_providers import provider_post
 

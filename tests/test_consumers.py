@@ -9,8 +9,8 @@ from asgiref.sync import sync_to_async
 
 from conversations import streaming
 from conversations.models import Conversation, Message
-from tests.conftest import connect, done, receive_until, text_of
 from tests.fake_openai import DROP, Script, chunk, error, reply, sse
+from tests.helpers import connect, done, receive_until, text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

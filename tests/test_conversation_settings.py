@@ -13,7 +13,7 @@ from django.test import Client
 from conversations import selectors, services
 from conversations.exceptions import InvalidChange, ModelNotAvailable
 from conversations.models import Conversation, Message, ModelConfig, Preset, Share, Team, TeamMembership
-from tests.conftest import connect, done, receive_until
+from tests.helpers import connect, done, receive_until
 
 pytestmark = pytest.mark.django_db
 over_the_socket = pytest.mark.django_db(transaction=True)

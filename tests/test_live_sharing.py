@@ -13,9 +13,9 @@ from django.test import Client
 
 from conversations import services
 from conversations.models import Message, PublicLink, Share, SiteSettings, Team, TeamMembership
-from tests import conftest
-from tests.conftest import connect, done, receive_until, session_cookie, text_of
+from tests import helpers
 from tests.fake_openai import reply
+from tests.helpers import connect, done, receive_until, session_cookie, text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,7 +87,7 @@ def link_socket(token: str, *, cookie: str | None = None) -> WebsocketCommunicat
     if cookie is not None:
         headers.append((b"cookie", f"sessionid={cookie}".encode()))
     communicator = WebsocketCommunicator(application, f"/ws/s/{token}/", headers=headers)
-    conftest._open_communicators.append(communicator)  # disconnected at teardown, whatever happens
+    helpers._open_communicators.append(communicator)  # disconnected at teardown, whatever happens
     return communicator
 
 

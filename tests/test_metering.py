@@ -15,8 +15,8 @@ from conversations.context import estimate_tokens
 from conversations.exceptions import LimitExceeded
 from conversations.llm import Usage
 from conversations.models import Conversation, Limit, Message, Team, TeamMembership, UsageRecord
-from tests.conftest import connect, done, receive_until
 from tests.fake_openai import error, reply
+from tests.helpers import connect, done, receive_until
 
 NOW = datetime(2025, 3, 10, 20, 48, 0, tzinfo=UTC)  # a Monday evening, mid-month
 

@@ -11,7 +11,8 @@ from django.db import IntegrityError, transaction
 from conversations.llm import stream_reply
 from conversations.models import ModelConfig, Provider, Team
 from conversations.selectors import model_spec
-from tests.conftest import TEST_KEY, connect, done, receive_until
+from tests.factories import TEST_KEY
+from tests.helpers import connect, done, receive_until
 from tests.test_admin import model_form as admin_form  # the add form as a browser submits it
 
 MODELS = "/admin/conversations/modelconfig/"

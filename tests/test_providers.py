@@ -21,7 +21,7 @@ from conversations.llm.checks import check_connection
 from conversations.models import ModelConfig, Provider
 from conversations.selectors import model_spec, provider_probe_spec
 from conversations.services import provider_sync_from_env
-from tests.conftest import TEST_KEY
+from tests.factories import TEST_KEY
 from tests.fake_openai import error
 
 pytestmark = pytest.mark.django_db

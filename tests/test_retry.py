@@ -10,8 +10,8 @@ import pytest
 
 from conversations.llm import ModelSpec, UpstreamError, stream_reply
 from conversations.models import Message
-from tests.conftest import connect, done, receive_until
 from tests.fake_openai import DROP, Script, chunk, error, reply
+from tests.helpers import connect, done, receive_until
 
 HISTORY = [{"role": "user", "content": "Tell me about otters"}]
 

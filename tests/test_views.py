@@ -11,7 +11,7 @@ from django.test import AsyncClient, Client
 from django.utils import timezone
 
 from conversations.models import Conversation, Message, ModelConfig, Provider
-from tests.conftest import TEST_KEY
+from tests.factories import TEST_KEY
 
 pytestmark = pytest.mark.django_db
 

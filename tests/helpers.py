@@ -1,0 +1,278 @@
+"""What the test files share besides fixtures and objects: HTTP (a logged-in client, a page's text, its
+flash messages, pickers and sidebar, admin changelists), the admin's provider and model forms, and
+websockets to the real ASGI application (open, send, receive, read the reply).
+
+Fixtures are in tests/conftest.py, the objects tests need in tests/factories.py. Nothing here imports
+the app at module level, so tests/e2e/live.py, which bench/ imports without Django set up, can use it.
+"""
+
+import html as htmllib
+import json
+import re
+import socket
+
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+# --- HTTP ----------------------------------------------------------------------------------------
+
+
+def login(user, **client_options) -> Client:
+    """A test client logged in as `user`, or anonymous when `user` is None.
+    `client_options` go to Client, such as enforce_csrf_checks=True."""
+    client = Client(**client_options)
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def session_cookie(user) -> str:
+    """The session id that logs `user` in, for a socket's cookie header."""
+    return login(user).cookies["sessionid"].value
+
+
+def page(response) -> str:
+    return response.content.decode()
+
+
+def flashes(response) -> list[tuple[str, str]]:
+    """(level, text) of each flash message on the page."""
+    found = re.findall(r'<li class="flash-(\w+)">(.*?)</li>', page(response))
+    return [(level, htmllib.unescape(text)) for level, text in found]
+
+
+def picker(html: str, name: str = "model") -> list[dict]:
+    """Each option of the page's select called `name` (the model picker by default): value, label, title, selected."""
+    select = re.search(rf'<select name="{name}"[^>]*>(.*?)</select>', html, re.S).group(1)
+    options = []
+    for attributes, label in re.findall(r"<option ([^>]*)>([^<]*)</option>", select):
+        title = re.search(r'title="([^"]*)"', attributes)
+        options.append(
+            {
+                "value": re.search(r'value="([^"]*)"', attributes).group(1),
+                "label": htmllib.unescape(label),
+                "title": htmllib.unescape(title.group(1)) if title else "",
+                "selected": " selected" in f" {attributes}",
+            }
+        )
+    return options
+
+
+def sidebar_titles(html: str) -> list[str]:
+    """The titles under "Your conversations" (not those under "Shared with me")."""
+    own = re.search(r'<nav class="sidebar-list"[^>]*>\s*<ul>(.*?)</ul>', html, re.S).group(1)
+    return [htmllib.unescape(title) for title in re.findall(r'<a href="/c/[0-9a-f-]+/"[^>]*>([^<]*)</a>', own)]
+
+
+def listed(response) -> list:
+    """The rows of an admin changelist."""
+    assert response.status_code == 200
+    return list(response.context["cl"].result_list)
+
+
+# --- the admin's provider and model forms -------------------------------------------------------
+
+PROVIDERS = "/admin/conversations/provider/"
+MODELS = "/admin/conversations/modelconfig/"
+
+
+def provider_form(provider=None, **changes) -> dict:
+    """The provider form as a browser submits it: every field, the key left empty (which keeps the stored
+    one). Filled from `provider` for its change page, else with a new provider's values."""
+    data = {
+        "name": "New",
+        "kind": "openai_compatible",
+        "base_url": "https://api.example.com/v1",
+        "api_key": "",
+        "api_version": "",
+        "organization": "",
+        "project": "",
+        "extra_headers": "{}",
+        "connect_timeout": "10",
+        "timeout": "60",
+    }
+    if provider is not None:
+        data.update(
+            name=provider.name,
+            kind=provider.kind,
+            base_url=provider.base_url,
+            connect_timeout=provider.connect_timeout,
+            timeout=provider.timeout,
+        )
+    return {**data, **changes}
+
+
+def model_form(provider, **changes) -> dict:
+    """The model add form as a browser submits it: every field present, parameters empty.
+    A change to None leaves that field out."""
+    data = {
+        "display_name": "Model",
+        "provider": provider.pk,
+        "model": "gpt-test",
+        "endpoint": "chat",
+        "enabled": "on",
+        "temperature": "",
+        "top_p": "",
+        "max_tokens": "",
+        "presence_penalty": "",
+        "frequency_penalty": "",
+        "stop": "",
+        "logit_bias": "",
+        "seed": "",
+        "response_format": "",
+        "max_completion_tokens": "",
+        "reasoning_effort": "",
+        "omit_parameters": "",
+        "system_prompt": "",
+        "description": "",
+        "order": "100",
+        "temperature_min": "0",
+        "temperature_max": "1",
+        "context_window": "",
+        "input_price": "",
+        "output_price": "",
+    }
+    data.update(changes)
+    return {name: value for name, value in data.items() if value is not None}
+
+
+def add_provider_errors(client, **changes) -> dict:
+    """POST the provider add form with `changes`: its errors by field, empty when the provider was saved."""
+    return _add_form_errors(client, PROVIDERS, provider_form(**changes))
+
+
+def add_model_errors(client, provider, **changes) -> dict:
+    """POST the model add form with `changes`: its errors by field, empty when the model was saved."""
+    return _add_form_errors(client, MODELS, model_form(provider, **changes))
+
+
+def _add_form_errors(client, changelist: str, data: dict) -> dict:
+    response = client.post(f"{changelist}add/", data)
+    if response.status_code == 302:
+        return {}
+    assert response.status_code == 200
+    return {field: list(messages) for field, messages in response.context["adminform"].form.errors.items()}
+
+
+# --- sockets -------------------------------------------------------------------------------------
+
+# Every communicator made here, so that conftest's finish_replies can disconnect what a test left open.
+_open_communicators: list[WebsocketCommunicator] = []
+
+
+def _communicator(path: str, *, cookie: str | None = None, origin: str = "http://testserver") -> WebsocketCommunicator:
+    """A socket to `path` on the real ASGI application (origin check and auth included), not yet connected."""
+    from chatsite.asgi import application
+
+    headers = [(b"origin", origin.encode()), (b"host", b"testserver")]
+    if cookie is not None:
+        headers.append((b"cookie", f"sessionid={cookie}".encode()))
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    _open_communicators.append(communicator)
+    return communicator
+
+
+async def disconnect_open_sockets() -> None:
+    """Disconnect every socket made here and still open (conftest's finish_replies calls it after each test)."""
+    while _open_communicators:
+        communicator = _open_communicators.pop()
+        if communicator.future.cancelled():
+            continue  # a receive timed out and cancelled it: the test failed already; keep it one failure
+        # A refused socket's consumer runs until it hears the disconnect; with Redis, a
+        # consumer left waiting on the channel layer would hold the loop open at teardown.
+        await communicator.disconnect()
+
+
+async def connect(user, conversation_id, *, query: str = "", origin: str = "http://testserver") -> WebsocketCommunicator:
+    """A socket to a conversation as `user` (anonymous when None), not yet connected: the test connects it."""
+    cookie = await sync_to_async(session_cookie)(user) if user is not None else None
+    path = f"/ws/conversations/{conversation_id}/" + (f"?{query}" if query else "")
+    return _communicator(path, cookie=cookie, origin=origin)
+
+
+def link_socket(token: str, *, cookie: str | None = None) -> WebsocketCommunicator:
+    """A socket to /ws/s/<token>/ as the public page opens it: no login unless `cookie`; not yet connected."""
+    return _communicator(f"/ws/s/{token}/", cookie=cookie)
+
+
+async def opened(communicator: WebsocketCommunicator) -> WebsocketCommunicator:
+    """`communicator`, connected: the server must accept it."""
+    connected, code = await communicator.connect()
+    assert connected, code
+    return communicator
+
+
+async def open_socket(user, conversation, **options) -> WebsocketCommunicator:
+    """A connected socket to `conversation` as `user`; `options` as connect's (query, origin)."""
+    return await opened(await connect(user, conversation.id, **options))
+
+
+async def open_link_socket(token: str, **options) -> WebsocketCommunicator:
+    """A connected socket to a public link; `options` as link_socket's (cookie)."""
+    return await opened(link_socket(token, **options))
+
+
+async def send(communicator, content: str = "Hello?", **fields) -> None:
+    """A "send" frame with `content`, and `fields` such as model=<id>."""
+    await communicator.send_to(text_data=json.dumps({"type": "send", "content": content, **fields}))
+
+
+async def receive_until(communicator: WebsocketCommunicator, predicate, timeout: float = 5.0) -> list[dict]:
+    """Frames received up to and including the first one `predicate` accepts."""
+    frames = []
+    while True:
+        frame = json.loads(await communicator.receive_from(timeout=timeout))
+        frames.append(frame)
+        if predicate(frame):
+            return frames
+
+
+def done(frame: dict) -> bool:
+    return frame["type"] == "done"
+
+
+def is_error(frame: dict) -> bool:
+    return frame["type"] == "error"
+
+
+def done_or_error(frame: dict) -> bool:
+    """A reply's end, or a refusal (which has no reply, so no "done")."""
+    return frame["type"] in ("done", "error")
+
+
+async def send_and_receive(communicator, content: str = "Hello?", *, until=done_or_error, **fields) -> list[dict]:
+    """Send `content` (and `fields`) on an open socket: the frames up to the first `until` accepts,
+    by default to the reply's end or the refusal."""
+    await send(communicator, content, **fields)
+    return await receive_until(communicator, until)
+
+
+async def exchange(user, conversation, content: str = "Hello?", *, until=done_or_error, **fields) -> list[dict]:
+    """One send on a socket of its own, closed after: the frames up to the first `until` accepts,
+    by default to the reply's end or the refusal."""
+    communicator = await open_socket(user, conversation)
+    frames = await send_and_receive(communicator, content, until=until, **fields)
+    await communicator.disconnect()
+    return frames
+
+
+def text_of(frames: list[dict], message_id: int | None = None) -> str:
+    """The reply text a client would show from the delta frames (of `message_id`, or all of them),
+    checking that offsets leave no gap and no overlap."""
+    text = ""
+    for frame in frames:
+        if frame["type"] == "delta" and message_id in (None, frame["message_id"]):
+            assert frame["offset"] == len(text), f"gap or repeat at {frame['offset']} (have {len(text)})"
+            text += frame["content"]
+    return text
+
+
+# --- ports ---------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A port nothing listens on, for a server to start on or a client to fail to reach."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
