@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from conversations import services
 from conversations.models import Conversation, Message, PublicLink, Share, SiteSettings, Team, TeamMembership
-from conversations.rendering import render_markdown
+from tests.factories import make_history, make_message, make_share, make_team
+from tests.helpers import flashes, listed, login, page, picker, sidebar_titles
 
 pytestmark = pytest.mark.django_db
 
@@ -24,105 +25,34 @@ VIEWER, COLLABORATOR = Share.Role.VIEWER, Share.Role.COLLABORATOR
 
 
 @pytest.fixture
-def alice(user):
-    return user
-
-
-@pytest.fixture
-def bob(make_user):
-    return make_user("bob")
-
-
-@pytest.fixture
-def carol(make_user):
-    """In no team with alice: a stranger to her."""
-    return make_user("carol")
-
-
-@pytest.fixture
-def make_team(db):
-    def make(name: str, owner, *members, role: str = MEMBER) -> Team:
-        team = Team.objects.create(name=name)
-        TeamMembership.objects.create(team=team, user=owner, role=OWNER)
-        for member in members:
-            TeamMembership.objects.create(team=team, user=member, role=role)
-        return team
-
-    return make
-
-
-@pytest.fixture
-def otters(make_team, alice, bob) -> Team:
+def otters(alice, bob) -> Team:
     """alice (owner) and bob (member)."""
-    return make_team("Otters", alice, bob)
+    return make_team(name="Otters", owner=alice, members=[bob])
 
 
 @pytest.fixture
-def badgers(make_team, carol) -> Team:
+def badgers(carol) -> Team:
     """carol's team; alice is not in it."""
-    return make_team("Badgers", carol)
+    return make_team(name="Badgers", owner=carol)
 
 
 @pytest.fixture
-def make_conversation(alice):
-    def make(owner=None, title: str = "A chat", *, ago: timedelta = timedelta(0)) -> Conversation:
-        return Conversation.objects.create(owner=owner or alice, title=title, updated=timezone.now() - ago)
-
-    return make
-
-
-@pytest.fixture
-def add_message():
-    def add(conversation, role=Message.Role.USER, content: str = "Hello", **extra) -> Message:
-        if role == Message.Role.USER:
-            extra.setdefault("author", conversation.owner)
-        elif "html" not in extra:
-            extra["html"] = render_markdown(content)
-        return Message.objects.create(conversation=conversation, role=role, content=content, **extra)
-
-    return add
-
-
-@pytest.fixture
-def chat(make_conversation, add_message) -> Conversation:
+def chat(make_conversation) -> Conversation:
     """alice's conversation with one question and one answer."""
     conversation = make_conversation(title="Otter facts")
-    add_message(conversation, content="Do otters hold hands?")
-    add_message(conversation, Message.Role.ASSISTANT, content="Yes, **while sleeping**.", model_name="gpt-otter-1")
+    make_message(conversation=conversation, content="Do otters hold hands?")
+    make_message(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        content="Yes, **while sleeping**.",
+        model_name="gpt-otter-1",
+    )
     return conversation
-
-
-def share(conversation, *, user=None, team=None, role: str = VIEWER) -> Share:
-    return Share.objects.create(conversation=conversation, user=user, team=team, role=role)
-
-
-def login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def page(response) -> str:
-    return response.content.decode()
-
-
-def flashes(response) -> list[tuple[str, str]]:
-    """(level, text) of each flash message on the page."""
-    found = re.findall(r'<li class="flash-(\w+)">(.*?)</li>', page(response))
-    return [(level, htmllib.unescape(text)) for level, text in found]
 
 
 def share_options(html: str) -> list[tuple[str, str]]:
     """(value, label) of each choice in the Share dialog's "Share with"."""
-    select = re.search(r'<select name="target"[^>]*>.*?</select>', html, re.S).group(0)
-    found = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select)
-    return [(value, htmllib.unescape(label)) for value, label in found]
-
-
-def own_sidebar(html: str) -> list[str]:
-    """The titles under "Your conversations"."""
-    own = re.search(r'<nav class="sidebar-list"[^>]*>\s*<ul>(.*?)</ul>', html, re.S).group(1)
-    return [htmllib.unescape(title) for title in re.findall(r'<a href="/c/[0-9a-f-]+/"[^>]*>([^<]*)</a>', own)]
+    return [(option["value"], option["label"]) for option in picker(html, "target")]
 
 
 def shared_sidebar(html: str) -> list[tuple[str, str]]:
@@ -205,7 +135,7 @@ def test_sharing_twice_with_the_same_person_updates_the_role(chat, alice, bob, o
 
 
 def test_owner_changes_a_shares_role(chat, alice, bob, otters):
-    made = share(chat, user=bob)
+    made = make_share(conversation=chat, user=bob)
     response = login(alice).post(f"/c/{chat.id}/shares/{made.id}/", {"role": COLLABORATOR}, follow=True)
     made.refresh_from_db()
     assert made.role == COLLABORATOR
@@ -214,14 +144,14 @@ def test_owner_changes_a_shares_role(chat, alice, bob, otters):
 
 
 def test_changing_a_role_to_nonsense_changes_nothing(chat, alice, bob, otters):
-    made = share(chat, user=bob)
+    made = make_share(conversation=chat, user=bob)
     login(alice).post(f"/c/{chat.id}/shares/{made.id}/", {"role": "owner"})
     made.refresh_from_db()
     assert made.role == VIEWER
 
 
 def test_owner_revokes_a_share(chat, alice, bob, otters):
-    made = share(chat, user=bob)
+    made = make_share(conversation=chat, user=bob)
     assert login(bob).get(f"/c/{chat.id}/").status_code == 200
     response = login(alice).post(f"/c/{chat.id}/shares/{made.id}/revoke/", follow=True)
     assert not Share.objects.exists()
@@ -231,16 +161,16 @@ def test_owner_revokes_a_share(chat, alice, bob, otters):
 
 @pytest.mark.parametrize("action", ["change", "revoke"])
 def test_another_owners_share_under_your_conversation_is_404(chat, alice, carol, badgers, make_conversation, action):
-    theirs = share(make_conversation(owner=carol, title="Carol's"), team=badgers)
+    theirs = make_share(conversation=make_conversation(owner=carol, title="Carol's"), team=badgers)
     path = f"/c/{chat.id}/shares/{theirs.id}/" + ("revoke/" if action == "revoke" else "")
     assert login(alice).post(path, {"role": COLLABORATOR}).status_code == 404
     theirs.refresh_from_db()
     assert theirs.role == VIEWER
 
 
-def test_only_the_owner_may_share(chat, alice, bob, carol, otters, make_team):
-    make_team("Bob and carol", bob, carol)
-    share(chat, user=bob, role=COLLABORATOR)
+def test_only_the_owner_may_share(chat, alice, bob, carol, otters):
+    make_team(name="Bob and carol", owner=bob, members=[carol])
+    make_share(conversation=chat, user=bob, role=COLLABORATOR)
     response = login(bob).post(f"/c/{chat.id}/shares/", {"target": f"user:{carol.pk}", "role": VIEWER})
     assert response.status_code == 403
     assert Share.objects.count() == 1
@@ -248,8 +178,8 @@ def test_only_the_owner_may_share(chat, alice, bob, carol, otters, make_team):
 
 
 def test_share_dialog_lists_the_current_shares(chat, alice, bob, otters):
-    share(chat, user=bob, role=COLLABORATOR)
-    share(chat, team=otters)
+    make_share(conversation=chat, user=bob, role=COLLABORATOR)
+    make_share(conversation=chat, team=otters)
     html = page(login(alice).get(f"/c/{chat.id}/"))
     listed = re.search(r'<ul class="share-list" id="share-list">(.*?)</ul>', html, re.S).group(1)
     assert re.findall(r'<span class="share-target">([^<]*)</span>', listed) == ["bob", "Team Otters"]
@@ -259,25 +189,25 @@ def test_share_dialog_lists_the_current_shares(chat, alice, bob, otters):
 
 
 def test_shared_with_me_lists_direct_and_team_shares_with_their_owner(
-    alice, bob, carol, otters, make_team, make_conversation
+    alice, bob, carol, otters, make_conversation
 ):
-    readers = make_team("Readers", carol, bob)
-    share(make_conversation(owner=alice, title="Direct", ago=timedelta(hours=1)), user=bob)
-    share(make_conversation(owner=alice, title="Via Otters", ago=timedelta(hours=2)), team=otters)
-    share(make_conversation(owner=carol, title="Via Readers", ago=timedelta(hours=3)), team=readers)
+    readers = make_team(name="Readers", owner=carol, members=[bob])
+    make_share(conversation=make_conversation(owner=alice, title="Direct", ago=timedelta(hours=1)), user=bob)
+    make_share(conversation=make_conversation(owner=alice, title="Via Otters", ago=timedelta(hours=2)), team=otters)
+    make_share(conversation=make_conversation(owner=carol, title="Via Readers", ago=timedelta(hours=3)), team=readers)
     make_conversation(owner=alice, title="Alice private")
     own = make_conversation(owner=bob, title="Bob's own")
-    share(own, team=otters)  # shared by bob himself: still his own, not "shared with me"
+    make_share(conversation=own, team=otters)  # shared by bob himself: still his own, not "shared with me"
     html = page(login(bob).get("/"))
     assert shared_sidebar(html) == [("Direct", "alice"), ("Via Otters", "alice"), ("Via Readers", "carol")]
-    assert own_sidebar(html) == ["Bob's own"]
+    assert sidebar_titles(html) == ["Bob's own"]
 
 
 def test_your_conversations_does_not_list_shared_ones(alice, bob, otters, make_conversation):
-    share(make_conversation(owner=bob, title="From bob"), user=alice)
+    make_share(conversation=make_conversation(owner=bob, title="From bob"), user=alice)
     make_conversation(owner=alice, title="Mine")
     html = page(login(alice).get("/"))
-    assert own_sidebar(html) == ["Mine"]
+    assert sidebar_titles(html) == ["Mine"]
     assert shared_sidebar(html) == [("From bob", "bob")]
 
 
@@ -289,7 +219,7 @@ def test_shared_with_me_is_absent_without_shares(alice, make_conversation):
 
 
 def test_a_revoked_share_leaves_shared_with_me(alice, bob, otters, chat):
-    made = share(chat, user=bob)
+    made = make_share(conversation=chat, user=bob)
     assert shared_sidebar(page(login(bob).get("/"))) == [("Otter facts", "alice")]
     login(alice).post(f"/c/{chat.id}/shares/{made.id}/revoke/")
     html = page(login(bob).get("/"))
@@ -298,7 +228,7 @@ def test_a_revoked_share_leaves_shared_with_me(alice, bob, otters, chat):
 
 
 def test_shared_conversation_page_names_its_owner_and_role(chat, bob, otters):
-    share(chat, team=otters)
+    make_share(conversation=chat, team=otters)
     html = page(login(bob).get(f"/c/{chat.id}/"))
     assert "alice’s · viewer" in html
     assert 'id="read-only-note"' in html
@@ -310,16 +240,16 @@ def test_shared_conversation_page_names_its_owner_and_role(chat, bob, otters):
 
 
 @pytest.fixture
-def two_voices(chat, alice, bob, add_message) -> Conversation:
+def two_voices(chat, alice, bob) -> Conversation:
     """alice's chat, with a message bob wrote as well."""
-    add_message(chat, content="Do they also juggle?", author=bob)
-    add_message(chat, Message.Role.ASSISTANT, content="Some do.")
+    make_message(conversation=chat, content="Do they also juggle?", author=bob)
+    make_message(conversation=chat, role=Message.Role.ASSISTANT, content="Some do.")
     return chat
 
 
 @pytest.mark.parametrize("reader", ["alice", "bob"])
 def test_with_a_collaborator_user_messages_show_their_author(two_voices, alice, bob, otters, reader):
-    share(two_voices, user=bob, role=COLLABORATOR)
+    make_share(conversation=two_voices, user=bob, role=COLLABORATOR)
     html = page(login(alice if reader == "alice" else bob).get(f"/c/{two_voices.id}/"))
     assert 'class="message-author"' in html
     assert authors(html) == ["alice", "bob"]
@@ -328,15 +258,15 @@ def test_with_a_collaborator_user_messages_show_their_author(two_voices, alice, 
 
 @pytest.mark.parametrize("reader", ["alice", "bob"])
 def test_with_viewers_only_messages_show_no_author(two_voices, alice, bob, otters, reader):
-    share(two_voices, user=bob, role=VIEWER)
-    share(two_voices, team=otters, role=VIEWER)
+    make_share(conversation=two_voices, user=bob, role=VIEWER)
+    make_share(conversation=two_voices, team=otters, role=VIEWER)
     html = page(login(alice if reader == "alice" else bob).get(f"/c/{two_voices.id}/"))
     assert 'class="message-author"' not in html
     assert 'data-show-authors="false"' in html
 
 
 def test_a_collaboration_through_a_team_shows_authors(two_voices, bob, otters):
-    share(two_voices, team=otters, role=COLLABORATOR)
+    make_share(conversation=two_voices, team=otters, role=COLLABORATOR)
     assert authors(page(login(bob).get(f"/c/{two_voices.id}/"))) == ["alice", "bob"]
 
 
@@ -354,29 +284,20 @@ OWNER_PAGE_QUERIES = 13
 
 
 @pytest.fixture
-def crowded(alice, bob, otters, make_user, make_team, model_config):
+def crowded(alice, bob, otters, make_user, model_config):
     """alice's conversation with `messages` messages, shared with bob and `shares - 1` others."""
 
     def make(messages: int, shares: int, bob_role: str) -> Conversation:
         conversation = Conversation.objects.create(owner=alice, title="Crowded", model_config=model_config)
-        Message.objects.bulk_create(
-            Message(
-                conversation=conversation,
-                role=Message.Role.USER if number % 2 == 0 else Message.Role.ASSISTANT,
-                content=f"message {number}",
-                html=f"<p>message {number}</p>",
-                author=(alice if number % 4 == 0 else bob) if number % 2 == 0 else None,
-            )
-            for number in range(messages)
-        )
-        share(conversation, user=bob, role=bob_role)
+        make_history(conversation=conversation, count=messages, authors=[alice, bob])
+        make_share(conversation=conversation, user=bob, role=bob_role)
         for number in range(shares - 1):
             if number % 2:
-                share(conversation, team=make_team(f"Team {number}", alice))
+                make_share(conversation=conversation, team=make_team(name=f"Team {number}", owner=alice))
             else:
                 person = make_user(f"person{number}")
                 TeamMembership.objects.create(team=otters, user=person)
-                share(conversation, user=person, role=COLLABORATOR if number % 4 == 0 else VIEWER)
+                make_share(conversation=conversation, user=person, role=COLLABORATOR if number % 4 == 0 else VIEWER)
         return conversation
 
     return make
@@ -412,9 +333,9 @@ def test_home_query_count_does_not_grow_with_shared_conversations(
         owner = owners[number % 3]
         conversation = make_conversation(owner=owner, title=f"Shared {number}", ago=timedelta(minutes=number))
         if number % 2:
-            share(conversation, user=alice)
+            make_share(conversation=conversation, user=alice)
         else:
-            share(conversation, team=otters)
+            make_share(conversation=conversation, team=otters)
     make_conversation(title="Mine")
     client = login(alice)
     with django_assert_num_queries(HOME_QUERIES):
@@ -422,7 +343,7 @@ def test_home_query_count_does_not_grow_with_shared_conversations(
     listed = shared_sidebar(page(response))
     assert len(listed) == count
     assert listed[0] == ("Shared 0", "owner0")
-    assert own_sidebar(page(response)) == ["Mine"]
+    assert sidebar_titles(page(response)) == ["Mine"]
 
 
 # --- export --------------------------------------------------------------------------------------
@@ -431,7 +352,7 @@ def test_home_query_count_does_not_grow_with_shared_conversations(
 @pytest.fixture
 def exported(two_voices, bob, otters):
     """The two-voice chat, which bob may read."""
-    share(two_voices, user=bob, role=COLLABORATOR)
+    make_share(conversation=two_voices, user=bob, role=COLLABORATOR)
     return two_voices
 
 
@@ -494,7 +415,7 @@ def assert_private(response) -> None:
     assert '<meta name="robots" content="noindex' in page(response)
 
 
-def test_snapshot_link_shows_the_conversation_as_it_was_until_refreshed(chat, alice, add_message):
+def test_snapshot_link_shows_the_conversation_as_it_was_until_refreshed(chat, alice):
     owner = login(alice)
     link = create_link(owner, chat)
     anonymous = Client()
@@ -505,7 +426,7 @@ def test_snapshot_link_shows_the_conversation_as_it_was_until_refreshed(chat, al
     assert "<strong>while sleeping</strong>" in html
     assert "<title>Otter facts" in html
 
-    add_message(chat, content="And later, a new question")
+    make_message(conversation=chat, content="And later, a new question")
     owner.post(f"/c/{chat.id}/rename/", {"title": "Renamed"})
     html = page(anonymous.get(f"/s/{link.token}/"))
     assert "And later, a new question" not in html
@@ -537,7 +458,7 @@ def test_another_conversations_link_cannot_be_deleted_or_refreshed_from_yours(ch
 
 
 def test_only_the_owner_makes_links(chat, bob, otters):
-    share(chat, user=bob, role=COLLABORATOR)
+    make_share(conversation=chat, user=bob, role=COLLABORATOR)
     response = login(bob).post(f"/c/{chat.id}/links/", {"kind": "snapshot", "audience": "anyone"})
     assert response.status_code == 403
     assert not PublicLink.objects.exists()
@@ -595,10 +516,10 @@ def test_unknown_token_is_404(db):
     assert Client().get("/s/not-a-real-token-at-all/").status_code == 404
 
 
-def test_live_link_shows_new_messages_without_refresh(chat, alice, add_message):
+def test_live_link_shows_new_messages_without_refresh(chat, alice):
     link = create_link(login(alice), chat, kind="live")
     assert link.snapshot == []
-    later = add_message(chat, content="Written after the link")
+    later = make_message(conversation=chat, content="Written after the link")
     chat.title = "Live title"
     chat.save()
     html = page(Client().get(f"/s/{link.token}/"))
@@ -745,9 +666,9 @@ HOSTILE = (
 
 
 @pytest.mark.parametrize("kind", ["snapshot", "live"])
-def test_model_output_on_a_public_page_stays_sanitised(alice, make_conversation, add_message, kind):
+def test_model_output_on_a_public_page_stays_sanitised(alice, make_conversation, kind):
     conversation = make_conversation(title="Hostile")
-    add_message(conversation, content="Say something nasty")
+    make_message(conversation=conversation, content="Say something nasty")
     reply = Message.objects.create(
         conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
     )
@@ -771,8 +692,7 @@ def test_model_output_on_a_public_page_stays_sanitised(alice, make_conversation,
 
 
 def test_sharing_without_a_csrf_token_is_refused(chat, alice, bob, otters):
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(alice)
+    client = login(alice, enforce_csrf_checks=True)
     response = client.post(f"/c/{chat.id}/shares/", {"target": f"user:{bob.pk}", "role": VIEWER})
     assert response.status_code == 403
     assert not Share.objects.exists()
@@ -780,9 +700,8 @@ def test_sharing_without_a_csrf_token_is_refused(chat, alice, bob, otters):
 
 @pytest.mark.parametrize("what", ["link", "team", "revoke"])
 def test_other_sharing_posts_without_a_csrf_token_are_refused(chat, alice, bob, otters, what):
-    made = share(chat, user=bob)
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(alice)
+    made = make_share(conversation=chat, user=bob)
+    client = login(alice, enforce_csrf_checks=True)
     path, data = {
         "link": (f"/c/{chat.id}/links/", {"kind": "snapshot", "audience": "anyone"}),
         "team": ("/teams/", {"name": "Sneaky"}),
@@ -795,8 +714,7 @@ def test_other_sharing_posts_without_a_csrf_token_are_refused(chat, alice, bob, 
 
 
 def test_sharing_with_the_csrf_token_is_accepted(chat, alice, bob, otters):
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(alice)
+    client = login(alice, enforce_csrf_checks=True)
     client.get(f"/c/{chat.id}/")
     token = client.cookies["csrftoken"].value
     data = {"target": f"user:{bob.pk}", "role": VIEWER, "csrfmiddlewaretoken": token}
@@ -813,8 +731,8 @@ def team_names(html: str) -> list[str]:
     return re.findall(r'<a href="/teams/\d+/">([^<]*)</a>', listed.group(1)) if listed else []
 
 
-def test_teams_page_lists_my_teams_only(alice, otters, badgers, make_team, bob):
-    make_team("Bob only", bob)
+def test_teams_page_lists_my_teams_only(alice, otters, badgers, bob):
+    make_team(name="Bob only", owner=bob)
     html = page(login(alice).get("/teams/"))
     assert team_names(html) == ["Otters"]
     assert team_names(page(login(bob).get("/teams/"))) == ["Bob only", "Otters"]
@@ -928,7 +846,7 @@ def test_team_page_lists_members_with_their_roles(alice, bob, otters):
 
 
 def test_removing_a_member_ends_their_access_through_the_team(chat, alice, bob, otters):
-    share(chat, team=otters)
+    make_share(conversation=chat, team=otters)
     reader = login(bob)
     assert reader.get(f"/c/{chat.id}/").status_code == 200
     response = login(alice).post(f"/teams/{otters.id}/members/{bob.pk}/remove/", follow=True)
@@ -939,18 +857,13 @@ def test_removing_a_member_ends_their_access_through_the_team(chat, alice, bob, 
 
 
 def test_leaving_a_team_ends_access_through_it(chat, bob, otters):
-    share(chat, team=otters)
+    make_share(conversation=chat, team=otters)
     reader = login(bob)
     reader.post(f"/teams/{otters.id}/members/{bob.pk}/remove/")
     assert reader.get(f"/c/{chat.id}/").status_code == 404
 
 
 # --- the admin --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def superuser(django_user_model):
-    return django_user_model.objects.create_superuser("root", "root@example.com", "pw-root")
 
 
 @pytest.fixture
@@ -967,27 +880,22 @@ def staffer(make_user):
 
 
 @pytest.fixture
-def admin_world(alice, bob, staffer, make_team, make_conversation, add_message):
+def admin_world(alice, bob, staffer, make_conversation):
     """Four conversations: staffer's own, one shared with staffer, one through a team, and alice's private one."""
-    staff_team = make_team("Staff", bob, staffer)
+    staff_team = make_team(name="Staff", owner=bob, members=[staffer])
     own = make_conversation(owner=staffer, title="Staffer own")
     direct = make_conversation(owner=alice, title="Shared direct")
     via_team = make_conversation(owner=bob, title="Shared via team")
     private = make_conversation(owner=alice, title="Alice private")
     for conversation in (own, direct, via_team, private):
-        add_message(conversation, content=f"In {conversation.title}")
+        make_message(conversation=conversation, content=f"In {conversation.title}")
     shares = {
-        "direct": share(direct, user=staffer),
-        "team": share(via_team, team=staff_team),
-        "private": share(private, user=bob),
-        "own": share(own, user=bob),
+        "direct": make_share(conversation=direct, user=staffer),
+        "team": make_share(conversation=via_team, team=staff_team),
+        "private": make_share(conversation=private, user=bob),
+        "own": make_share(conversation=own, user=bob),
     }
     return {"own": own, "direct": direct, "via_team": via_team, "private": private, "shares": shares}
-
-
-def listed(response) -> list:
-    assert response.status_code == 200
-    return list(response.context["cl"].result_list)
 
 
 def test_staff_see_only_conversations_visible_to_them_in_the_admin(admin_world, staffer):

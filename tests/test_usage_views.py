@@ -9,7 +9,8 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from conversations import metering
-from conversations.models import Conversation, Limit, Message, ModelConfig, Provider, Team, TeamMembership, UsageRecord
+from conversations.models import Conversation, Limit, Message, ModelConfig, Team, TeamMembership, UsageRecord
+from tests.factories import make_model_config, make_provider, make_usage_record
 
 pytestmark = pytest.mark.django_db
 
@@ -19,27 +20,18 @@ LIMITS = "/admin/conversations/limit/"
 
 @pytest.fixture
 def models(db) -> tuple[ModelConfig, ModelConfig]:
-    provider = Provider.objects.create(name="Local", base_url="http://127.0.0.1:9/v1")
-    return (
-        ModelConfig.objects.create(display_name="Big", provider=provider, model="big"),
-        ModelConfig.objects.create(display_name="Small", provider=provider, model="small"),
-    )
-
-
-@pytest.fixture
-def bob(make_user):
-    return make_user("bob")
+    provider = make_provider()
+    return make_model_config(provider=provider, display_name="Big"), make_model_config(provider=provider, display_name="Small")
 
 
 def record(user, model, prompt: int, completion: int, cost: str, *, at: datetime | None = None, **extra) -> UsageRecord:
-    return UsageRecord.objects.create(
+    return make_usage_record(
         user=user,
         model_config=model,
-        model_name=model.model if model else "",
         prompt_tokens=prompt,
         completion_tokens=completion,
         cost=Decimal(cost),
-        created=at or timezone.now(),
+        created=at,
         **extra,
     )
 
@@ -171,12 +163,6 @@ def test_an_admin_sets_a_limit_and_it_applies_at_once(admin_client, user):
 
 
 # --- My usage ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
 
 
 def cells(html: str, table_id: str) -> list[list[str]]:

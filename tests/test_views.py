@@ -1,81 +1,25 @@
 """Pages and the demo endpoint, through Django's test client."""
 
 import json
-import re
 import uuid
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import AsyncClient, Client
-from django.utils import timezone
+from django.test import AsyncClient
 
-from conversations.models import Conversation, Message, ModelConfig, Provider
-from tests.factories import TEST_KEY
+from conversations.models import Conversation, Message
+from tests.factories import TEST_KEY, make_history, make_message
+from tests.helpers import login, page, picker, sidebar_titles
 
 pytestmark = pytest.mark.django_db
 
 
-# --- data ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def make_conversation(user):
-    def make(owner=None, title: str = "A chat", *, ago: timedelta = timedelta(0), **extra) -> Conversation:
-        return Conversation.objects.create(
-            owner=owner or user, title=title, updated=timezone.now() - ago, **extra
-        )
-
-    return make
-
-
-@pytest.fixture
-def add_message():
-    def add(conversation, role=Message.Role.USER, content: str = "Hello", **extra) -> Message:
-        if role == Message.Role.USER:
-            extra.setdefault("author", conversation.owner)
-        return Message.objects.create(conversation=conversation, role=role, content=content, **extra)
-
-    return add
-
-
-@pytest.fixture
-def make_model(db):
-    def make(display_name: str, *, enabled: bool = True, is_default: bool = False) -> ModelConfig:
-        provider, _ = Provider.objects.get_or_create(name="Local", defaults={"base_url": "http://127.0.0.1:9/v1"})
-        return ModelConfig.objects.create(
-            display_name=display_name,
-            provider=provider,
-            model=display_name.lower().replace(" ", "-"),
-            enabled=enabled,
-            is_default=is_default,
-        )
-
-    return make
-
-
-@pytest.fixture
-def logged_in(client, user):
-    client.force_login(user)
-    return client
-
-
-def page(response) -> str:
-    return response.content.decode()
-
-
-def sidebar_titles(html: str) -> list[str]:
-    nav = re.search(r'<nav class="sidebar-list".*?</nav>', html, re.S).group(0)
-    return re.findall(r'<a href="/c/[0-9a-f-]+/"[^>]*>([^<]*)</a>', nav)
+# --- reading pages ---------------------------------------------------------------------
 
 
 def picker_options(html: str) -> list[tuple[str, str, bool]]:
     """(value, label, selected) for each option of the page's model picker."""
-    select = re.search(r'<select name="model".*?</select>', html, re.S).group(0)
-    return [
-        (value, label, bool(selected))
-        for value, selected, label in re.findall(r'<option value="([^"]*)"( selected)?>([^<]*)</option>', select)
-    ]
+    return [(option["value"], option["label"], option["selected"]) for option in picker(html)]
 
 
 # --- logging in ------------------------------------------------------------------------
@@ -165,16 +109,14 @@ def test_untitled_conversation_is_listed_as_new_chat(logged_in, make_conversatio
 
 
 def test_new_conversation_is_csrf_protected(user):
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
+    client = login(user, enforce_csrf_checks=True)
     response = client.post("/c/new/", {"content": "Hi"})
     assert response.status_code == 403
     assert not Conversation.objects.exists()
 
 
 def test_new_conversation_with_the_csrf_token_is_accepted(user):
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
+    client = login(user, enforce_csrf_checks=True)
     client.get("/")
     response = client.post("/c/new/", {"content": "Hi", "csrfmiddlewaretoken": client.cookies["csrftoken"].value})
     assert response.status_code == 302
@@ -251,9 +193,11 @@ def test_new_conversation_refuses_get(logged_in):
 # --- the conversation page --------------------------------------------------------------
 
 
-def test_conversation_page_shows_the_history(logged_in, conversation, add_message):
-    add_message(conversation, content="Is <b>this</b> bold?")
-    add_message(conversation, Message.Role.ASSISTANT, content="*stored*", html="<p><em>stored reply</em></p>")
+def test_conversation_page_shows_the_history(logged_in, conversation):
+    make_message(conversation=conversation, content="Is <b>this</b> bold?")
+    make_message(
+        conversation=conversation, role=Message.Role.ASSISTANT, content="*stored*", html="<p><em>stored reply</em></p>"
+    )
     html = page(logged_in.get(f"/c/{conversation.id}/"))
     assert "Is &lt;b&gt;this&lt;/b&gt; bold?" in html
     assert "<b>this</b>" not in html
@@ -261,41 +205,49 @@ def test_conversation_page_shows_the_history(logged_in, conversation, add_messag
     assert html.index("Is &lt;b&gt;") < html.index("stored reply")
 
 
-def test_conversation_page_awaits_a_reply_after_a_user_message(logged_in, conversation, add_message):
-    add_message(conversation)
+def test_conversation_page_awaits_a_reply_after_a_user_message(logged_in, conversation):
+    make_message(conversation=conversation)
     assert 'data-awaiting-reply="true"' in page(logged_in.get(f"/c/{conversation.id}/"))
 
 
-def test_conversation_page_awaits_nothing_after_a_reply(logged_in, conversation, add_message):
-    add_message(conversation)
-    add_message(conversation, Message.Role.ASSISTANT, content="Hi", html="<p>Hi</p>")
+def test_conversation_page_awaits_nothing_after_a_reply(logged_in, conversation):
+    make_message(conversation=conversation)
+    make_message(conversation=conversation, role=Message.Role.ASSISTANT, content="Hi", html="<p>Hi</p>")
     assert 'data-awaiting-reply="false"' in page(logged_in.get(f"/c/{conversation.id}/"))
 
 
-def test_streaming_reply_is_rendered_as_escaped_text(logged_in, conversation, add_message):
-    add_message(conversation)
-    add_message(
-        conversation, Message.Role.ASSISTANT, content="<b>x</b>", html="<b>x</b>", status=Message.Status.STREAMING
+def test_streaming_reply_is_rendered_as_escaped_text(logged_in, conversation):
+    make_message(conversation=conversation)
+    make_message(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        content="<b>x</b>",
+        html="<b>x</b>",
+        status=Message.Status.STREAMING,
     )
     html = page(logged_in.get(f"/c/{conversation.id}/"))
     assert "<b>x</b>" not in html
     assert "&lt;b&gt;x&lt;/b&gt;" in html
 
 
-def test_page_asks_the_socket_for_everything_from_the_streaming_reply(logged_in, conversation, add_message):
-    add_message(conversation)
-    reply = add_message(conversation, Message.Role.ASSISTANT, content="par", status=Message.Status.STREAMING)
+def test_page_asks_the_socket_for_everything_from_the_streaming_reply(logged_in, conversation):
+    make_message(conversation=conversation)
+    reply = make_message(
+        conversation=conversation, role=Message.Role.ASSISTANT, content="par", status=Message.Status.STREAMING
+    )
     assert f'data-since="{reply.id}"' in page(logged_in.get(f"/c/{conversation.id}/"))
 
 
-def test_page_asks_the_socket_for_what_comes_after_the_last_message(logged_in, conversation, add_message):
-    add_message(conversation)
-    last = add_message(conversation, Message.Role.ASSISTANT, content="Hi", html="<p>Hi</p>")
+def test_page_asks_the_socket_for_what_comes_after_the_last_message(logged_in, conversation):
+    make_message(conversation=conversation)
+    last = make_message(conversation=conversation, role=Message.Role.ASSISTANT, content="Hi", html="<p>Hi</p>")
     assert f'data-since="{last.id + 1}"' in page(logged_in.get(f"/c/{conversation.id}/"))
 
 
-def test_reply_error_is_shown_escaped(logged_in, conversation, add_message):
-    add_message(conversation, Message.Role.ASSISTANT, status=Message.Status.ERROR, error="<i>upstream</i> down")
+def test_reply_error_is_shown_escaped(logged_in, conversation):
+    make_message(
+        conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.ERROR, error="<i>upstream</i> down"
+    )
     html = page(logged_in.get(f"/c/{conversation.id}/"))
     assert "&lt;i&gt;upstream&lt;/i&gt; down" in html
 
@@ -317,8 +269,8 @@ def test_another_persons_conversation_cannot_be_renamed(client, conversation, ma
     assert conversation.title == "Test chat"
 
 
-def test_another_persons_conversation_cannot_be_deleted(client, conversation, make_user, add_message):
-    add_message(conversation)
+def test_another_persons_conversation_cannot_be_deleted(client, conversation, make_user):
+    make_message(conversation=conversation)
     client.force_login(make_user("mallory"))
     assert client.post(f"/c/{conversation.id}/delete/").status_code == 404
     assert Conversation.objects.filter(pk=conversation.pk).exists()
@@ -338,9 +290,9 @@ def test_rename_to_an_empty_title_changes_nothing(logged_in, conversation):
     assert conversation.title == "Test chat"
 
 
-def test_owner_deletes_a_conversation_and_its_messages(logged_in, conversation, add_message):
-    add_message(conversation)
-    add_message(conversation, Message.Role.ASSISTANT, content="Hi", html="<p>Hi</p>")
+def test_owner_deletes_a_conversation_and_its_messages(logged_in, conversation):
+    make_message(conversation=conversation)
+    make_message(conversation=conversation, role=Message.Role.ASSISTANT, content="Hi", html="<p>Hi</p>")
     response = logged_in.post(f"/c/{conversation.id}/delete/")
     assert response.status_code == 302
     assert response["Location"] == "/"
@@ -417,10 +369,10 @@ def assert_no_key(html: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["/", "conversation"])
-def test_api_key_is_in_no_chat_page(logged_in, model_config, conversation, add_message, path):
+def test_api_key_is_in_no_chat_page(logged_in, model_config, conversation, path):
     conversation.model_config = model_config
     conversation.save()
-    add_message(conversation)
+    make_message(conversation=conversation)
     response = logged_in.get(f"/c/{conversation.id}/" if path == "conversation" else path)
     assert response.status_code == 200
     assert_no_key(page(response))
@@ -428,11 +380,6 @@ def test_api_key_is_in_no_chat_page(logged_in, model_config, conversation, add_m
 
 def test_api_key_is_not_on_the_login_page(client, model_config):
     assert_no_key(page(client.get("/accounts/login/")))
-
-
-@pytest.fixture
-def superuser(db):
-    return get_user_model().objects.create_superuser("root", "root@example.com", "pw-root")
 
 
 @pytest.mark.parametrize("which", ["changelist", "change"])
@@ -496,16 +443,7 @@ def test_conversation_page_query_count_does_not_grow_with_messages(
     logged_in, conversation, make_user, model_config, django_assert_num_queries, count
 ):
     bob = make_user("bob")
-    Message.objects.bulk_create(
-        Message(
-            conversation=conversation,
-            role=Message.Role.USER if number % 2 == 0 else Message.Role.ASSISTANT,
-            content=f"message {number}",
-            html=f"<p>message {number}</p>",
-            author=(conversation.owner if number % 4 == 0 else bob) if number % 2 == 0 else None,
-        )
-        for number in range(count)
-    )
+    make_history(conversation=conversation, count=count, authors=[conversation.owner, bob])
     conversation.model_config = model_config
     conversation.save()
     with django_assert_num_queries(CONVERSATION_QUERIES):
