@@ -27,15 +27,14 @@ from urllib.parse import urlencode
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from conversations import services
 from conversations.models import Conversation, Message, PublicLink, Share, Team, TeamMembership
 from conversations.permissions import FORBIDDEN_MESSAGES, Action
 from conversations.rendering import render_markdown
+from tests.factories import make_user
 from tests.fake_openai import reply
-from tests.helpers import connect, done, receive_until
+from tests.helpers import connect, done, is_error, login, open_socket, receive_until
 
 # fmt: off
 HTTP_ACTIONS =           ("page",      "rename", "delete", "share", "revoke", "export", "public_link", "open_link", "deleted_link")
@@ -109,11 +108,7 @@ class World:
 
 
 def build_world() -> World:
-    users = {
-        role: get_user_model().objects.create_user(username=role, password="pw-" + role)
-        for role in ROLES
-        if role != "anonymous"
-    }
+    users = {role: make_user(username=role) for role in ROLES if role != "anonymous"}
     core, writers, readers = (Team.objects.create(name=name) for name in ("core", "writers", "readers"))
     for team, role in [(core, "owner"), (core, "teammate"), (writers, "team_collaborator"), (readers, "team_viewer")]:
         TeamMembership.objects.create(team=team, user=users[role])
@@ -137,13 +132,6 @@ def build_world() -> World:
         conversation=conversation, kind=PublicLink.Kind.SNAPSHOT, audience=PublicLink.Audience.ANYONE
     )
     return World(users, conversation, question, answer, viewer_share, link)
-
-
-def client_for(user) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 # --- HTTP --------------------------------------------------------------------------------
@@ -276,7 +264,7 @@ def open_link(world, client, outcome):
 
 def deleted_link(world, client, outcome):
     assert outcome == "404"
-    owner = client_for(world.user("owner"))
+    owner = login(world.user("owner"))
     response = owner.post(world.path(f"links/{world.link.pk}/delete/"))
     assert response.status_code == 302 and not PublicLink.objects.filter(pk=world.link.pk).exists()
     assert client.get(f"/s/{world.link.token}/").status_code == 404
@@ -292,21 +280,10 @@ assert tuple(HTTP_CHECKS) == HTTP_ACTIONS
 @pytest.mark.django_db
 @pytest.mark.parametrize("role, action, outcome", HTTP_CELLS)
 def test_http(world, role, action, outcome):
-    HTTP_CHECKS[action](world, client_for(world.user(role)), outcome)
+    HTTP_CHECKS[action](world, login(world.user(role)), outcome)
 
 
 # --- websocket ---------------------------------------------------------------------------
-
-
-async def open_socket(user, world):
-    communicator = await connect(user, world.conversation.id)
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
-
-
-def error(frame) -> bool:
-    return frame["type"] == "error"
 
 
 def forbidden_frame(action: Action) -> dict:
@@ -341,10 +318,10 @@ async def socket_connect(world, role, outcome, upstream):
 
 async def socket_send(world, role, outcome, upstream):
     upstream.push(reply(["Hello, ", role]))
-    socket = await open_socket(world.user(role), world)
+    socket = await open_socket(world.user(role), world.conversation)
     await socket.send_json_to({"type": "send", "content": f"Hi from {role}"})
     if outcome == "forbidden":
-        frames = await receive_until(socket, error)
+        frames = await receive_until(socket, is_error)
         assert frames == [forbidden_frame(Action.SEND)]
         assert await socket.receive_nothing(timeout=0.2)
         await assert_unchanged(world, upstream)
@@ -363,14 +340,14 @@ async def socket_send(world, role, outcome, upstream):
 
 async def socket_stop(world, role, outcome, upstream):
     upstream.push(reply(["slow "] * 40, delay=0.02))  # most of a second, unless stopped
-    owner = await open_socket(world.user("owner"), world)
-    other = await open_socket(world.user(role), world)  # for the owner: a second tab
+    owner = await open_socket(world.user("owner"), world.conversation)
+    other = await open_socket(world.user(role), world.conversation)  # for the owner: a second tab
     await owner.send_json_to({"type": "send", "content": "Take your time"})
     frames = await receive_until(owner, lambda frame: frame["type"] == "delta")
     reply_id = frames[-1]["message_id"]
     await other.send_json_to({"type": "stop"})
     if outcome == "forbidden":
-        assert (await receive_until(other, error))[-1] == forbidden_frame(Action.STOP)
+        assert (await receive_until(other, is_error))[-1] == forbidden_frame(Action.STOP)
     end = (await receive_until(owner, done))[-1]
     expected = "stopped" if outcome == "ok" else "complete"
     assert end["message_id"] == reply_id and end["status"] == expected
@@ -382,10 +359,10 @@ async def socket_stop(world, role, outcome, upstream):
 
 async def socket_regenerate(world, role, outcome, upstream):
     upstream.push(reply(["A new answer"]))
-    socket = await open_socket(world.user(role), world)
+    socket = await open_socket(world.user(role), world.conversation)
     await socket.send_json_to({"type": "regenerate"})
     if outcome == "forbidden":
-        frames = await receive_until(socket, error)
+        frames = await receive_until(socket, is_error)
         assert frames == [forbidden_frame(Action.REGENERATE)]
         assert await socket.receive_nothing(timeout=0.2)
         await assert_unchanged(world, upstream)

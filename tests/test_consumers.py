@@ -1,7 +1,6 @@
 """The websocket consumer, driven over WebsocketCommunicator against the real ASGI app and a real HTTP upstream."""
 
 import asyncio
-import json
 import threading
 
 import pytest
@@ -10,7 +9,7 @@ from asgiref.sync import sync_to_async
 from conversations import streaming
 from conversations.models import Conversation, Message
 from tests.fake_openai import DROP, Script, chunk, error, reply, sse
-from tests.helpers import connect, done, receive_until, text_of
+from tests.helpers import connect, done, login, open_socket, receive_until, send, text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,17 +22,6 @@ def messages_of(conversation) -> list[Message]:
 @sync_to_async
 def reply_of(message_id) -> Message:
     return Message.objects.get(pk=message_id)
-
-
-async def open_socket(user, conversation, **kwargs):
-    communicator = await connect(user, conversation.id, **kwargs)
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
-
-
-async def send(communicator, content="Hello?", **extra):
-    await communicator.send_to(text_data=json.dumps({"type": "send", "content": content, **extra}))
 
 
 # --- who may connect -----------------------------------------------------------
@@ -481,8 +469,6 @@ async def test_reply_is_checkpointed_a_few_times_not_per_token(user, conversatio
 
 
 async def test_deleting_a_shared_conversation_tells_every_open_socket_it_was_deleted(user, conversation, make_user):
-    from django.test import Client
-
     from conversations.models import Share
 
     bob = await sync_to_async(make_user)("bob")
@@ -491,9 +477,7 @@ async def test_deleting_a_shared_conversation_tells_every_open_socket_it_was_del
     viewer = await open_socket(bob, conversation)
 
     def delete_through_the_page():
-        client = Client()
-        client.force_login(user)
-        return client.post(f"/c/{conversation.id}/delete/")
+        return login(user).post(f"/c/{conversation.id}/delete/")
 
     response = await sync_to_async(delete_through_the_page)()
     assert response.status_code == 302

@@ -4,20 +4,20 @@ import re
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.test import Client
 
 from conversations.context import estimate_tokens, fit, reply_reserve
 from conversations.llm import ModelSpec, UpstreamError, stream_reply
 from conversations.models import Message
 from conversations.selectors import forget_models
+from tests.factories import spec_for
 from tests.fake_openai import error
-from tests.helpers import connect, done, receive_until
+from tests.helpers import done, exchange, is_error, login, open_socket, page, receive_until
 
 # --- estimate_tokens and fit ----------------------------------------------------------------------
 
 
 def spec(window: int | None = None, **fields) -> ModelSpec:
-    return ModelSpec(base_url="http://upstream.invalid/v1", model="m", context_window=window, **fields)
+    return spec_for(context_window=window, **fields)
 
 
 def turns(*contents: str) -> list[dict]:
@@ -129,21 +129,14 @@ def long_conversation(conversation, model_config, *, count: int = 20, window: in
 
 
 async def send_and_finish(user, conversation, content: str = "Newest question?") -> list[dict]:
-    communicator = await connect(user, conversation.id)
-    assert (await communicator.connect())[0]
-    await communicator.send_json_to({"type": "send", "content": content})
-    frames = await receive_until(communicator, lambda frame: frame["type"] == "done")
-    await communicator.disconnect()
-    return frames
+    return await exchange(user, conversation, content, until=done)
 
 
 @sync_to_async
 def page_of(user, conversation) -> str:
-    client = Client()
-    client.force_login(user)
-    response = client.get(f"/c/{conversation.id}/")
+    response = login(user).get(f"/c/{conversation.id}/")
     assert response.status_code == 200
-    return response.content.decode()
+    return page(response)
 
 
 MARKER = re.compile(r'<li class="context-marker"[^>]*>([^<]*)</li>\s*<li class="message[^"]*" data-id="(\d+)"')
@@ -177,8 +170,7 @@ async def test_a_reconnecting_page_learns_where_the_sent_history_starts(user, co
     frames = await send_and_finish(user, conversation)
     reply_id = next(frame for frame in frames if frame["type"] == "start")["message_id"]
 
-    again = await connect(user, conversation.id, query=f"since={old[-1].id}")
-    assert (await again.connect())[0]
+    again = await open_socket(user, conversation, query=f"since={old[-1].id}")
     caught_up = await receive_until(again, lambda frame: frame["type"] == "message" and frame["message"]["id"] == reply_id)
     assert caught_up[-1]["message"]["context_start"] == old[13].id
 
@@ -223,8 +215,7 @@ async def test_the_marker_follows_the_latest_reply(user, conversation, model_con
 @pytest.mark.django_db(transaction=True)
 async def test_regenerate_fits_the_history_too(user, conversation, model_config, upstream):
     old = await long_conversation(conversation, model_config, count=21)  # ends with the person's turn
-    communicator = await connect(user, conversation.id)
-    assert (await communicator.connect())[0]
+    communicator = await open_socket(user, conversation)
     await communicator.send_json_to({"type": "regenerate"})
     frames = await receive_until(communicator, done)
     await communicator.disconnect()
@@ -260,17 +251,12 @@ async def test_context_length_exceeded_is_shown_as_such(user, conversation, mode
 
 
 async def send_and_finish_with_error(user, conversation) -> list[dict]:
-    communicator = await connect(user, conversation.id)
-    assert (await communicator.connect())[0]
-    await communicator.send_json_to({"type": "send", "content": "A very long question"})
-    frames = await receive_until(communicator, lambda frame: frame["type"] == "error")
-    await communicator.disconnect()
-    return frames
+    return await exchange(user, conversation, "A very long question", until=is_error)
 
 
 async def too_long_error(upstream, script, **spec_fields) -> UpstreamError:
     upstream.push(script)
-    model = ModelSpec(base_url=upstream.base_url, model="fake-model", api_key="", timeout=5, **spec_fields)
+    model = spec_for(upstream, api_key="", **spec_fields)
     with pytest.raises(UpstreamError) as raised:
         async for _ in stream_reply(model, [{"role": "user", "content": "Hi"}]):
             pass

@@ -13,7 +13,8 @@ from django.test import Client
 from conversations import selectors, services
 from conversations.exceptions import InvalidChange, ModelNotAvailable
 from conversations.models import Conversation, Message, ModelConfig, Preset, Share, Team, TeamMembership
-from tests.helpers import connect, done, receive_until
+from tests.factories import make_conversation, make_team
+from tests.helpers import exchange, flashes, login, open_socket, page, picker
 
 pytestmark = pytest.mark.django_db
 over_the_socket = pytest.mark.django_db(transaction=True)
@@ -23,34 +24,9 @@ over_the_socket = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def alice(user):
-    return user
-
-
-@pytest.fixture
-def bob(make_user):
-    return make_user("bob")
-
-
-@pytest.fixture
 def otters(alice) -> Team:
     """alice's team; bob is not in it."""
-    team = Team.objects.create(name="Otters")
-    TeamMembership.objects.create(team=team, user=alice, role=TeamMembership.Role.OWNER)
-    return team
-
-
-@pytest.fixture
-def make_model(model_config):
-    """More models on the fake server's provider; `model_config` ("Fake model", default) is always there."""
-
-    def make(display_name: str, *, teams=(), **fields) -> ModelConfig:
-        fields.setdefault("model", display_name.lower().replace(" ", "-"))
-        config = ModelConfig.objects.create(display_name=display_name, provider=model_config.provider, **fields)
-        config.allowed_teams.set(teams)
-        return config
-
-    return make
+    return make_team(name="Otters", owner=alice)
 
 
 @pytest.fixture
@@ -68,39 +44,7 @@ def tunable(model_config) -> ModelConfig:
 
 @pytest.fixture
 def chat(alice, model_config) -> Conversation:
-    return Conversation.objects.create(owner=alice, title="Settings", model_config=model_config)
-
-
-def login(user, **kwargs) -> Client:
-    client = Client(**kwargs)
-    client.force_login(user)
-    return client
-
-
-def page(response) -> str:
-    return response.content.decode()
-
-
-def picker(html: str, name: str = "model") -> list[dict]:
-    """Each option of the page's select called `name`: value, label, title, selected."""
-    select = re.search(rf'<select name="{name}"[^>]*>(.*?)</select>', html, re.S).group(1)
-    options = []
-    for attributes, label in re.findall(r"<option ([^>]*)>([^<]*)</option>", select):
-        title = re.search(r'title="([^"]*)"', attributes)
-        options.append(
-            {
-                "value": re.search(r'value="([^"]*)"', attributes).group(1),
-                "label": htmllib.unescape(label),
-                "title": htmllib.unescape(title.group(1)) if title else "",
-                "selected": " selected" in f" {attributes}",
-            }
-        )
-    return options
-
-
-def flashes(response) -> list[tuple[str, str]]:
-    found = re.findall(r'<li class="flash-(\w+)">(.*?)</li>', page(response))
-    return [(level, htmllib.unescape(text)) for level, text in found]
+    return make_conversation(owner=alice, title="Settings", model_config=model_config)
 
 
 def save_settings(client, conversation, **data):
@@ -110,21 +54,6 @@ def save_settings(client, conversation, **data):
 # --- over the socket: what goes upstream ------------------------------------------------------
 
 
-async def open_socket(user, conversation):
-    communicator = await connect(user, conversation.id)
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
-
-
-async def send_and_wait(user, conversation, content="Hello?", **extra) -> list[dict]:
-    communicator = await open_socket(user, conversation)
-    await communicator.send_to(text_data=json.dumps({"type": "send", "content": content, **extra}))
-    frames = await receive_until(communicator, lambda frame: done(frame) or frame["type"] == "error")
-    await communicator.disconnect()
-    return frames
-
-
 def set_own(conversation, *, temperature=None, system_prompt="") -> None:
     Conversation.objects.filter(pk=conversation.pk).update(temperature=temperature, system_prompt=system_prompt)
 
@@ -132,7 +61,7 @@ def set_own(conversation, *, temperature=None, system_prompt="") -> None:
 @over_the_socket
 async def test_request_carries_the_conversations_temperature_and_combined_system_prompt(alice, chat, tunable, upstream):
     await sync_to_async(set_own)(chat, temperature=0.9, system_prompt="Answer in French.")
-    frames = await send_and_wait(alice, chat, "Bonjour", model=tunable.id)
+    frames = await exchange(alice, chat, "Bonjour", model=tunable.id)
     assert frames[-1]["type"] == "done" and frames[-1]["status"] == "complete"
     body = upstream.requests[-1].body
     assert body["temperature"] == 0.9
@@ -146,7 +75,7 @@ async def test_request_keeps_the_models_values_when_the_model_does_not_allow_its
     model_config.temperature = 0.5
     await sync_to_async(model_config.save)()  # allow_custom_* stay off
     await sync_to_async(set_own)(chat, temperature=0.9, system_prompt="Ignore the house rules.")
-    await send_and_wait(alice, chat, model=model_config.id)
+    await exchange(alice, chat, model=model_config.id)
     body = upstream.requests[-1].body
     assert body["temperature"] == 0.5
     assert body["messages"][0] == {"role": "system", "content": "You are the house model."}
@@ -157,7 +86,7 @@ async def test_own_system_prompt_alone_when_the_model_has_none(alice, chat, tuna
     tunable.system_prompt = ""
     await sync_to_async(tunable.save)()
     await sync_to_async(set_own)(chat, system_prompt="Be terse.")
-    await send_and_wait(alice, chat)
+    await exchange(alice, chat)
     assert upstream.requests[-1].body["messages"][0] == {"role": "system", "content": "Be terse."}
     assert upstream.requests[-1].body["temperature"] == 0.5  # no own temperature: the model's
 
@@ -167,7 +96,7 @@ async def test_omitted_temperature_wins_over_the_persons(alice, chat, tunable, u
     tunable.omit_parameters = ["temperature"]
     await sync_to_async(tunable.save)()
     await sync_to_async(set_own)(chat, temperature=0.9)
-    await send_and_wait(alice, chat)
+    await exchange(alice, chat)
     assert "temperature" not in upstream.requests[-1].body
 
 
@@ -176,7 +105,7 @@ async def test_temperature_outside_bounds_narrowed_later_is_kept_within_them(ali
     await sync_to_async(set_own)(chat, temperature=1.1)
     tunable.temperature_max = 0.8  # the admin narrowed the bounds after the person chose
     await sync_to_async(tunable.save)()
-    await send_and_wait(alice, chat)
+    await exchange(alice, chat)
     assert upstream.requests[-1].body["temperature"] == 0.8
 
 
@@ -185,9 +114,9 @@ async def test_changing_model_mid_conversation_uses_the_new_model_from_the_next_
     alice, chat, model_config, make_model, upstream
 ):
     other = await sync_to_async(make_model)("Other model")
-    await send_and_wait(alice, chat, "first", model=model_config.id)
-    await send_and_wait(alice, chat, "second", model=other.id)
-    await send_and_wait(alice, chat, "third")  # no pick: the conversation's model, now the other
+    await exchange(alice, chat, "first", model=model_config.id)
+    await exchange(alice, chat, "second", model=other.id)
+    await exchange(alice, chat, "third")  # no pick: the conversation's model, now the other
     assert [request.body["model"] for request in upstream.requests] == ["fake-model", "other-model", "other-model"]
     assert (await Conversation.objects.aget(pk=chat.pk)).model_config_id == other.id
 
@@ -196,7 +125,7 @@ async def test_changing_model_mid_conversation_uses_the_new_model_from_the_next_
 async def test_forged_send_with_a_model_limited_to_another_team_is_refused(alice, bob, chat, otters, make_model, upstream):
     private = await sync_to_async(make_model)("Otters only", teams=[otters])
     bobs = await Conversation.objects.acreate(owner=bob, title="Bob's")
-    frames = await send_and_wait(bob, bobs, "let me in", model=private.id)
+    frames = await exchange(bob, bobs, "let me in", model=private.id)
     assert frames[-1]["type"] == "error" and frames[-1]["code"] == "model_unavailable"
     assert await Message.objects.filter(conversation=bobs).acount() == 0
     assert upstream.requests == []
@@ -205,13 +134,15 @@ async def test_forged_send_with_a_model_limited_to_another_team_is_refused(alice
 @over_the_socket
 async def test_team_member_may_use_a_model_limited_to_their_team(alice, chat, otters, make_model, upstream):
     private = await sync_to_async(make_model)("Otters only", teams=[otters])
-    frames = await send_and_wait(alice, chat, "hello", model=private.id)
+    frames = await exchange(alice, chat, "hello", model=private.id)
     assert frames[-1]["type"] == "done" and frames[-1]["status"] == "complete"
     assert upstream.requests[-1].body["model"] == "otters-only"
 
 
 @over_the_socket
-async def test_regenerate_with_a_model_not_open_to_the_person_is_refused(alice, bob, otters, make_model, upstream):
+async def test_regenerate_with_a_model_not_open_to_the_person_is_refused(
+    alice, bob, otters, model_config, make_model, upstream
+):
     private = await sync_to_async(make_model)("Otters only", teams=[otters])
     bobs = await Conversation.objects.acreate(owner=bob, title="Bob's")
     await Message.objects.acreate(conversation=bobs, role="user", content="hi", author=bob)
@@ -229,7 +160,7 @@ async def test_stored_model_no_longer_open_falls_back_to_the_persons_default(
     private = await sync_to_async(make_model)("Otters only", teams=[otters])
     # bob's conversation kept a model he has since lost access to (or that was limited after he picked it).
     bobs = await Conversation.objects.acreate(owner=bob, title="Bob's", model_config=private)
-    frames = await send_and_wait(bob, bobs, "still there?")
+    frames = await exchange(bob, bobs, "still there?")
     assert frames[-1]["type"] == "done"
     assert upstream.requests[-1].body["model"] == "fake-model"
     assert (await Conversation.objects.aget(pk=bobs.pk)).model_config_id == model_config.id

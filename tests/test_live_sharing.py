@@ -12,10 +12,20 @@ from django.db import transaction
 from django.test import Client
 
 from conversations import services
-from conversations.models import Message, PublicLink, Share, SiteSettings, Team, TeamMembership
-from tests import helpers
+from conversations.models import Message, PublicLink, Share, SiteSettings, Team
+from tests.factories import make_team
 from tests.fake_openai import reply
-from tests.helpers import connect, done, receive_until, session_cookie, text_of
+from tests.helpers import (
+    done,
+    link_socket,
+    login,
+    open_link_socket,
+    open_socket,
+    receive_until,
+    send,
+    session_cookie,
+    text_of,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,23 +44,9 @@ CLOSE_NOT_FOUND = 4404
 
 
 @pytest.fixture
-def bob(make_user):
-    return make_user("bob")
-
-
-@pytest.fixture
-def carol(make_user):
-    return make_user("carol")
-
-
-@pytest.fixture
 def crew(user, bob, carol) -> Team:
     """alice (the conversation's owner) owns the team; bob and carol are members, so alice may share with them."""
-    team = Team.objects.create(name="Crew")
-    TeamMembership.objects.create(team=team, user=user, role=TeamMembership.Role.OWNER)
-    TeamMembership.objects.create(team=team, user=bob)
-    TeamMembership.objects.create(team=team, user=carol)
-    return team
+    return make_team(name="Crew", owner=user, members=[bob, carol])
 
 
 async def share_with(conversation, *, by, user=None, team=None, role=Share.Role.VIEWER) -> Share:
@@ -72,40 +68,10 @@ async def live_link(conversation, **extra) -> PublicLink:
 # --- sockets ----------------------------------------------------------------------------------
 
 
-async def open_socket(user, conversation) -> WebsocketCommunicator:
-    communicator = await connect(user, conversation.id)
-    connected, code = await communicator.connect()
-    assert connected, code
-    return communicator
-
-
-def link_socket(token: str, *, cookie: str | None = None) -> WebsocketCommunicator:
-    """A socket to /ws/s/<token>/ as the public page opens it: the real application, no login unless `cookie`."""
-    from chatsite.asgi import application
-
-    headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
-    if cookie is not None:
-        headers.append((b"cookie", f"sessionid={cookie}".encode()))
-    communicator = WebsocketCommunicator(application, f"/ws/s/{token}/", headers=headers)
-    helpers._open_communicators.append(communicator)  # disconnected at teardown, whatever happens
-    return communicator
-
-
-async def open_link_socket(token: str, **kwargs) -> WebsocketCommunicator:
-    communicator = link_socket(token, **kwargs)
-    connected, code = await communicator.connect()
-    assert connected, code
-    return communicator
-
-
 async def refused_code(communicator: WebsocketCommunicator) -> int:
     connected, code = await communicator.connect()
     assert not connected
     return code
-
-
-async def send(communicator, content="Hello?"):
-    await communicator.send_to(text_data=json.dumps({"type": "send", "content": content}))
 
 
 async def until_closed(communicator, timeout: float = WAIT) -> tuple[list[dict], int]:
@@ -271,8 +237,7 @@ async def test_revoking_a_share_from_the_share_dialog_closes_the_viewers_socket_
     viewer = await open_socket(bob, conversation)
     await until_presence(owner, ["bob"])
 
-    client = Client()
-    await sync_to_async(client.force_login)(user)
+    client = await sync_to_async(login)(user)
     started = time.monotonic()
     response = await sync_to_async(client.post)(f"/c/{conversation.id}/shares/{share.id}/revoke/")
     assert response.status_code == 302
@@ -345,9 +310,8 @@ async def test_a_share_deleted_by_any_path_closes_the_viewers_socket(
     user, bob, crew, conversation, make_user, model_config, upstream, delete
 ):
     share = await share_with(conversation, by=user, user=bob)
-    admin = Client()
     superuser = await sync_to_async(make_user)("root", is_staff=True, is_superuser=True)
-    await sync_to_async(admin.force_login)(superuser)
+    admin = await sync_to_async(login)(superuser)
     owner = await open_socket(user, conversation)
     viewer = await open_socket(bob, conversation)
     await until_presence(owner, ["bob"])

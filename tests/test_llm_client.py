@@ -2,28 +2,22 @@
 
 import asyncio
 import json
-import socket
 import time
 
 import pytest
 
 from conversations.llm import Chunk, ModelSpec, UpstreamError, Usage, stream_reply
 from conversations.llm.demo import reply_text
+from tests.factories import TEST_KEY, spec_for
 from tests.fake_openai import DONE, DROP, Script, chunk, error, reply, sse, usage_chunk
+from tests.helpers import free_port
 from tests.test_sse import RECORDED
-
-KEY = "sk-test-0123456789abcdefWXYZ"
 
 HISTORY = [
     {"role": "user", "content": "Hi"},
     {"role": "assistant", "content": "Hello! How can I help?"},
     {"role": "user", "content": "Tell me about otters"},
 ]
-
-
-def spec_for(upstream, **overrides) -> ModelSpec:
-    fields = {"base_url": upstream.base_url, "model": "fake-model", "api_key": KEY, "timeout": 5.0}
-    return ModelSpec(**{**fields, **overrides})
 
 
 async def collect(spec: ModelSpec, history: list[dict] = HISTORY, **kwargs) -> list[Chunk]:
@@ -49,12 +43,6 @@ def finish_reasons(pieces: list[Chunk]) -> list[str]:
 
 def usages(pieces: list[Chunk]) -> list[Usage]:
     return [piece.usage for piece in pieces if piece.usage]
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # --- a well-behaved stream -----------------------------------------------------------------------
@@ -197,7 +185,7 @@ async def test_base_url_with_trailing_slash_gives_the_same_path(upstream):
 async def test_request_carries_the_key_as_bearer_token(upstream):
     await collect(spec_for(upstream))
 
-    assert upstream.requests[0].headers["authorization"] == f"Bearer {KEY}"
+    assert upstream.requests[0].headers["authorization"] == f"Bearer {TEST_KEY}"
 
 
 async def test_request_is_json_and_accepts_an_event_stream(upstream):
@@ -408,7 +396,7 @@ async def test_stall_longer_than_the_read_timeout_is_a_timeout(upstream):
 
 
 async def test_closed_port_is_unreachable():
-    spec = ModelSpec(base_url=f"http://127.0.0.1:{closed_port()}/v1", model="fake-model", api_key=KEY, timeout=2)
+    spec = spec_for(base_url=f"http://127.0.0.1:{free_port()}/v1", timeout=2)
 
     _, raised = await collect_until_error(spec)
 
@@ -452,9 +440,9 @@ async def test_long_json_completion_comes_through_whole(upstream):
 @pytest.mark.parametrize(
     "script",
     [
-        error(401, f"Incorrect API key provided: {KEY}. You can find your API key at https://example.com."),
-        Script([f"Unauthorized: bad key {KEY}".encode()], status=401, headers={"content-type": "text/plain"}),
-        Script([chunk("Otters"), sse({"error": {"message": f"key {KEY} was revoked"}})]),
+        error(401, f"Incorrect API key provided: {TEST_KEY}. You can find your API key at https://example.com."),
+        Script([f"Unauthorized: bad key {TEST_KEY}".encode()], status=401, headers={"content-type": "text/plain"}),
+        Script([chunk("Otters"), sse({"error": {"message": f"key {TEST_KEY} was revoked"}})]),
     ],
     ids=["json-error", "text-error", "mid-stream-error"],
 )
@@ -463,8 +451,8 @@ async def test_api_key_echoed_in_an_error_is_scrubbed(upstream, script):
 
     _, raised = await collect_until_error(spec_for(upstream))
 
-    assert KEY not in raised.message
-    assert KEY not in str(raised) and KEY not in repr(raised)
+    assert TEST_KEY not in raised.message
+    assert TEST_KEY not in str(raised) and TEST_KEY not in repr(raised)
     assert "[key]" in raised.message
 
 

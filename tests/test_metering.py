@@ -8,24 +8,22 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from conversations import metering, services
 from conversations.context import estimate_tokens
 from conversations.exceptions import LimitExceeded
 from conversations.llm import Usage
 from conversations.models import Conversation, Limit, Message, Team, TeamMembership, UsageRecord
+from tests.factories import make_team, make_usage_record
 from tests.fake_openai import error, reply
-from tests.helpers import connect, done, receive_until
+from tests.helpers import done, open_socket, receive_until
 
 NOW = datetime(2025, 3, 10, 20, 48, 0, tzinfo=UTC)  # a Monday evening, mid-month
 
 
 def spend(user, tokens: int, *, at: datetime | None = None, team=None, **extra) -> UsageRecord:
     """A finished reply's record: `tokens` prompt tokens used at `at`."""
-    return UsageRecord.objects.create(
-        user=user, team=team, prompt_tokens=tokens, created=at or timezone.now(), **extra
-    )
+    return make_usage_record(user=user, team=team, prompt_tokens=tokens, created=at, **extra)
 
 
 def refusal(user, now: datetime = NOW) -> str:
@@ -37,9 +35,7 @@ def refusal(user, now: datetime = NOW) -> str:
 
 @pytest.fixture
 def team(user) -> Team:
-    team = Team.objects.create(name="Research")
-    TeamMembership.objects.create(team=team, user=user)
-    return team
+    return make_team(name="Research", members=[user])
 
 
 # --- the record of a reply -----------------------------------------------------------------
@@ -291,13 +287,6 @@ def test_waits_read_as_a_person_would_say_them(seconds, text):
 # --- over the socket, against the fake upstream -----------------------------------------------
 
 socket_test = pytest.mark.django_db(transaction=True)
-
-
-async def open_socket(user, conversation):
-    communicator = await connect(user, conversation.id)
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
 
 
 @sync_to_async

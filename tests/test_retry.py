@@ -3,15 +3,15 @@
 import asyncio
 import email.utils
 import re
-import socket
 import time
 
 import pytest
 
-from conversations.llm import ModelSpec, UpstreamError, stream_reply
+from conversations.llm import UpstreamError, stream_reply
 from conversations.models import Message
+from tests.factories import spec_for
 from tests.fake_openai import DROP, Script, chunk, error, reply
-from tests.helpers import connect, done, receive_until
+from tests.helpers import done, free_port, open_socket, receive_until
 
 HISTORY = [{"role": "user", "content": "Tell me about otters"}]
 
@@ -20,10 +20,6 @@ HISTORY = [{"role": "user", "content": "Tell me about otters"}]
 def retrying(settings):
     settings.CHAT_UPSTREAM_RETRIES = 2
     settings.CHAT_UPSTREAM_RETRY_MAX_WAIT = 20.0
-
-
-def spec_for(upstream) -> ModelSpec:
-    return ModelSpec(base_url=upstream.base_url, model="fake-model", api_key="sk-test-0123456789abcdef", timeout=5.0)
 
 
 async def reply_text(upstream, **kwargs) -> str:
@@ -175,10 +171,7 @@ async def test_a_caller_can_ask_for_one_attempt(upstream):
 
 async def test_a_closed_port_is_reported_at_once():
     # Nothing listens: retrying would only delay "Is it running?".
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    spec = ModelSpec(base_url=f"http://127.0.0.1:{port}/v1", model="fake-model", timeout=2)
+    spec = spec_for(base_url=f"http://127.0.0.1:{free_port()}/v1", timeout=2)
     started = time.monotonic()
     with pytest.raises(UpstreamError) as raised:
         async for _ in stream_reply(spec, HISTORY):
@@ -209,8 +202,7 @@ async def test_cancelling_during_the_wait_ends_it_at_once(upstream):
 @pytest.mark.django_db(transaction=True)
 async def test_a_reply_refused_once_completes_after_the_retry(user, conversation, model_config, upstream):
     upstream.push(error(503, "Overloaded", headers={"retry-after": "0.2"}), reply("Patience pays."))
-    communicator = await connect(user, conversation.id)
-    assert (await communicator.connect())[0]
+    communicator = await open_socket(user, conversation)
     await communicator.send_json_to({"type": "send", "content": "Hello?"})
 
     frames = await receive_until(communicator, done)
@@ -224,8 +216,7 @@ async def test_a_reply_refused_once_completes_after_the_retry(user, conversation
 @pytest.mark.django_db(transaction=True)
 async def test_retries_used_up_show_the_attempts_in_the_error(user, conversation, model_config, upstream):
     upstream.push(*[error(502, "Bad gateway", headers={"retry-after": "0"})] * 3)
-    communicator = await connect(user, conversation.id)
-    assert (await communicator.connect())[0]
+    communicator = await open_socket(user, conversation)
     await communicator.send_json_to({"type": "send", "content": "Hello?"})
 
     frames = await receive_until(communicator, lambda frame: frame["type"] == "error")
@@ -239,8 +230,7 @@ async def test_retries_used_up_show_the_attempts_in_the_error(user, conversation
 @pytest.mark.django_db(transaction=True)
 async def test_stop_during_the_backoff_wait_stops_the_reply_at_once(user, conversation, model_config, upstream):
     upstream.push(error(429, "Slow down", headers={"retry-after": "10"}), reply("Never."))
-    communicator = await connect(user, conversation.id)
-    assert (await communicator.connect())[0]
+    communicator = await open_socket(user, conversation)
     await communicator.send_json_to({"type": "send", "content": "Hello?"})
     await receive_until(communicator, lambda frame: frame["type"] == "start")
     while not upstream.requests:
