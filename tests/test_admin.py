@@ -8,29 +8,9 @@ from django.db import IntegrityError, transaction
 from conversations.admin import mask_key
 from conversations.models import Conversation, Message, ModelConfig, Provider
 from tests.factories import TEST_KEY
+from tests.helpers import MODELS, PROVIDERS, add_model_errors, listed, model_form, provider_form
 
 pytestmark = pytest.mark.django_db
-
-PROVIDERS = "/admin/conversations/provider/"
-MODELS = "/admin/conversations/modelconfig/"
-
-
-@pytest.fixture
-def provider(db) -> Provider:
-    return Provider.objects.create(name="Upstream", base_url="https://api.example.com/v1", api_key=TEST_KEY, timeout=30)
-
-
-def provider_form(provider: Provider, **changes) -> dict:
-    return {
-        "name": provider.name,
-        "kind": provider.kind,
-        "base_url": provider.base_url,
-        "api_key": "",
-        "extra_headers": "{}",
-        "connect_timeout": provider.connect_timeout,
-        "timeout": provider.timeout,
-        **changes,
-    }
 
 
 def save_provider(admin_client, provider: Provider, **changes):
@@ -38,48 +18,6 @@ def save_provider(admin_client, provider: Provider, **changes):
     assert response.status_code == 302, response.context["adminform"].form.errors
     provider.refresh_from_db()
     return response
-
-
-def model_form(provider: Provider, **changes) -> dict:
-    """The add form as a browser submits it: every field present, parameters empty."""
-    data = {
-        "display_name": "Model",
-        "provider": provider.pk,
-        "model": "gpt-test",
-        "endpoint": "chat",
-        "enabled": "on",
-        "temperature": "",
-        "top_p": "",
-        "max_tokens": "",
-        "presence_penalty": "",
-        "frequency_penalty": "",
-        "stop": "",
-        "logit_bias": "",
-        "seed": "",
-        "response_format": "",
-        "max_completion_tokens": "",
-        "reasoning_effort": "",
-        "omit_parameters": "",
-        "system_prompt": "",
-        "description": "",
-        "order": "100",
-        "temperature_min": "0",
-        "temperature_max": "1",
-        "context_window": "",
-        "input_price": "",
-        "output_price": "",
-    }
-    data.update(changes)
-    return {name: value for name, value in data.items() if value is not None}
-
-
-def add_model(admin_client, provider: Provider, **changes):
-    """POST the add form; the field errors (empty when saved)."""
-    response = admin_client.post(f"{MODELS}add/", model_form(provider, **changes))
-    if response.status_code == 302:
-        return {}
-    assert response.status_code == 200
-    return response.context["adminform"].form.errors
 
 
 # --- the provider key ---------------------------------------------------------------
@@ -188,7 +126,7 @@ def test_mask_key_shows_too_little_to_use(key, masked):
     ],
 )
 def test_numeric_parameter_bounds(admin_client, provider, field, value, accepted):
-    errors = add_model(admin_client, provider, **{field: value})
+    errors = add_model_errors(admin_client, provider, **{field: value})
     if accepted:
         assert errors == {}
         assert getattr(ModelConfig.objects.get(), field) == float(value)
@@ -207,7 +145,7 @@ def test_numeric_parameter_bounds(admin_client, provider, field, value, accepted
     ],
 )
 def test_stop_accepted(admin_client, provider, stop, saved):
-    assert add_model(admin_client, provider, stop=stop) == {}
+    assert add_model_errors(admin_client, provider, stop=stop) == {}
     assert ModelConfig.objects.get().stop == saved
 
 
@@ -216,7 +154,7 @@ def test_stop_accepted(admin_client, provider, stop, saved):
     ['["a", "b", "c", "d", "e"]', '"END"', '{"a": 1}', "42", '["a", 1]', '["a", null]', '[""]', "[not json"],
 )
 def test_stop_rejected(admin_client, provider, stop):
-    assert "stop" in add_model(admin_client, provider, stop=stop)
+    assert "stop" in add_model_errors(admin_client, provider, stop=stop)
     assert not ModelConfig.objects.exists()
 
 
@@ -230,7 +168,7 @@ def test_stop_rejected(admin_client, provider, stop):
     ],
 )
 def test_logit_bias_accepted(admin_client, provider, logit_bias, saved):
-    assert add_model(admin_client, provider, logit_bias=logit_bias) == {}
+    assert add_model_errors(admin_client, provider, logit_bias=logit_bias) == {}
     assert ModelConfig.objects.get().logit_bias == saved
 
 
@@ -251,12 +189,12 @@ def test_logit_bias_accepted(admin_client, provider, logit_bias, saved):
     ],
 )
 def test_logit_bias_rejected(admin_client, provider, logit_bias):
-    assert "logit_bias" in add_model(admin_client, provider, logit_bias=logit_bias)
+    assert "logit_bias" in add_model_errors(admin_client, provider, logit_bias=logit_bias)
     assert not ModelConfig.objects.exists()
 
 
 def test_empty_parameters_are_saved_as_unset(admin_client, provider):
-    assert add_model(admin_client, provider) == {}
+    assert add_model_errors(admin_client, provider) == {}
     config = ModelConfig.objects.get()
     assert config.api_parameters() == {}
     assert (config.temperature, config.max_tokens, config.stop, config.logit_bias) == (None, None, [], {})
@@ -264,7 +202,7 @@ def test_empty_parameters_are_saved_as_unset(admin_client, provider):
 
 def test_marking_a_second_model_default_unsets_the_first(admin_client, provider):
     first = ModelConfig.objects.create(display_name="First", provider=provider, model="m1", is_default=True)
-    assert add_model(admin_client, provider, display_name="Second", is_default="on") == {}
+    assert add_model_errors(admin_client, provider, display_name="Second", is_default="on") == {}
     first.refresh_from_db()
     assert not first.is_default
     assert list(ModelConfig.objects.filter(is_default=True).values_list("display_name", flat=True)) == ["Second"]
@@ -333,8 +271,7 @@ def test_database_refuses_a_second_default(provider):
 
 
 @pytest.fixture
-def chats(make_user, provider):
-    alice, bob = make_user("alice"), make_user("bob")
+def chats(alice, bob, provider):
     config = ModelConfig.objects.create(display_name="Picked", provider=provider, model="p")
     otters = Conversation.objects.create(owner=alice, title="About otters", model_config=config)
     beavers = Conversation.objects.create(owner=bob, title="About beavers")
@@ -344,11 +281,6 @@ def chats(make_user, provider):
     )
     Message.objects.create(conversation=beavers, role="user", content="Dams?", author=bob)
     return {"otters": otters, "beavers": beavers, "config": config}
-
-
-def listed(response) -> list:
-    assert response.status_code == 200
-    return list(response.context["cl"].result_list)
 
 
 def test_conversation_changelist_lists_every_conversation_with_message_counts(admin_client, chats):

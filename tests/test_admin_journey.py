@@ -6,7 +6,6 @@ settings; their usage shows with its cost; over a budget they get a clear refusa
 upstream.
 """
 
-import json
 from decimal import Decimal
 
 import pytest
@@ -14,29 +13,23 @@ from asgiref.sync import sync_to_async
 from django.contrib.messages import get_messages
 from django.test import Client
 
-from conversations.models import Conversation, ModelConfig, Provider, UsageRecord
+from conversations.models import ModelConfig, Provider, UsageRecord
+from tests.factories import make_conversation, make_superuser
 from tests.fake_openai import reply
-from tests.helpers import connect, done, receive_until
-from tests.test_admin import model_form
-from tests.test_providers import provider_post
+from tests.helpers import PROVIDERS, login, model_form, open_socket, page, provider_form, send_and_receive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 AZURE_KEY = "azure-key-0123456789abcdef0123"
 LOCAL_KEY = "sk-local-0123456789abcdefLOCAL"
-PROVIDERS = "/admin/conversations/provider/"
 
 
 def admin_sets_up(upstream) -> tuple[Client, ModelConfig, ModelConfig]:
-    from django.contrib.auth import get_user_model
-
-    admin = get_user_model().objects.create_superuser("root", "root@example.com", "root-pw")
-    client = Client()
-    client.force_login(admin)
+    client = login(make_superuser())
     azure_endpoint = f"http://127.0.0.1:{upstream.port}"  # the resource endpoint; paths are Azure's
     for post in (
-        provider_post(name="Azure", kind="azure", base_url=azure_endpoint, api_key=AZURE_KEY, api_version="2024-10-21"),
-        provider_post(name="Local vLLM", kind="openai_compatible", base_url=upstream.base_url, api_key=LOCAL_KEY),
+        provider_form(name="Azure", kind="azure", base_url=azure_endpoint, api_key=AZURE_KEY, api_version="2024-10-21"),
+        provider_form(name="Local vLLM", kind="openai_compatible", base_url=upstream.base_url, api_key=LOCAL_KEY),
     ):
         assert client.post(f"{PROVIDERS}add/", post).status_code == 302
     azure, local = Provider.objects.get(name="Azure"), Provider.objects.get(name="Local vLLM")
@@ -67,22 +60,16 @@ def admin_sets_up(upstream) -> tuple[Client, ModelConfig, ModelConfig]:
     return client, *configs
 
 
-async def send(communicator, content: str, model: int) -> list[dict]:
-    await communicator.send_to(text_data=json.dumps({"type": "send", "content": content, "model": model}))
-    return await receive_until(communicator, lambda f: done(f) or f["type"] == "error")
-
-
 async def test_admin_sets_up_providers_and_a_persons_requests_usage_and_budget_follow(upstream, make_user):
     admin, on_azure, local = await sync_to_async(admin_sets_up)(upstream)
     upstream.reset()
     person = await sync_to_async(make_user)("pia")
-    conversation = await sync_to_async(Conversation.objects.create)(owner=person, title="Budget")
-    socket = await connect(person, conversation.id)
-    assert (await socket.connect())[0]
+    conversation = await sync_to_async(make_conversation)(owner=person, title="Budget")
+    socket = await open_socket(person, conversation)
 
     upstream.push(reply("From Azure.", usage=(1000, 200)), reply("From the local model.", usage=(3000, 400)))
-    assert (await send(socket, "Hello Azure", on_azure.pk))[-1]["status"] == "complete"
-    assert (await send(socket, "Hello local", local.pk))[-1]["status"] == "complete"
+    assert (await send_and_receive(socket, "Hello Azure", model=on_azure.pk))[-1]["status"] == "complete"
+    assert (await send_and_receive(socket, "Hello local", model=local.pk))[-1]["status"] == "complete"
 
     to_azure, to_local = [request for request in upstream.requests if request.method == "POST"]
     assert to_azure.path == "/openai/deployments/fake-model/chat/completions?api-version=2024-10-21"
@@ -102,9 +89,7 @@ async def test_admin_sets_up_providers_and_a_persons_requests_usage_and_budget_f
     assert [r.cost for r in records] == [Decimal("0.004500"), Decimal("0.011500")]
 
     def usage_pages() -> tuple[str, str]:
-        own = Client()
-        own.force_login(person)
-        return own.get("/usage/").content.decode(), admin.get("/admin/conversations/usagerecord/").content.decode()
+        return page(login(person).get("/usage/")), page(admin.get("/admin/conversations/usagerecord/"))
 
     my_usage, admin_usage = await sync_to_async(usage_pages)()
     assert "4,600" in my_usage and "0.016" in my_usage  # tokens and cost this month
@@ -116,7 +101,7 @@ async def test_admin_sets_up_providers_and_a_persons_requests_usage_and_budget_f
 
     assert await sync_to_async(admin_sets_a_daily_budget)() == 302
     requests_before = len(upstream.requests)
-    refused = await send(socket, "One more?", local.pk)
+    refused = await send_and_receive(socket, "One more?", model=local.pk)
     assert refused[-1]["type"] == "error" and refused[-1]["code"] == "limit_exceeded"
     assert "daily budget" in refused[-1]["message"] and "resets" in refused[-1]["message"]
     assert len(upstream.requests) == requests_before  # nothing went upstream

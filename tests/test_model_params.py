@@ -11,27 +11,9 @@ from django.db import IntegrityError, transaction
 from conversations.llm import stream_reply
 from conversations.models import ModelConfig, Provider, Team
 from conversations.selectors import model_spec
-from tests.factories import TEST_KEY
-from tests.helpers import connect, done, receive_until
-from tests.test_admin import model_form as admin_form  # the add form as a browser submits it
-
-MODELS = "/admin/conversations/modelconfig/"
+from tests.helpers import MODELS, add_model_errors, done, model_form, open_socket, receive_until
 
 HISTORY = [{"role": "user", "content": "Hi"}]
-
-
-@pytest.fixture
-def provider(db) -> Provider:
-    return Provider.objects.create(name="Upstream", base_url="https://api.example.com/v1", api_key=TEST_KEY, timeout=30)
-
-
-def add_through_admin(client, provider: Provider, **changes) -> dict:
-    """POST the add form; its errors, empty when the model was saved."""
-    response = client.post(f"{MODELS}add/", admin_form(provider, **changes))
-    if response.status_code == 302:
-        return {}
-    assert response.status_code == 200
-    return response.context["adminform"].form.errors
 
 
 def full_clean_errors(provider: Provider, **values) -> dict:
@@ -82,7 +64,7 @@ BOUNDS = [
 
 @pytest.mark.parametrize(("field", "form_value", "value", "accepted"), BOUNDS)
 def test_numeric_bound_in_the_admin_form(admin_client, provider, field, form_value, value, accepted):
-    errors = add_through_admin(admin_client, provider, **{field: form_value})
+    errors = add_model_errors(admin_client, provider, **{field: form_value})
     if accepted:
         assert errors == {}
         assert getattr(ModelConfig.objects.get(), field) == value
@@ -99,7 +81,7 @@ def test_numeric_bound_in_full_clean(provider, field, form_value, value, accepte
 
 @pytest.mark.parametrize("seed", ["1.5", "abc"])
 def test_seed_must_be_a_whole_number(admin_client, provider, seed):
-    assert "seed" in add_through_admin(admin_client, provider, seed=seed)
+    assert "seed" in add_model_errors(admin_client, provider, seed=seed)
 
 
 # (field, form JSON, accepted)
@@ -131,7 +113,7 @@ JSON_VALUES = [
 
 @pytest.mark.parametrize(("field", "raw", "accepted"), JSON_VALUES)
 def test_json_parameter_in_the_admin_form(admin_client, provider, field, raw, accepted):
-    errors = add_through_admin(admin_client, provider, **{field: raw})
+    errors = add_model_errors(admin_client, provider, **{field: raw})
     if accepted:
         assert errors == {}
         assert getattr(ModelConfig.objects.get(), field) == json.loads(raw)
@@ -147,7 +129,7 @@ def test_json_parameter_in_full_clean(provider, field, raw, accepted):
 
 
 def test_empty_response_format_and_omit_parameters_are_saved_as_unset(admin_client, provider):
-    assert add_through_admin(admin_client, provider) == {}
+    assert add_model_errors(admin_client, provider) == {}
     config = ModelConfig.objects.get()
     assert (config.response_format, config.omit_parameters, config.seed, config.reasoning_effort) == (None, [], None, "")
     assert config.api_parameters() == {}
@@ -155,29 +137,29 @@ def test_empty_response_format_and_omit_parameters_are_saved_as_unset(admin_clie
 
 @pytest.mark.parametrize(("effort", "accepted"), [("minimal", True), ("low", True), ("medium", True), ("high", True), ("extreme", False)])
 def test_reasoning_effort_choices(admin_client, provider, effort, accepted):
-    errors = add_through_admin(admin_client, provider, reasoning_effort=effort)
+    errors = add_model_errors(admin_client, provider, reasoning_effort=effort)
     assert (errors == {}) if accepted else ("reasoning_effort" in errors)
     assert ("reasoning_effort" in full_clean_errors(provider, reasoning_effort=effort)) is not accepted
 
 
 def test_lowest_temperature_above_the_highest_is_refused(admin_client, provider):
-    assert "temperature_max" in add_through_admin(admin_client, provider, temperature_min="1.5", temperature_max="1")
+    assert "temperature_max" in add_model_errors(admin_client, provider, temperature_min="1.5", temperature_max="1")
     assert "temperature_max" in full_clean_errors(provider, temperature_min=1.5, temperature_max=1.0)
 
 
 def test_equal_temperature_bounds_are_accepted(admin_client, provider):
-    assert add_through_admin(admin_client, provider, temperature_min="0.7", temperature_max="0.7") == {}
+    assert add_model_errors(admin_client, provider, temperature_min="0.7", temperature_max="0.7") == {}
 
 
 def test_max_tokens_and_max_completion_tokens_together_are_refused(admin_client, provider):
-    errors = add_through_admin(admin_client, provider, max_tokens="100", max_completion_tokens="100")
+    errors = add_model_errors(admin_client, provider, max_tokens="100", max_completion_tokens="100")
     assert "max_completion_tokens" in errors
     assert not ModelConfig.objects.exists()
     assert "max_completion_tokens" in full_clean_errors(provider, max_tokens=100, max_completion_tokens=100)
 
 
 def test_every_parameter_set_through_the_admin_reaches_api_parameters(admin_client, provider):
-    errors = add_through_admin(
+    errors = add_model_errors(
         admin_client,
         provider,
         temperature="0.5",
@@ -263,7 +245,7 @@ def test_change_page_groups_the_fields_in_fieldsets(admin_client, provider):
 
 def test_allowed_teams_are_saved_from_the_form(admin_client, provider):
     team = Team.objects.create(name="Research")
-    assert add_through_admin(admin_client, provider, allowed_teams=[team.pk]) == {}
+    assert add_model_errors(admin_client, provider, allowed_teams=[team.pk]) == {}
     assert list(ModelConfig.objects.get().allowed_teams.all()) == [team]
 
 
@@ -292,7 +274,7 @@ def test_changelist_edits_order_and_enabled_in_place(admin_client, provider):
 
 def test_changing_a_model_is_in_its_history(admin_client, provider):
     config = ModelConfig.objects.create(display_name="M", provider=provider, model="m")
-    form = admin_form(provider, display_name="M", model="m", temperature="0.3")
+    form = model_form(provider, display_name="M", model="m", temperature="0.3")
     assert admin_client.post(f"{MODELS}{config.pk}/change/", form).status_code == 302
     response = admin_client.get(f"{MODELS}{config.pk}/history/")
     assert response.status_code == 200
@@ -301,7 +283,7 @@ def test_changing_a_model_is_in_its_history(admin_client, provider):
 
 def test_choosing_a_default_keeps_one_default(admin_client, provider):
     first = ModelConfig.objects.create(display_name="First", provider=provider, model="a", is_default=True)
-    assert add_through_admin(admin_client, provider, display_name="Second", is_default="on") == {}
+    assert add_model_errors(admin_client, provider, display_name="Second", is_default="on") == {}
     first.refresh_from_db()
     assert not first.is_default
     assert ModelConfig.objects.filter(is_default=True).get().display_name == "Second"
@@ -310,11 +292,6 @@ def test_choosing_a_default_keeps_one_default(admin_client, provider):
 # --- the JSON body each parameter produces, against the fake server -------------------------------
 # Async tests reach the database from another thread: they need real transactions.
 body_test = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def fake_provider(db, upstream) -> Provider:
-    return Provider.objects.create(name="Fake", base_url=upstream.base_url, api_key=TEST_KEY, timeout=5)
 
 
 def config_for(provider: Provider, **fields) -> ModelConfig:
@@ -420,8 +397,7 @@ async def test_a_send_over_the_socket_carries_the_models_parameters(user, conver
         fake_provider, is_default=True, seed=3, max_completion_tokens=64, reasoning_effort="minimal",
         temperature=0.2, omit_parameters=["temperature"],
     )
-    communicator = await connect(user, conversation.id)
-    assert (await communicator.connect())[0]
+    communicator = await open_socket(user, conversation)
     await communicator.send_json_to({"type": "send", "content": "Hello?", "model": config.pk})
     frames = await receive_until(communicator, done)
     assert frames[-1]["status"] == "complete"

@@ -8,7 +8,6 @@ import re
 import pytest
 from channels.db import database_sync_to_async
 from cryptography.fernet import Fernet, InvalidToken
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
@@ -21,13 +20,12 @@ from conversations.llm.checks import check_connection
 from conversations.models import ModelConfig, Provider
 from conversations.selectors import model_spec, provider_probe_spec
 from conversations.services import provider_sync_from_env
-from tests.factories import TEST_KEY
+from tests.factories import TEST_KEY, make_model_config, make_provider
 from tests.fake_openai import error
+from tests.helpers import MODELS, PROVIDERS, add_provider_errors, provider_form
 
 pytestmark = pytest.mark.django_db
 
-PROVIDERS = "/admin/conversations/provider/"
-MODELS = "/admin/conversations/modelconfig/"
 HISTORY = [{"role": "user", "content": "Hi"}]
 AZURE_KEY = "0123456789abcdef0123456789abcdef"  # Azure keys are 32 hex digits, with no sk- to spot them by
 DEPLOYMENT = "my-gpt4o-deployment"
@@ -54,21 +52,9 @@ def raw_key(provider: Provider) -> str:
         return cursor.fetchone()[0]
 
 
-def make_provider(upstream, kind: str = "openai_compatible", **fields) -> Provider:
-    base_url = f"http://127.0.0.1:{upstream.port}" if kind == "azure" else upstream.base_url
-    defaults = {"name": f"Fake {kind}", "kind": kind, "base_url": base_url, "api_key": TEST_KEY, "timeout": 5}
-    if kind == "azure":
-        defaults["api_version"] = "2024-10-21"
-    return Provider.objects.create(**{**defaults, **fields})
-
-
-def make_model(provider: Provider, model: str = "fake-model", **fields) -> ModelConfig:
-    return ModelConfig.objects.create(**{"display_name": model, "provider": provider, "model": model, **fields})
-
-
 def stored_spec(upstream, kind: str, model: str = "fake-model", **provider_fields):
     """A provider and model saved and read back, as a reply would see them."""
-    config = make_model(make_provider(upstream, kind, **provider_fields), model)
+    config = make_model_config(provider=make_provider(upstream=upstream, kind=kind, **provider_fields), model=model)
     return model_spec(ModelConfig.objects.select_related("provider").get(pk=config.pk))
 
 
@@ -184,29 +170,6 @@ def test_extra_headers_cannot_override_the_key_or_content_headers(name):
     assert "cannot be overridden" in str(raised.value.message_dict["extra_headers"])
 
 
-def provider_post(**changes) -> dict:
-    data = {
-        "name": "New",
-        "kind": "openai_compatible",
-        "base_url": "https://api.example.com/v1",
-        "api_key": "",
-        "api_version": "",
-        "organization": "",
-        "project": "",
-        "extra_headers": "{}",
-        "connect_timeout": "10",
-        "timeout": "60",
-    }
-    return {**data, **changes}
-
-
-def add_errors(admin_client, **changes) -> dict:
-    response = admin_client.post(f"{PROVIDERS}add/", provider_post(**changes))
-    if response.status_code == 302:
-        return {}
-    return {field: list(messages) for field, messages in response.context["adminform"].form.errors.items()}
-
-
 @pytest.mark.parametrize(
     ("changes", "field", "words"),
     [
@@ -227,13 +190,13 @@ def add_errors(admin_client, **changes) -> dict:
     ],
 )
 def test_provider_form_errors_say_what_to_fix(admin_client, changes, field, words):
-    errors = add_errors(admin_client, **changes)
+    errors = add_provider_errors(admin_client, **changes)
     assert words in " ".join(errors.get(field, [])), errors
     assert not Provider.objects.exists()
 
 
 def test_a_valid_azure_provider_is_saved_with_every_field(admin_client):
-    errors = add_errors(
+    errors = add_provider_errors(
         admin_client,
         name="Azure",
         kind="azure",
@@ -251,12 +214,12 @@ def test_a_valid_azure_provider_is_saved_with_every_field(admin_client):
 
 
 def test_empty_extra_headers_are_saved_as_an_empty_object(admin_client):
-    assert add_errors(admin_client, extra_headers="") == {}
+    assert add_provider_errors(admin_client, extra_headers="") == {}
     assert Provider.objects.get().extra_headers == {}
 
 
 def test_a_rejected_form_does_not_echo_the_typed_key(admin_client):
-    response = admin_client.post(f"{PROVIDERS}add/", provider_post(api_key=TEST_KEY, base_url="ftp://nope"))
+    response = admin_client.post(f"{PROVIDERS}add/", provider_form(api_key=TEST_KEY, base_url="ftp://nope"))
     assert response.status_code == 200
     assert TEST_KEY not in response.content.decode()
 
@@ -265,7 +228,7 @@ def test_a_rejected_form_does_not_echo_the_typed_key(admin_client):
 
 
 def test_the_key_is_stored_encrypted_and_read_back_decrypted(upstream):
-    provider = make_provider(upstream, "openai")
+    provider = make_provider(upstream=upstream, kind="openai")
     stored = raw_key(provider)
     assert stored.startswith("fernet:")
     assert TEST_KEY not in stored
@@ -274,11 +237,11 @@ def test_the_key_is_stored_encrypted_and_read_back_decrypted(upstream):
 
 
 def test_an_empty_key_is_stored_empty(upstream):
-    assert raw_key(make_provider(upstream, api_key="")) == ""
+    assert raw_key(make_provider(upstream=upstream, api_key="")) == ""
 
 
 def test_a_key_saved_before_encryption_still_reads_and_the_migration_encrypts_it(upstream):
-    provider = make_provider(upstream, "openai")
+    provider = make_provider(upstream=upstream, kind="openai")
     with connection.cursor() as cursor:
         cursor.execute("UPDATE conversations_provider SET api_key = %s WHERE id = %s", [TEST_KEY, provider.pk])
     assert raw_key(provider) == TEST_KEY
@@ -296,9 +259,9 @@ def test_a_key_saved_before_encryption_still_reads_and_the_migration_encrypts_it
 def test_rotate_provider_keys_re_encrypts_every_key_with_the_first_key(settings, upstream):
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     use_keys(settings, [old])
-    first = make_provider(upstream, "openai")
-    second = make_provider(upstream, "azure", api_key=AZURE_KEY)
-    keyless = make_provider(upstream, name="Keyless", api_key="")
+    first = make_provider(upstream=upstream, kind="openai")
+    second = make_provider(upstream=upstream, kind="azure", api_key=AZURE_KEY)
+    keyless = make_provider(upstream=upstream, name="Keyless", api_key="")
     before = raw_key(first)
 
     use_keys(settings, [new, old])
@@ -318,7 +281,7 @@ def test_rotate_provider_keys_re_encrypts_every_key_with_the_first_key(settings,
 
 
 def test_rotate_provider_keys_encrypts_a_key_saved_before_encryption(upstream):
-    provider = make_provider(upstream, "openai")
+    provider = make_provider(upstream=upstream, kind="openai")
     with connection.cursor() as cursor:
         cursor.execute("UPDATE conversations_provider SET api_key = %s WHERE id = %s", [TEST_KEY, provider.pk])
     call_command("rotate_provider_keys", stdout=io.StringIO())
@@ -329,7 +292,7 @@ def test_rotate_provider_keys_encrypts_a_key_saved_before_encryption(upstream):
 def test_rotate_provider_keys_without_the_old_key_fails_and_changes_nothing(settings, upstream):
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     use_keys(settings, [old])
-    provider = make_provider(upstream, "openai")
+    provider = make_provider(upstream=upstream, kind="openai")
     before = raw_key(provider)
     use_keys(settings, [new])
     with pytest.raises(CommandError, match="cannot be decrypted"):
@@ -345,12 +308,12 @@ def key_fragments(key: str) -> list[str]:
 
 
 def test_the_key_appears_on_no_admin_page(admin_client, upstream):
-    provider = make_provider(upstream, "openai")
-    config = make_model(provider)
+    provider = make_provider(upstream=upstream, kind="openai")
+    config = make_model_config(provider=provider)
     # A key change through the admin writes the history entry the history page shows.
     response = admin_client.post(
         f"{PROVIDERS}{provider.pk}/change/",
-        provider_post(name=provider.name, kind="openai", base_url=provider.base_url, api_key=TEST_KEY + "2"),
+        provider_form(name=provider.name, kind="openai", base_url=provider.base_url, api_key=TEST_KEY + "2"),
     )
     assert response.status_code == 302
     pages = [
@@ -373,8 +336,8 @@ def test_the_key_appears_on_no_admin_page(admin_client, upstream):
 
 
 def test_changelist_lists_type_masked_key_and_model_count(admin_client, upstream):
-    provider = make_provider(upstream, "azure", name="Azure", api_key=AZURE_KEY)
-    make_model(provider, DEPLOYMENT)
+    provider = make_provider(upstream=upstream, kind="azure", name="Azure", api_key=AZURE_KEY)
+    make_model_config(provider=provider, model=DEPLOYMENT)
     html = admin_client.get(PROVIDERS).content.decode()
     assert "Azure OpenAI" in html
     assert "…cdef" in html
@@ -384,7 +347,7 @@ def test_changelist_lists_type_masked_key_and_model_count(admin_client, upstream
 
 
 def test_change_form_groups_the_fields_with_their_help(admin_client, upstream):
-    provider = make_provider(upstream, "openai")
+    provider = make_provider(upstream=upstream, kind="openai")
     html = admin_client.get(f"{PROVIDERS}{provider.pk}/change/").content.decode()
     headings = re.findall(r'class="fieldset-heading">([^<]+)</h2>', html)
     assert headings == ["API key", "Azure OpenAI", "OpenAI", "Headers and timeouts", "Record"]
@@ -409,9 +372,9 @@ def run_action(admin_client, action: str, *providers: Provider):
 
 def test_test_connection_reports_each_steps_latency_and_the_model_count(admin_client, upstream):
     upstream.model_ids = ["fake-model", "fake-model-2", "fake-embedding"]
-    provider = make_provider(upstream, "openai", name="OpenAI")
-    make_model(provider, "fake-model-2", order=1)
-    make_model(provider, "fake-model", order=2)
+    provider = make_provider(upstream=upstream, kind="openai", name="OpenAI")
+    make_model_config(provider=provider, model="fake-model-2", order=1)
+    make_model_config(provider=provider, model="fake-model", order=2)
     _, messages = run_action(admin_client, "test_connection", provider)
     ((level, text),) = messages
     assert level == "success"
@@ -426,8 +389,8 @@ def test_test_connection_reports_each_steps_latency_and_the_model_count(admin_cl
 
 
 def test_test_connection_uses_max_completion_tokens_when_the_model_does(admin_client, upstream):
-    provider = make_provider(upstream, "openai")
-    make_model(provider, "o3-mini", max_completion_tokens=4000, temperature=0.2)
+    provider = make_provider(upstream=upstream, kind="openai")
+    make_model_config(provider=provider, model="o3-mini", max_completion_tokens=4000, temperature=0.2)
     run_action(admin_client, "test_connection", provider)
     reply = upstream.requests[-1]
     assert reply.body["max_completion_tokens"] == 1
@@ -437,8 +400,8 @@ def test_test_connection_uses_max_completion_tokens_when_the_model_does(admin_cl
 
 def test_test_connection_skips_disabled_models_and_asks_the_first_listed_without_one(admin_client, upstream):
     upstream.model_ids = ["listed-first", "listed-second"]
-    provider = make_provider(upstream)
-    make_model(provider, "disabled-one", enabled=False)
+    provider = make_provider(upstream=upstream)
+    make_model_config(provider=provider, model="disabled-one", enabled=False)
     _, [(level, text)] = run_action(admin_client, "test_connection", provider)
     assert level == "success"
     assert "one token from listed-first (the first listed: no model of this provider is enabled)" in text
@@ -447,8 +410,8 @@ def test_test_connection_skips_disabled_models_and_asks_the_first_listed_without
 
 def test_test_connection_shows_the_providers_own_error_and_never_the_key(admin_client, upstream, caplog):
     caplog.set_level(logging.DEBUG)
-    provider = make_provider(upstream, "openai", name="OpenAI")
-    make_model(provider)
+    provider = make_provider(upstream=upstream, kind="openai", name="OpenAI")
+    make_model_config(provider=provider)
     echoed = error(401, ECHOED_401.format(key=TEST_KEY), code="invalid_api_key")
     upstream.push_models(echoed)
     upstream.push(echoed)
@@ -465,8 +428,8 @@ def test_test_connection_shows_the_providers_own_error_and_never_the_key(admin_c
 
 
 def test_test_connection_warns_when_only_the_model_list_fails(admin_client, upstream):
-    provider = make_provider(upstream)
-    make_model(provider)
+    provider = make_provider(upstream=upstream)
+    make_model_config(provider=provider)
     upstream.push_models(error(404, "Not found: /v1/models"))
     _, [(level, text)] = run_action(admin_client, "test_connection", provider)
     assert level == "warning"
@@ -476,7 +439,7 @@ def test_test_connection_warns_when_only_the_model_list_fails(admin_client, upst
 
 def test_test_connection_says_so_when_there_is_no_model_to_ask(admin_client, upstream):
     upstream.model_ids = []
-    provider = make_provider(upstream, name="Empty")
+    provider = make_provider(upstream=upstream, name="Empty")
     _, [(level, text)] = run_action(admin_client, "test_connection", provider)
     assert level == "error"
     assert re.fullmatch(r"Empty: 0 models listed in \d+ ms; no model to ask for a token: .*\.", text), text
@@ -484,16 +447,16 @@ def test_test_connection_says_so_when_there_is_no_model_to_ask(admin_client, ups
 
 
 def test_test_connection_reports_an_unreachable_server(admin_client, upstream):
-    provider = make_provider(upstream, base_url="http://127.0.0.1:9/v1", connect_timeout=2)
-    make_model(provider)
+    provider = make_provider(upstream=upstream, base_url="http://127.0.0.1:9/v1", connect_timeout=2)
+    make_model_config(provider=provider)
     _, [(level, text)] = run_action(admin_client, "test_connection", provider)
     assert level == "error"
     assert "Could not connect to the model server at 127.0.0.1" in text
 
 
 def test_test_connection_checks_azure_at_its_own_paths(admin_client, upstream):
-    provider = make_provider(upstream, "azure", name="Azure", api_key=AZURE_KEY)
-    make_model(provider, DEPLOYMENT)
+    provider = make_provider(upstream=upstream, kind="azure", name="Azure", api_key=AZURE_KEY)
+    make_model_config(provider=provider, model=DEPLOYMENT)
     _, [(level, text)] = run_action(admin_client, "test_connection", provider)
     assert level == "success", text
     models, reply = upstream.requests
@@ -505,17 +468,17 @@ def test_test_connection_checks_azure_at_its_own_paths(admin_client, upstream):
 
 
 def test_test_connection_reports_every_selected_provider(admin_client, upstream):
-    good = make_provider(upstream, name="Good")
-    make_model(good)
-    bad = make_provider(upstream, name="Unreachable", base_url="http://127.0.0.1:9/v1")
-    make_model(bad)
+    good = make_provider(upstream=upstream, name="Good")
+    make_model_config(provider=good)
+    bad = make_provider(upstream=upstream, name="Unreachable", base_url="http://127.0.0.1:9/v1")
+    make_model_config(provider=bad)
     _, messages = run_action(admin_client, "test_connection", good, bad)
     assert [(level, text.split(":")[0]) for level, text in messages] == [("success", "Good"), ("error", "Unreachable")]
 
 
 def test_change_page_has_a_test_connection_button_that_runs_the_check(admin_client, upstream):
-    provider = make_provider(upstream, name="Local")
-    make_model(provider)
+    provider = make_provider(upstream=upstream, name="Local")
+    make_model_config(provider=provider)
     url = f"{PROVIDERS}{provider.pk}/test-connection/"
     assert f'action="{url}"' in admin_client.get(f"{PROVIDERS}{provider.pk}/change/").content.decode()
     assert admin_client.get(url).status_code == 405
@@ -530,8 +493,8 @@ def test_check_connection_times_out_with_the_providers_read_timeout(upstream):
 
     from tests.fake_openai import Script
 
-    provider = make_provider(upstream, timeout=1)
-    make_model(provider)
+    provider = make_provider(upstream=upstream, timeout=1)
+    make_model_config(provider=provider)
     upstream.push(Script([2.0, b"late"]))
     result = async_to_sync(check_connection)(provider_probe_spec(provider))
     assert not result.ok
@@ -543,10 +506,10 @@ def test_check_connection_times_out_with_the_providers_read_timeout(upstream):
 
 def test_import_models_adds_disabled_models_once(admin_client, upstream):
     upstream.model_ids = ["fake-model", "new-a", "new-b"]
-    provider = make_provider(upstream, name="Local")
-    make_model(provider, "fake-model", display_name="Already here")
-    other = make_provider(upstream, name="Other")
-    make_model(other, "new-a")  # configured for another provider: does not count
+    provider = make_provider(upstream=upstream, name="Local")
+    make_model_config(provider=provider, model="fake-model", display_name="Already here")
+    other = make_provider(upstream=upstream, name="Other")
+    make_model_config(provider=other, model="new-a")  # configured for another provider: does not count
 
     _, [(level, text)] = run_action(admin_client, "import_models", provider)
     assert level == "success"
@@ -564,7 +527,7 @@ def test_import_models_adds_disabled_models_once(admin_client, upstream):
 
 
 def test_import_models_reports_the_providers_error(admin_client, upstream):
-    provider = make_provider(upstream, name="Local")
+    provider = make_provider(upstream=upstream, name="Local")
     upstream.push_models(error(401, ECHOED_401.format(key=TEST_KEY)))
     _, [(level, text)] = run_action(admin_client, "import_models", provider)
     assert level == "error"
@@ -573,11 +536,11 @@ def test_import_models_reports_the_providers_error(admin_client, upstream):
     assert not ModelConfig.objects.exists()
 
 
-def test_import_models_is_offered_only_to_staff_who_may_add_models(client, upstream):
-    staff = get_user_model().objects.create_user("staff", password="pw", is_staff=True)
+def test_import_models_is_offered_only_to_staff_who_may_add_models(client, make_user, upstream):
+    staff = make_user("staff", is_staff=True)
     staff.user_permissions.add(*Permission.objects.filter(codename__in=["view_provider", "change_provider"]))
     client.force_login(staff)
-    make_provider(upstream)
+    make_provider(upstream=upstream)
     actions = dict(client.get(PROVIDERS).context["action_form"].fields["action"].choices)
     assert "test_connection" in actions
     assert "import_models" not in actions
