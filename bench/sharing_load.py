@@ -32,7 +32,7 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.live import LiveServer, app_env, manage, seed_users  # noqa: E402
+from tests.e2e.live import LiveServer, app_env, manage, seed_users  # noqa: E402
 
 SHARE_SCRIPT = """
 from conversations.models import Share, Team, TeamMembership

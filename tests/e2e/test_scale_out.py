@@ -8,9 +8,9 @@ import psycopg
 import pytest
 import websockets
 
+from tests.e2e.live import LiveServer, app_env, manage, seed_users
 from tests.fake_openai import reply
 from tests.infra import ensure_postgres, ensure_redis
-from tests.live import LiveServer, app_env, manage, seed_users
 
 pytestmark = pytest.mark.infra
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import ROOT, LiveServer, app_env, manage, seed_users
-from tests.test_browser import last_reply, log_in, new_chrome, require_chromium
+from tests.e2e.live import ROOT, LiveServer, app_env, manage, seed_users
+from tests.e2e.test_browser import last_reply, log_in, new_chrome, require_chromium
 
 pytestmark = pytest.mark.browser
 

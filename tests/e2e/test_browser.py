@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.live import LiveServer, app_env, manage, seed_users
+from tests.e2e.live import LiveServer, app_env, manage, seed_users
 
 pytestmark = pytest.mark.browser
 
