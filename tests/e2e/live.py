@@ -1,14 +1,17 @@
-"""Real daphne processes for end-to-end tests: the app as `make run` serves it, on a free port."""
+"""Real daphne processes for end-to-end tests (and bench/): the app as `make run` serves it, on a free port."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,12 +33,6 @@ for username, password in json.loads(sys.argv[1]):
     out.append({"username": username, "conversation": str(conversation.pk), "sessionid": session.session_key})
 print(json.dumps(out))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def app_env(database_url: str, **extra: str) -> dict:
@@ -76,6 +73,18 @@ def seed_users(env: dict, users: list[tuple[str, str]]) -> list[dict]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@contextmanager
+def demo_app(directory: Path, *, users: list[tuple[str, str]], demo_delay: str) -> Iterator["LiveServer"]:
+    """The app served by daphne from a fresh SQLite file in `directory`, with its static files collected,
+    the offline demo model streaming a word every `demo_delay` seconds, and `users` (username, password)."""
+    env = app_env(f"sqlite:///{directory / 'db.sqlite3'}", CHAT_DEMO_DELAY=demo_delay)
+    manage(env, "migrate", "--no-input")
+    manage(env, "collectstatic", "--no-input", "--verbosity", "0")
+    seed_users(env, users)
+    with LiveServer(env) as server:
+        yield server
+
+
 class LiveServer:
     """One daphne process serving chatsite.asgi (as `make run` starts it), stopped on exit."""
 
@@ -108,6 +117,15 @@ class LiveServer:
                 self.__exit__(None, None, None)
                 raise RuntimeError(f"daphne did not start; see {self.log.name}")
             time.sleep(0.2)
+
+    async def open_socket(self, conversation: str, sessionid: str):
+        """A websocket (the websockets library's) to a conversation, logged in by the session id."""
+        import websockets
+
+        return await websockets.connect(
+            f"ws://127.0.0.1:{self.port}/ws/conversations/{conversation}/",
+            additional_headers={"Origin": self.url, "Cookie": f"sessionid={sessionid}"},
+        )
 
     def restart(self) -> None:
         """Stop and start again on the same port: every open socket drops meanwhile."""

@@ -5,109 +5,46 @@ daphne process with the offline demo model.
 """
 
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.live import ROOT, LiveServer, app_env, manage, seed_users
-from tests.e2e.test_browser import last_reply, log_in, new_chrome, require_chromium
+from tests.e2e.browser import (
+    by_id,
+    choose,
+    css,
+    enter,
+    flash,
+    last_reply,
+    log_in,
+    not_found,
+    require_chromium,
+    screenshot,
+    severe_errors,
+    waiter,
+)
+from tests.e2e.live import demo_app
 
 pytestmark = pytest.mark.browser
 
 PASSWORDS = {"ann": "ann-password-123", "ben": "ben-password-123"}
-DOCS = ROOT / "docs"
 REVOKED = "Your access to this conversation was removed."
 
 
 @pytest.fixture(scope="module")
 def sharing_app(tmp_path_factory):
-    """The app served by daphne from a fresh SQLite file, with the demo model, ann and ben."""
+    """The app served by daphne with the demo model, ann and ben."""
     require_chromium()
-    database = tmp_path_factory.mktemp("browser-sharing") / "db.sqlite3"
     # A reply streams one word every 30 ms: a few seconds, long enough to watch it grow.
-    env = app_env(f"sqlite:///{database}", CHAT_DEMO_DELAY="0.03")
-    manage(env, "migrate", "--no-input")
-    manage(env, "collectstatic", "--no-input", "--verbosity", "0")
-    seed_users(env, list(PASSWORDS.items()))
-    with LiveServer(env) as server:
+    directory = tmp_path_factory.mktemp("browser-sharing")
+    with demo_app(directory, users=list(PASSWORDS.items()), demo_delay="0.03") as server:
         yield server
-
-
-@pytest.fixture
-def open_browser():
-    """Opens independent browsers (separate sessions and cookies), all quit after the test."""
-    drivers = []
-
-    def open_one(width: int = 1280, height: int = 900):
-        driver = new_chrome(f"{width},{height}")
-        drivers.append(driver)
-        # Headless Chromium keeps room for window decorations: grow the window until the
-        # page itself (and so a screenshot) is width x height.
-        extra_width, extra_height = driver.execute_script(
-            "return [outerWidth - innerWidth, outerHeight - innerHeight];"
-        )
-        if extra_width or extra_height:
-            driver.set_window_size(width + extra_width, height + extra_height)
-        return driver
-
-    yield open_one
-    for driver in drivers:
-        driver.quit()
 
 
 # --- helpers ----------------------------------------------------------------------
 
 
-def waiter(driver, timeout: float = 15.0):
-    """WebDriverWait that looks again when a page reloads under it, and says where it gave up."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    class Wait(WebDriverWait):
-        def until(self, method, message: str = ""):
-            try:
-                return super().until(method, message)
-            except TimeoutException as exc:
-                what = message or getattr(method, "__name__", repr(method))
-                raise TimeoutException(f"{what}: gave up on {driver.current_url} ({driver.title!r})") from exc
-
-    # Pages reload under the test (every Share dialog form posts and comes back), so an
-    # element found a moment ago may be gone: look again rather than fail.
-    return Wait(
-        driver, timeout, poll_frequency=0.02, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
-    )
-
-
-def by_id(driver, element_id: str):
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.ID, element_id)
-
-
-def css(driver, selector: str):
-    from selenium.webdriver.common.by import By
-
-    return driver.find_elements(By.CSS_SELECTOR, selector)
-
-
-def enter(driver, name: str, text: str) -> None:
-    field = by_id(driver, name)
-    field.clear()
-    field.send_keys(text)
-
-
-def choose(driver, select_id: str, visible_text: str) -> None:
-    from selenium.webdriver.support.ui import Select
-
-    Select(by_id(driver, select_id)).select_by_visible_text(visible_text)
-
-
 def dialog_open(driver) -> bool:
     return by_id(driver, "share-dialog").get_attribute("open") is not None
-
-
-def flash(driver) -> str:
-    return " ".join(item.text for item in css(driver, ".flash li"))
 
 
 def reply_done(driver, count: int) -> bool:
@@ -140,22 +77,6 @@ def submit_in(driver, form_selector: str) -> None:
     waiter(driver).until(staleness_of(button))
     # Back on the conversation at #share: the dialog opens by itself.
     waiter(driver).until(lambda d: d.current_url.endswith("#share") and dialog_open(d))
-
-
-def severe_errors(driver) -> list:
-    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-
-
-def not_found(driver) -> bool:
-    """Django's 404 page (DEBUG off): Selenium sees no status code, only the page."""
-    return driver.title == "Not Found" and "The requested resource was not found" in driver.page_source
-
-
-def screenshot(driver, name: str) -> Path:
-    DOCS.mkdir(exist_ok=True)
-    path = DOCS / name
-    assert driver.save_screenshot(str(path))
-    return path
 
 
 # --- the scenario ---------------------------------------------------------------------

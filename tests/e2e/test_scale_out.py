@@ -6,10 +6,10 @@ import uuid
 
 import psycopg
 import pytest
-import websockets
 
 from tests.e2e.live import LiveServer, app_env, manage, seed_users
 from tests.fake_openai import reply
+from tests.helpers import text_of
 from tests.infra import ensure_postgres, ensure_redis
 
 pytestmark = pytest.mark.infra
@@ -47,13 +47,6 @@ def two_servers(postgres_database, fake_openai_server):
     fake_openai_server.reset()
 
 
-async def open_socket(server: LiveServer, person: dict):
-    return await websockets.connect(
-        f"ws://127.0.0.1:{server.port}/ws/conversations/{person['conversation']}/",
-        additional_headers={"Origin": server.url, "Cookie": f"sessionid={person['sessionid']}"},
-    )
-
-
 async def frames_until(socket, predicate, timeout: float = 10.0) -> list[dict]:
     frames = []
     async with asyncio.timeout(timeout):
@@ -64,24 +57,15 @@ async def frames_until(socket, predicate, timeout: float = 10.0) -> list[dict]:
                 return frames
 
 
-def reply_text(frames: list[dict]) -> str:
-    text = ""
-    for frame in frames:
-        if frame["type"] == "delta":
-            assert frame["offset"] == len(text), "gap or repeat"
-            text += frame["content"]
-    return text
-
-
 async def test_reply_on_one_process_is_watched_and_stopped_from_another(two_servers, fake_openai_server):
     first, second, person, database = two_servers
     fake_openai_server.push(reply([f"w{i} " for i in range(300)], delay=0.02))  # about 6 s
-    starter = await open_socket(first, person)
+    starter = await first.open_socket(person["conversation"], person["sessionid"])
     await starter.send(json.dumps({"type": "send", "content": "Scale out"}))
     started = await frames_until(starter, lambda f: f["type"] == "delta" and f["offset"] > 50)
     reply_id = next(f["message_id"] for f in started if f["type"] == "start")
 
-    watcher = await open_socket(second, person)  # the other process, mid-reply
+    watcher = await second.open_socket(person["conversation"], person["sessionid"])  # the other process, mid-reply
     watched = await frames_until(watcher, lambda f: f["type"] == "delta" and f["offset"] > 200)
     assert watched[0] == {"type": "start", "message_id": reply_id}
     assert watched[1]["offset"] == 0 and len(watched[1]["content"]) > 50  # the text so far, then live
@@ -90,7 +74,7 @@ async def test_reply_on_one_process_is_watched_and_stopped_from_another(two_serv
     watched += await frames_until(watcher, lambda f: f["type"] == "done")
     started += await frames_until(starter, lambda f: f["type"] == "done")
     assert watched[-1]["status"] == started[-1]["status"] == "stopped"
-    assert reply_text(watched) == reply_text(started) == watched[-1]["content"]
+    assert text_of(watched) == text_of(started) == watched[-1]["content"]
     assert len(watched[-1]["content"]) < len("".join(f"w{i} " for i in range(300)))
 
     with psycopg.connect(database.replace("postgres://", "postgresql://")) as connection:
@@ -105,8 +89,8 @@ async def test_reply_on_one_process_is_watched_and_stopped_from_another(two_serv
 async def test_one_reply_at_a_time_across_processes(two_servers, fake_openai_server):
     first, second, person, _ = two_servers
     fake_openai_server.push(reply(["slow "] * 50, delay=0.02))
-    one = await open_socket(first, person)
-    other = await open_socket(second, person)
+    one = await first.open_socket(person["conversation"], person["sessionid"])
+    other = await second.open_socket(person["conversation"], person["sessionid"])
     await one.send(json.dumps({"type": "send", "content": "first"}))
     await frames_until(one, lambda f: f["type"] == "start")
     await other.send(json.dumps({"type": "send", "content": "second"}))
@@ -128,12 +112,12 @@ async def test_viewer_on_another_process_watches_live_and_is_closed_when_revoked
     )
     manage(env, "shell", "-c", share)
     fake_openai_server.push(reply([f"w{i} " for i in range(100)], delay=0.01))
-    owner = await open_socket(first, person)
-    watcher = await open_socket(second, {**viewer, "conversation": person["conversation"]})
+    owner = await first.open_socket(person["conversation"], person["sessionid"])
+    watcher = await second.open_socket(person["conversation"], viewer["sessionid"])
     await owner.send(json.dumps({"type": "send", "content": "Watch this"}))
     owned = await frames_until(owner, lambda f: f["type"] == "done")
     watched = await frames_until(watcher, lambda f: f["type"] == "done")
-    assert reply_text(watched) == reply_text(owned) == owned[-1]["content"]
+    assert text_of(watched) == text_of(owned) == owned[-1]["content"]
 
     await watcher.send(json.dumps({"type": "send", "content": "may I?"}))
     refused = await frames_until(watcher, lambda f: f["type"] == "error")
