@@ -127,7 +127,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 from conversations.models import Conversation
-from conversations.selectors import default_model_config
+from conversations.selectors.providers import default_model_config
 
 count, out = int(sys.argv[1]), sys.argv[2]
 User = get_user_model()

@@ -147,7 +147,7 @@ def fresh_cache():
 def fresh_model_cache():
     """Model settings and who has limits are cached per process; each test starts from the database."""
     from conversations.metering import forget_limits
-    from conversations.selectors import forget_models
+    from conversations.selectors.providers import forget_models
 
     forget_models()
     forget_limits()

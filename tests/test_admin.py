@@ -5,7 +5,7 @@ import re
 import pytest
 from django.db import IntegrityError, transaction
 
-from conversations.admin import mask_key
+from conversations.admin.providers import mask_key
 from conversations.models import Conversation, Message, ModelConfig, Provider
 from tests.conftest import TEST_KEY
 

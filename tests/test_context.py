@@ -9,7 +9,7 @@ from django.test import Client
 from conversations.context import estimate_tokens, fit, reply_reserve
 from conversations.llm import ModelSpec, UpstreamError, stream_reply
 from conversations.models import Message
-from conversations.selectors import forget_models
+from conversations.selectors.providers import forget_models
 from tests.conftest import connect, done, receive_until
 from tests.fake_openai import error
 

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from conversations.llm import stream_reply
 from conversations.models import ModelConfig, Provider, Team
-from conversations.selectors import model_spec
+from conversations.selectors.providers import model_spec
 from tests.conftest import TEST_KEY, connect, done, receive_until
 from tests.test_admin import model_form as admin_form  # the add form as a browser submits it
 

@@ -751,7 +751,7 @@ def test_model_output_on_a_public_page_stays_sanitised(alice, make_conversation,
     reply = Message.objects.create(
         conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
     )
-    services.reply_finish(reply_id=reply.id, content=HOSTILE, status=Message.Status.COMPLETE, model_name="m")
+    services.replies.reply_finish(reply_id=reply.id, content=HOSTILE, status=Message.Status.COMPLETE, model_name="m")
     link = create_link(login(alice), conversation, kind=kind)
     html = page(Client().get(f"/s/{link.token}/"))
     assert "<strong>bold</strong>" in html
