@@ -6,12 +6,15 @@ person. Closing the generator (or cancelling the task iterating it) closes
 the HTTP request at once, and also ends a wait between two attempts.
 
 Retries: a 429 or a 500/502/503/504, or a connection that drops before any
-text arrived, is tried again (CHAT_UPSTREAM_RETRIES times) after a backoff of
+text arrived, is tried again (`ClientOptions.retries` times) after a backoff of
 0.5 s, 1 s, 2 s … with jitter, or after the server's Retry-After when it sends
-one. A Retry-After longer than CHAT_UPSTREAM_RETRY_MAX_WAIT is not waited for:
-the error is reported at once, with the wait in its message. Once text has
-arrived nothing is retried: the person has seen it, and a second answer would
-not continue the first.
+one. A Retry-After longer than `ClientOptions.retry_max_wait` is not waited
+for: the error is reported at once, with the wait in its message. Once text
+has arrived nothing is retried: the person has seen it, and a second answer
+would not continue the first.
+
+What a response says is read in chunks.py and mapped to errors in errors.py.
+The options come from the caller: this package reads no settings.
 """
 
 import asyncio
@@ -22,7 +25,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 
 import httpx
-from django.conf import settings
 
 from . import demo
 from .chunks import chunk_from_completion, error_from_response, merge_events, read_json
@@ -31,36 +33,43 @@ from .prompts import request_body
 from .providers import request_headers, request_url, server_host
 from .sse import SSEDecoder
 from .transport import StreamingTransport
-from .types import Chunk, ModelSpec, UpstreamError
+from .types import Chunk, ClientOptions, ModelSpec, UpstreamError
 
 log = logging.getLogger(__name__)
 
-_client: httpx.AsyncClient | None = None
-_client_loop: asyncio.AbstractEventLoop | None = None
+# One pooled client per shape (max_connections, demo_delay), for the running event loop only: in a
+# server, whose options come from its settings, that is one client.
+_clients: dict[tuple[int, float], httpx.AsyncClient] = {}
+_clients_loop: asyncio.AbstractEventLoop | None = None
 
 
-def shared_client() -> httpx.AsyncClient:
-    """The process's pooled client (one per event loop, which in a server means one)."""
-    global _client, _client_loop
+def shared_client(options: ClientOptions = ClientOptions()) -> httpx.AsyncClient:
+    """The process's pooled client for these options, built again when its shape or the event loop changes."""
+    global _clients_loop
     loop = asyncio.get_running_loop()
-    if _client is None or _client_loop is not loop or _client.is_closed:
-        limits = httpx.Limits(max_connections=settings.CHAT_UPSTREAM_MAX_CONNECTIONS, keepalive_expiry=30)
-        _client = httpx.AsyncClient(
+    if _clients_loop is not loop:
+        _clients.clear()  # bound to a loop that is gone
+        _clients_loop = loop
+    shape = (options.max_connections, options.demo_delay)
+    client = _clients.get(shape)
+    if client is None or client.is_closed:
+        limits = httpx.Limits(max_connections=options.max_connections, keepalive_expiry=30)
+        client = _clients[shape] = httpx.AsyncClient(
             transport=StreamingTransport(limits=limits),
             timeout=httpx.Timeout(60.0, connect=10.0),
-            mounts={demo.BASE_URL: demo.DemoTransport(delay=settings.CHAT_DEMO_DELAY)},
+            mounts={demo.BASE_URL: demo.DemoTransport(delay=options.demo_delay)},
             follow_redirects=False,
             trust_env=False,
         )
-        _client_loop = loop
-    return _client
+    return client
 
 
 async def close_shared_client() -> None:
-    global _client
-    if _client is not None:
-        await _client.aclose()
-        _client = None
+    """Close the pooled clients: before the event loop ends (each test's does), or at shutdown."""
+    clients = list(_clients.values())
+    _clients.clear()
+    for client in clients:
+        await client.aclose()
 
 
 async def stream_reply(
@@ -69,7 +78,7 @@ async def stream_reply(
     *,
     user: str = "",
     read_interval: Callable[[], float] | None = None,
-    retries: int | None = None,
+    options: ClientOptions = ClientOptions(),
 ) -> AsyncIterator[Chunk]:
     """Ask `spec` to answer `history` (dicts with role and content) and yield the reply as it streams.
 
@@ -77,20 +86,20 @@ async def stream_reply(
     than it is read, one chunk may carry several of the API's events.
     `read_interval`, if given, returns the least time between two reads of the
     stream; the caller batches by that much anyway (see transport.py).
-    `retries` overrides CHAT_UPSTREAM_RETRIES (0: one attempt only, as a connection check wants).
+    `options` says how often to retry, how long to wait at most, and shapes the pooled client.
     """
-    retries = settings.CHAT_UPSTREAM_RETRIES if retries is None else retries
+    retries = options.retries
     attempt = 1
     while True:
         text_arrived = False
         try:
-            async with aclosing(_stream_once(spec, history, user, read_interval)) as chunks:
+            async with aclosing(_stream_once(spec, history, user, read_interval, options)) as chunks:
                 async for chunk in chunks:
                     text_arrived = text_arrived or bool(chunk.text)
                     yield chunk
             return
         except UpstreamError as exc:
-            wait = None if text_arrived or attempt > retries else retry_wait(exc, attempt)
+            wait = None if text_arrived or attempt > retries else retry_wait(exc, attempt, max_wait=options.retry_max_wait)
             if wait is None:
                 raise _after_attempts(exc, attempt) from None
             log.info(
@@ -105,21 +114,20 @@ RETRY_CODES = {"connection_lost"}  # the connection dropped before any text: not
 RETRY_BASE_DELAY = 0.5
 
 
-def retry_wait(error: UpstreamError, attempt: int) -> float | None:
+def retry_wait(error: UpstreamError, attempt: int, *, max_wait: float) -> float | None:
     """Seconds to wait before trying again after failed attempt number `attempt`, or None: do not retry.
 
-    The server's Retry-After when it gave one (None when longer than
-    CHAT_UPSTREAM_RETRY_MAX_WAIT), else 0.5 s, 1 s, 2 s … less up to a quarter
-    at random, so that many replies refused at once do not all come back together.
+    The server's Retry-After when it gave one (None when longer than `max_wait`),
+    else 0.5 s, 1 s, 2 s … (at most `max_wait`) less up to a quarter at random,
+    so that many replies refused at once do not all come back together.
     """
     if error.status not in RETRY_STATUSES and error.code not in RETRY_CODES:
         return None
     if error.code == "quota_exceeded":
         return None  # a 429 that waiting does not cure
-    longest = settings.CHAT_UPSTREAM_RETRY_MAX_WAIT
     if error.retry_after is not None:
-        return error.retry_after if error.retry_after <= longest else None
-    return min(longest, RETRY_BASE_DELAY * 2 ** (attempt - 1)) * (1 - 0.25 * random.random())
+        return error.retry_after if error.retry_after <= max_wait else None
+    return min(max_wait, RETRY_BASE_DELAY * 2 ** (attempt - 1)) * (1 - 0.25 * random.random())
 
 
 def _after_attempts(error: UpstreamError, attempts: int) -> UpstreamError:
@@ -130,7 +138,11 @@ def _after_attempts(error: UpstreamError, attempts: int) -> UpstreamError:
 
 
 async def _stream_once(
-    spec: ModelSpec, history: list[dict], user: str, read_interval: Callable[[], float] | None
+    spec: ModelSpec,
+    history: list[dict],
+    user: str,
+    read_interval: Callable[[], float] | None,
+    options: ClientOptions,
 ) -> AsyncIterator[Chunk]:
     """One request and its streamed reply (stream_reply without the retries)."""
     path, body = request_body(spec, history, user)
@@ -138,7 +150,7 @@ async def _stream_once(
     url = request_url(spec, path)
     timeout = httpx.Timeout(connect=spec.connect_timeout, read=spec.timeout, write=30.0, pool=30.0)
     with network_errors(spec):
-        async with shared_client().stream(
+        async with shared_client(options).stream(
             "POST",
             url,
             content=json.dumps(body).encode(),

@@ -28,6 +28,19 @@ class ModelSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """How the client retries and how its pooled client is shaped; the caller passes it in.
+
+    The app builds it from its CHAT_UPSTREAM_* and CHAT_DEMO_DELAY settings, whose defaults these are.
+    """
+
+    retries: int = 2  # further attempts after a 429, a 5xx or a connection dropped before any text; 0: none
+    retry_max_wait: float = 20.0  # seconds; a Retry-After longer than this is reported at once instead
+    max_connections: int = 2000  # connections the pooled client may hold open at once
+    demo_delay: float = 0.03  # seconds between words of the offline demo model's reply
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
