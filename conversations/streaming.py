@@ -29,7 +29,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from . import events, realtime, services
-from .llm import UpstreamError, stream_reply
+from .llm import ClientOptions, UpstreamError, stream_reply
 from .models import Message
 from .rendering import render_markdown
 from .services.replies import ReplyPlan
@@ -142,7 +142,9 @@ class Generation:
                 await self.close_control()
 
     async def _read(self) -> None:
-        chunks = stream_reply(self.plan.spec, self.plan.history, user=self.plan.user, read_interval=flush_interval)
+        chunks = stream_reply(
+            self.plan.spec, self.plan.history, user=self.plan.user, read_interval=flush_interval, options=upstream_options()
+        )
         async for chunk in chunks:
             if chunk.text:
                 self.pending.append(chunk.text)
@@ -251,6 +253,16 @@ def flush_interval() -> float:
     frames: a busy server batches more text per frame instead of falling behind.
     """
     return max(settings.CHAT_FLUSH_INTERVAL, len(_live) / settings.CHAT_MAX_FRAMES_PER_SECOND)
+
+
+def upstream_options() -> ClientOptions:
+    """The llm client's options from the settings as they are now (tests change them per test)."""
+    return ClientOptions(
+        retries=settings.CHAT_UPSTREAM_RETRIES,
+        retry_max_wait=settings.CHAT_UPSTREAM_RETRY_MAX_WAIT,
+        max_connections=settings.CHAT_UPSTREAM_MAX_CONNECTIONS,
+        demo_delay=settings.CHAT_DEMO_DELAY,
+    )
 
 
 def _ensure_checkpointer() -> None:

@@ -13,6 +13,10 @@ from tests.fake_openai import FakeOpenAI
 
 TEST_KEY = "sk-test-0123456789abcdefWXYZ"
 
+# What the app's client gets under fast_settings (streaming.upstream_options), for tests that call stream_reply
+# themselves: llm reads no settings, so they pass it.
+TEST_OPTIONS = llm.ClientOptions(retries=0, demo_delay=0.0)
+
 
 @pytest.fixture(scope="session")
 def fake_openai_server():

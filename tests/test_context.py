@@ -1,6 +1,7 @@
 """The context window: which turns are sent, where the page marks the cut, and a prompt the model finds too long."""
 
 import re
+from dataclasses import replace
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -10,7 +11,7 @@ from conversations.context import estimate_tokens, fit, reply_reserve
 from conversations.llm import ModelSpec, UpstreamError, stream_reply
 from conversations.models import Message
 from conversations.selectors.providers import forget_models
-from tests.conftest import connect, done, receive_until
+from tests.conftest import TEST_OPTIONS, connect, done, receive_until
 from tests.fake_openai import error
 
 # --- estimate_tokens and fit ----------------------------------------------------------------------
@@ -268,11 +269,11 @@ async def send_and_finish_with_error(user, conversation) -> list[dict]:
     return frames
 
 
-async def too_long_error(upstream, script, **spec_fields) -> UpstreamError:
+async def too_long_error(upstream, script, options=TEST_OPTIONS, **spec_fields) -> UpstreamError:
     upstream.push(script)
     model = ModelSpec(base_url=upstream.base_url, model="fake-model", api_key="", timeout=5, **spec_fields)
     with pytest.raises(UpstreamError) as raised:
-        async for _ in stream_reply(model, [{"role": "user", "content": "Hi"}]):
+        async for _ in stream_reply(model, [{"role": "user", "content": "Hi"}], options=options):
             pass
     return raised.value
 
@@ -304,7 +305,7 @@ async def test_another_bad_request_is_not_mistaken_for_too_long(upstream):
     assert raised.code == "bad_request"
 
 
-async def test_too_long_is_not_retried(upstream, settings):
-    settings.CHAT_UPSTREAM_RETRIES = 2
-    await too_long_error(upstream, error(400, OPENAI_TOO_LONG, code="context_length_exceeded"))
+async def test_too_long_is_not_retried(upstream):
+    retrying = replace(TEST_OPTIONS, retries=2)
+    await too_long_error(upstream, error(400, OPENAI_TOO_LONG, code="context_length_exceeded"), retrying)
     assert len(upstream.requests) == 1
