@@ -23,18 +23,28 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import events, realtime, services
-from .llm import ClientOptions, UpstreamError, stream_reply
+from . import events, realtime, selectors, services
+from .llm import Chunk, ClientOptions, UpstreamError, stream_reply
 from .models import Message
 from .rendering import render_markdown
 from .services.replies import ReplyPlan
 
 log = logging.getLogger(__name__)
+
+# Where a generation's chunks come from: the model, through llm.stream_reply. Tests put a script here.
+Upstream = Callable[[ReplyPlan], AsyncIterator[Chunk]]
+
+
+def from_model(plan: ReplyPlan) -> AsyncIterator[Chunk]:
+    """The reply as the model streams it, read no more often than the frames go out."""
+    return stream_reply(plan.spec, plan.history, user=plan.user, read_interval=flush_interval, options=upstream_options())
+
 
 async def reply_send(*, user, conversation_id: uuid.UUID, content: str, model_id: int | None = None) -> None:
     """Save the person's message and start the reply. Raises ChatError subclasses."""
@@ -71,8 +81,11 @@ async def _launch(plan: ReplyPlan) -> None:
 
 
 class Generation:
-    def __init__(self, plan: ReplyPlan):
+    """One reply streaming: read from `upstream`, fanned out as deltas, checkpointed, saved when it ends."""
+
+    def __init__(self, plan: ReplyPlan, *, upstream: Upstream = from_model):
         self.plan = plan
+        self.upstream = upstream
         self.reply_id = plan.reply_id
         self.layer = get_channel_layer()
         self.group = realtime.conversation_group(plan.conversation_id)
@@ -142,10 +155,7 @@ class Generation:
                 await self.close_control()
 
     async def _read(self) -> None:
-        chunks = stream_reply(
-            self.plan.spec, self.plan.history, user=self.plan.user, read_interval=flush_interval, options=upstream_options()
-        )
-        async for chunk in chunks:
+        async for chunk in self.upstream(self.plan):
             if chunk.text:
                 self.pending.append(chunk.text)
                 self.length += len(chunk.text)
@@ -212,6 +222,7 @@ class Generation:
             usage=self.usage,
             model_name=self.model_name,
         )
+        note, note_class = selectors.conversations.message_note(saved["error"], self.finish_reason)
         await self.send_frame(
             events.done_frame(
                 self.reply_id,
@@ -221,6 +232,8 @@ class Generation:
                 html=saved["html"],
                 content=content,
                 error=saved["error"],
+                note=note,
+                note_class=note_class,
             )
         )
         if error is not None:

@@ -168,3 +168,9 @@ def close_database_thread_connections(django_db_setup, django_db_blocker):
     from django.db import connections
 
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
+def message_list_html(html: str) -> str:
+    """The page's list of messages only: not the <template> the browser builds new messages from."""
+    start = html.index('<ol class="messages" id="messages"')
+    return html[start : html.index("</ol>", start) + len("</ol>")]

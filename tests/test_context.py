@@ -11,7 +11,7 @@ from conversations.context import estimate_tokens, fit, reply_reserve
 from conversations.llm import ModelSpec, UpstreamError, stream_reply
 from conversations.models import Message
 from conversations.selectors.providers import forget_models
-from tests.conftest import TEST_OPTIONS, connect, done, receive_until
+from tests.conftest import TEST_OPTIONS, connect, done, message_list_html, receive_until
 from tests.fake_openai import error
 
 # --- estimate_tokens and fit ----------------------------------------------------------------------
@@ -204,7 +204,7 @@ async def test_nothing_is_marked_when_everything_fits(user, conversation, model_
 
     assert "context_start" not in next(frame for frame in frames if frame["type"] == "start")
     assert len(upstream.requests[-1].body["messages"]) == 5
-    assert "context-marker" not in await page_of(user, conversation)
+    assert "context-marker" not in message_list_html(await page_of(user, conversation))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -218,7 +218,7 @@ async def test_the_marker_follows_the_latest_reply(user, conversation, model_con
     await send_and_finish(user, conversation, "And now everything?")
 
     assert len(upstream.requests[-1].body["messages"]) == 23
-    assert "context-marker" not in await page_of(user, conversation)
+    assert "context-marker" not in message_list_html(await page_of(user, conversation))
 
 
 @pytest.mark.django_db(transaction=True)

@@ -13,6 +13,7 @@ from django.utils import timezone
 from conversations import services
 from conversations.models import Conversation, Message, PublicLink, Share, SiteSettings, Team, TeamMembership
 from conversations.rendering import render_markdown
+from tests.conftest import message_list_html
 
 pytestmark = pytest.mark.django_db
 
@@ -321,7 +322,7 @@ def two_voices(chat, alice, bob, add_message) -> Conversation:
 def test_with_a_collaborator_user_messages_show_their_author(two_voices, alice, bob, otters, reader):
     share(two_voices, user=bob, role=COLLABORATOR)
     html = page(login(alice if reader == "alice" else bob).get(f"/c/{two_voices.id}/"))
-    assert 'class="message-author"' in html
+    assert 'class="message-author"' in message_list_html(html)
     assert authors(html) == ["alice", "bob"]
     assert 'data-show-authors="true"' in html
 
@@ -331,7 +332,7 @@ def test_with_viewers_only_messages_show_no_author(two_voices, alice, bob, otter
     share(two_voices, user=bob, role=VIEWER)
     share(two_voices, team=otters, role=VIEWER)
     html = page(login(alice if reader == "alice" else bob).get(f"/c/{two_voices.id}/"))
-    assert 'class="message-author"' not in html
+    assert 'class="message-author"' not in message_list_html(html)
     assert 'data-show-authors="false"' in html
 
 

@@ -11,7 +11,7 @@ from django.test import AsyncClient, Client
 from django.utils import timezone
 
 from conversations.models import Conversation, Message, ModelConfig, Provider
-from tests.conftest import TEST_KEY
+from tests.conftest import TEST_KEY, message_list_html
 
 pytestmark = pytest.mark.django_db
 
@@ -590,3 +590,25 @@ def test_healthz_is_ok_without_logging_in(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.content == b"ok"
+
+
+@pytest.mark.parametrize(
+    "fields, note",
+    [
+        ({"finish_reason": "length"}, '<p class="message-note">Cut off: the reply reached its length limit.</p>'),
+        ({"finish_reason": "content_filter"}, '<p class="message-note">Cut off by the provider&#x27;s content filter.</p>'),
+        ({"status": "error", "error": "The model server failed (500)."}, '<p class="message-error">The model server failed (500).</p>'),
+    ],
+)
+def test_the_line_under_a_reply_is_the_servers(logged_in, conversation, add_message, fields, note):
+    add_message(conversation, Message.Role.ASSISTANT, "Partly", html="<p>Partly</p>", **fields)
+    listed = message_list_html(page(logged_in.get(f"/c/{conversation.id}/")))
+    assert note in listed
+
+
+def test_the_page_carries_the_template_new_messages_are_built_from(logged_in, conversation):
+    html = page(logged_in.get(f"/c/{conversation.id}/"))
+    template = re.search(r'<template id="message-template">(.*?)</template>', html, re.S).group(1)
+    assert '<li class="context-marker" role="separator">Older messages above were not sent' in template
+    assert '<li class="message"><p class="message-author" hidden></p><div class="message-body"></div>' in template
+    assert '<p class="message-note" hidden></p></li>' in template

@@ -4,6 +4,7 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy as _lazy
 
 from .. import permissions
 from ..exceptions import ConversationNotFound
@@ -48,10 +49,21 @@ def has_several_writers(conversation: Conversation) -> bool:
     """Whether anyone besides the owner may write, so messages need their author's name."""
     return conversation.shares.filter(role=Share.Role.COLLABORATOR).exists()
 
+# Why a reply ended, shown under it, when that is worth saying (the API's finish_reason).
 FINISH_NOTES = {
-    "length": "Cut off: the reply reached its length limit.",
-    "content_filter": "Cut off by the provider's content filter.",
+    "length": _lazy("Cut off: the reply reached its length limit."),
+    "content_filter": _lazy("Cut off by the provider's content filter."),
 }
+
+
+def message_note(error: str, finish_reason: str | None) -> tuple[str, str]:
+    """The line shown under a message and its CSS class: its error, else why it was cut off, else nothing.
+
+    The page, the `message` frame and the `done` frame all carry it, so the browser never words it itself.
+    """
+    if error:
+        return error, "message-error"
+    return str(FINISH_NOTES.get(finish_reason or "", "")), "message-note"
 
 
 def message_rows(conversation: Conversation) -> list[dict]:
@@ -68,13 +80,11 @@ def message_rows(conversation: Conversation) -> list[dict]:
     context_start = next((row["context_start"] for row in reversed(rows) if row["role"] == Message.Role.ASSISTANT), None)
     for row in rows:
         row["body"] = message_html(row["role"], row["status"], row["content"], row["html"])
-        row["note"] = row["error"] or FINISH_NOTES.get(row["finish_reason"], "")
-        row["note_class"] = "message-error" if row["error"] else "message-note"
+        row["note"], row["note_class"] = message_note(row["error"], row["finish_reason"])
         row["author"] = row.pop("author__username")
         # The latest reply was sent only the messages from this one on: the marker goes before it.
         row["context_marker"] = row["id"] == context_start
     return rows
-
 
 
 def resume_from(rows: list[dict]) -> int:
@@ -84,6 +94,7 @@ def resume_from(rows: list[dict]) -> int:
     if streaming:
         return streaming[0]
     return rows[-1]["id"] + 1 if rows else 0
+
 
 def message_html(role: str, status: str, content: str, html: str) -> str:
     """A message as safe HTML: a finished reply's stored rendering, anything else as escaped text."""
@@ -95,6 +106,7 @@ def message_html(role: str, status: str, content: str, html: str) -> str:
 def message_payload(message: Message) -> dict:
     """A saved message as the `message` frame carries it."""
     html = message_html(message.role, message.status, message.content, message.html)
+    note, note_class = message_note(message.error, message.finish_reason)
     return {
         "id": message.id,
         "role": message.role,
@@ -103,6 +115,8 @@ def message_payload(message: Message) -> dict:
         "html": html,
         "finish_reason": message.finish_reason,
         "error": message.error,
+        "note": note,
+        "note_class": note_class,
         "author": message.author.get_username() if message.author_id else None,
         "context_start": message.context_start,
     }
