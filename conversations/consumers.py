@@ -10,9 +10,9 @@ import json
 import time
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.consumer import get_handler_name
 from django.conf import settings
 from django.utils import timezone
 
@@ -306,8 +306,10 @@ class PublicLinkConsumer(ConversationConsumer):
 
     async def role_after_change(self, change: str) -> Role | None:
         role = await self.current_role()
-        if role == Role.NONE and not await database_sync_to_async(selectors.conversations.conversation_exists)(self.conversation_id):
-            return None
+        if role != Role.NONE:
+            return role
+        exists = await database_sync_to_async(selectors.conversations.conversation_exists)(self.conversation_id)
+        return role if exists else None
         return role
 
     def presence_name(self) -> str:

@@ -7,7 +7,8 @@ client → server
     {"type": "stop"}
     {"type": "regenerate", "model": int | null (optional)}
 server → client
-    {"type": "message", "message": {"id", "role", "content", "status", "html", "note", "note_class", "author", "context_start", ...}}
+    {"type": "message", "message": {"id", "role", "content", "status", "html", "note", "note_class", "author",
+                                    "context_start", ...}}
     {"type": "start", "message_id", "replaces"?, "context_start"?}   context_start: the first message sent, older ones left out
     {"type": "delta", "message_id", "offset", "content"}
     {"type": "done", "message_id", "status", "finish_reason", "usage", "html", "content", "error", "note", "note_class"}
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 
 from .validators import check_message_content
-
 
 # --- server → client ---------------------------------------------------------
 

@@ -5,6 +5,7 @@ from django.db.models import Count
 
 from ..models import Conversation, Message
 
+
 class MessageInline(admin.TabularInline):
     model = Message
     fields = ["role", "status", "author", "content", "created"]

@@ -17,6 +17,7 @@ from .. import selectors, services
 from ..llm import UpstreamError, checks
 from ..models import ModelConfig, Provider
 
+
 def mask_key(key: str) -> str:
     """Enough of a key to tell two apart, never enough to use: sk-…abcd."""
     if not key:
@@ -205,7 +206,7 @@ def import_report(provider: Provider, created: int, skipped: int) -> str:
 class ModelConfigForm(forms.ModelForm):
     class Meta:
         model = ModelConfig
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 - ModelConfigAdmin.fieldsets choose and order them
         widgets = {
             "stop": forms.Textarea(attrs={"rows": 2}),
             "logit_bias": forms.Textarea(attrs={"rows": 2}),

@@ -6,6 +6,7 @@ from django.shortcuts import redirect
 from ..models import PublicLink, Share, SiteSettings
 from .chat import visible_in_admin
 
+
 @admin.register(Share)
 class ShareAdmin(admin.ModelAdmin):
     list_display = ["conversation", "user", "team", "role", "created"]

@@ -5,6 +5,7 @@ from django.db.models import Count
 
 from ..models import Team, TeamMembership
 
+
 class TeamMembershipInline(admin.TabularInline):
     model = TeamMembership
     fields = ["user", "role", "created"]

@@ -45,7 +45,10 @@ class ConnectionCheck:
 async def list_models(spec: ModelSpec) -> list[str]:
     """The model ids the provider lists at GET …/models (Azure: the resource's base models), in its order."""
     with _mapped_errors(spec):
-        async with _client(spec) as client, client.stream("GET", request_url(spec, "/models"), headers=_headers(spec)) as response:
+        async with (
+            _client(spec) as client,
+            client.stream("GET", request_url(spec, "/models"), headers=_headers(spec)) as response,
+        ):
             if response.status_code != 200:
                 raise await error_from_response(response, spec)
             raw = await read_limited(response, MAX_MODELS_BODY_BYTES)

@@ -37,13 +37,15 @@ from .types import Chunk, ClientOptions, ModelSpec, UpstreamError
 
 log = logging.getLogger(__name__)
 
+DEFAULT_OPTIONS = ClientOptions()  # frozen, so one instance can be every call's default
+
 # One pooled client per shape (max_connections, demo_delay), for the running event loop only: in a
 # server, whose options come from its settings, that is one client.
 _clients: dict[tuple[int, float], httpx.AsyncClient] = {}
 _clients_loop: asyncio.AbstractEventLoop | None = None
 
 
-def shared_client(options: ClientOptions = ClientOptions()) -> httpx.AsyncClient:
+def shared_client(options: ClientOptions = DEFAULT_OPTIONS) -> httpx.AsyncClient:
     """The process's pooled client for these options, built again when its shape or the event loop changes."""
     global _clients_loop
     loop = asyncio.get_running_loop()
@@ -78,7 +80,7 @@ async def stream_reply(
     *,
     user: str = "",
     read_interval: Callable[[], float] | None = None,
-    options: ClientOptions = ClientOptions(),
+    options: ClientOptions = DEFAULT_OPTIONS,
 ) -> AsyncIterator[Chunk]:
     """Ask `spec` to answer `history` (dicts with role and content) and yield the reply as it streams.
 

@@ -27,7 +27,12 @@ class Preset(models.Model):
         help_text="Empty: offered to everyone (made by an admin).",
     )
     model_config = models.ForeignKey(
-        ModelConfig, null=True, blank=True, on_delete=models.SET_NULL, related_name="presets", help_text="Empty: keep the conversation's model."
+        ModelConfig,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="presets",
+        help_text="Empty: keep the conversation's model.",
     )
     system_prompt = models.TextField(blank=True)
     temperature = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])

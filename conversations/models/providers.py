@@ -262,10 +262,14 @@ class ModelConfig(models.Model):
         default=False, help_text="People may set their own temperature per conversation, within the bounds below."
     )
     temperature_min = models.FloatField(
-        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)], help_text="Lowest temperature people may choose."
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(2.0)],
+        help_text="Lowest temperature people may choose.",
     )
     temperature_max = models.FloatField(
-        default=1.0, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)], help_text="Highest temperature people may choose."
+        default=1.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(2.0)],
+        help_text="Highest temperature people may choose.",
     )
     allow_custom_system_prompt = models.BooleanField(
         default=False,

@@ -51,8 +51,12 @@ class Limit(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="limit")
     team = models.OneToOneField(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="limit")
     daily_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per day (UTC). Empty: no cap.")
-    monthly_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per calendar month (UTC). Empty: no cap.")
-    requests_per_minute = models.PositiveIntegerField(null=True, blank=True, help_text="Replies started per minute. Empty: no cap.")
+    monthly_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Tokens per calendar month (UTC). Empty: no cap."
+    )
+    requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Replies started per minute. Empty: no cap."
+    )
 
     class Meta:
         constraints = [

@@ -2,6 +2,7 @@
 
 from ..models import Preset
 
+
 def preset_choices(user) -> list[tuple[str, list[Preset]]]:
     """The presets a person may apply, grouped for a select: ("For everyone", [...]) and ("Mine", [...]), by name.
 

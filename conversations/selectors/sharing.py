@@ -7,6 +7,7 @@ from ..exceptions import PublicLinkNotFound
 from ..models import Conversation, PublicLink, Share, SiteSettings
 from .conversations import message_rows
 
+
 def share_list(conversation: Conversation) -> list[Share]:
     return list(conversation.shares.select_related("user", "team").order_by("created"))
 

@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from ..exceptions import TeamNotFound
 from ..models import Team, TeamMembership
 
+
 def teams_of(user) -> list[Team]:
     return list(Team.objects.filter(memberships__user=user).order_by("name"))
 

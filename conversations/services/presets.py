@@ -7,6 +7,7 @@ from ..exceptions import InvalidChange, ModelNotAvailable
 from ..models import Conversation, Preset
 from .conversations import check_own_settings, conversation_create
 
+
 @transaction.atomic
 def conversation_preset_apply(*, conversation: Conversation, user, preset: Preset) -> list[str]:
     """Make the conversation start from `preset`: its model (if it has one open to this person), its temperature

@@ -6,6 +6,7 @@ from django.db.models import Q
 
 from ..models import ModelConfig, Provider
 
+
 def provider_sync_from_env() -> ModelConfig | None:
     """Create or update the provider and model named by OPENAI_API_KEY / _BASE_URL / _MODEL.
 
@@ -16,7 +17,8 @@ def provider_sync_from_env() -> ModelConfig | None:
         return None
     # OpenAI itself, or any server speaking its API (OpenRouter, vLLM, a proxy): the same URL and
     # Bearer key either way; the type only says whether OpenAI-only settings apply.
-    kind = Provider.Kind.OPENAI if settings.OPENAI_BASE_URL.startswith("https://api.openai.com") else Provider.Kind.OPENAI_COMPATIBLE
+    openai = settings.OPENAI_BASE_URL.startswith("https://api.openai.com")
+    kind = Provider.Kind.OPENAI if openai else Provider.Kind.OPENAI_COMPATIBLE
     with transaction.atomic():
         provider, _ = Provider.objects.update_or_create(
             from_env=True,
@@ -29,7 +31,7 @@ def provider_sync_from_env() -> ModelConfig | None:
                 "from_env": True,
             },
         )
-        config, created = ModelConfig.objects.get_or_create(
+        config, _ = ModelConfig.objects.get_or_create(
             provider=provider, model=settings.OPENAI_MODEL, defaults={"display_name": settings.OPENAI_MODEL}
         )
         current = ModelConfig.objects.filter(is_default=True).first()

@@ -53,7 +53,7 @@ def reply_begin(*, user, conversation_id: uuid.UUID, content: str, model_config_
         user_message_id, reply_id = _sql_insert_turn(conversation.id, user.pk, content)
         _touch(conversation, model_id, title=conversation.title or title_from(content))
         user_message = Message(id=user_message_id, role=Message.Role.USER, content=content, author=user)
-        turns = _turns(rows) + [{"id": user_message_id, "role": Message.Role.USER, "content": content}]
+        turns = [*_turns(rows), {"id": user_message_id, "role": Message.Role.USER, "content": content}]
         history, context_start = _fit_context(spec, turns, reply_id)
         metering.usage_begin(user=user, reply_id=reply_id, model_config_id=model_id, spec=spec, history=history)
         return _plan(

@@ -13,8 +13,11 @@ from .. import permissions, selectors
 from ..exceptions import Forbidden, InvalidChange, TooManyAttempts
 from ..models import Conversation, PublicLink, Share
 
+
 @transaction.atomic
-def conversation_share(*, conversation: Conversation, by, role: str, user_id: int | None = None, team_id: int | None = None) -> Share:
+def conversation_share(
+    *, conversation: Conversation, by, role: str, user_id: int | None = None, team_id: int | None = None
+) -> Share:
     """Share with one of `by`'s teammates or teams, or change the role of an existing share."""
     if conversation.owner_id != by.pk:
         raise Forbidden(permissions.FORBIDDEN_MESSAGES[permissions.Action.SHARE])

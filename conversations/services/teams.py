@@ -6,6 +6,7 @@ from django.db import transaction
 from ..exceptions import Forbidden, InvalidChange
 from ..models import Team, TeamMembership
 
+
 @transaction.atomic
 def team_create(*, name: str, owner) -> Team:
     name = name.strip()
