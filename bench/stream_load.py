@@ -127,7 +127,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 from conversations.models import Conversation
-from conversations.selectors import default_model_config
+from conversations.selectors.providers import default_model_config
 
 count, out = int(sys.argv[1]), sys.argv[2]
 User = get_user_model()
@@ -620,7 +620,7 @@ async def open_sockets(socks: list[Sock], port: int, concurrency: int, tracker_r
                     ping_interval=None,  # no keepalive traffic to skew the numbers
                     close_timeout=5,
                 )
-            except Exception as exc:  # noqa: BLE001 - recorded and reported
+            except Exception as exc:
                 failures.append(f"{type(exc).__name__}: {exc}")
                 return
             readers.append(asyncio.create_task(read_frames(sock, tracker_ref)))
@@ -755,7 +755,7 @@ async def websocket_run(
         "close_codes": sorted({s.close_code for s in socks if s.t_done is None and s.close_code is not None}),
         "pre_send_frames": sum(s.pre_send_frames for s in socks),
         "offset_errors": sum(s.bad_offsets for s in socks),
-        "text_mismatch_done": sum(1 for s, text in zip(done, texts_joined) if text != s.done_content),
+        "text_mismatch_done": sum(1 for s, text in zip(done, texts_joined, strict=True) if text != s.done_content),
         "text_mismatch_upstream": sum(1 for s in done if s.done_content != expected_text),
         "extra_frames": sum(1 for s in socks if s.n_start > 1 or s.n_message > 1),
         "no_first_delta": sum(1 for s in socks if s.t_first is None),
@@ -907,9 +907,15 @@ def table(results: list[dict]) -> str:
         rows.append((name, cells))
 
     row("sockets connected / failed", lambda r: f"{r['ws']['connected']} / {r['ws']['connect_failures']}")
-    row("done / complete / timed out", lambda r: f"{r['ws']['done']} / {r['ws']['complete']} / {'yes' if r['ws']['timed_out'] else 'no'}")
+    row(
+        "done / complete / timed out",
+        lambda r: f"{r['ws']['done']} / {r['ws']['complete']} / {'yes' if r['ws']['timed_out'] else 'no'}",
+    )
     row("error frames / closed early", lambda r: f"{r['ws']['error_frames']} / {r['ws']['closed_early']}")
-    row("offset errors / text mismatches", lambda r: f"{r['ws']['offset_errors']} / {r['ws']['text_mismatch_done'] + r['ws']['text_mismatch_upstream']}")
+    row(
+        "offset errors / text mismatches",
+        lambda r: f"{r['ws']['offset_errors']} / {r['ws']['text_mismatch_done'] + r['ws']['text_mismatch_upstream']}",
+    )
     row("send spread (s)", lambda r: fmt(r["ws"]["send_spread_s"]))
     row("send->start p50/p99/max (s)", lambda r: triple(r["ws"]["send_to_start"]))
     row("first delta p50/p99/max (s)", lambda r: triple(r["ws"]["first_delta"]))
@@ -937,10 +943,10 @@ def table(results: list[dict]) -> str:
     headers = ["metric"] + [r["label"] for r in results]
     width0 = max(len(headers[0]), *(len(name) for name, _ in rows))
     widths = [max(len(headers[i + 1]), *(len(cells[i]) for _, cells in rows)) for i in range(len(results))]
-    lines = ["  ".join([headers[0].ljust(width0)] + [h.rjust(w) for h, w in zip(headers[1:], widths)])]
+    lines = ["  ".join([headers[0].ljust(width0)] + [h.rjust(w) for h, w in zip(headers[1:], widths, strict=True)])]
     lines.append("  ".join(["-" * width0] + ["-" * w for w in widths]))
     for name, cells in rows:
-        lines.append("  ".join([name.ljust(width0)] + [c.rjust(w) for c, w in zip(cells, widths)]))
+        lines.append("  ".join([name.ljust(width0)] + [c.rjust(w) for c, w in zip(cells, widths, strict=True)]))
     return "\n".join(lines)
 
 
@@ -1107,7 +1113,9 @@ def main() -> int:
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     parser.add_argument("--port", type=int, default=0, help="daphne's port (default: a free one)")
     parser.add_argument("--upstream-port", type=int, default=0, help="the fake upstream's port (default: a free one)")
-    parser.add_argument("--suite", action="store_true", help="run (a) 200x200@50, (b) 200x1, (c) 1000x200@50 (ignores --replies/--chunks/--rate)")
+    parser.add_argument(
+        "--suite", action="store_true", help="run (a) 200x200@50, (b) 200x1, (c) 1000x200@50 (ignores --replies/--chunks/--rate)"
+    )
     parser.add_argument("--json", metavar="PATH", help="write all results here")
     parser.add_argument("--no-warmup", dest="warmup", action="store_false",
                         help="skip the one warm-up reply through daphne before measuring")
@@ -1149,7 +1157,7 @@ def main() -> int:
         status = 0 if all(t["pass"] for t in targets) else 1
         if args.json:
             payload = {
-                "config": {k: v for k, v in vars(args).items()},
+                "config": dict(vars(args)),
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "fd_limit": fd_limit},
                 "results": results,
                 "targets": targets,

@@ -3,7 +3,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_migrate, pos
 
 
 def _sync_provider_from_env(sender, **kwargs) -> None:
-    from .services import provider_sync_from_env
+    from .services.providers import provider_sync_from_env
 
     provider_sync_from_env()
 
@@ -14,12 +14,12 @@ class ConversationsConfig(AppConfig):
 
     def ready(self) -> None:
         from .models import ModelConfig, Provider
-        from .selectors import forget_models
+        from .selectors.providers import forget_models
 
         for model in (ModelConfig, Provider):
             post_save.connect(forget_models, sender=model, dispatch_uid=f"forget-models-{model.__name__}-save")
             post_delete.connect(forget_models, sender=model, dispatch_uid=f"forget-models-{model.__name__}-delete")
-        # Which teams may use a model is cached with it (selectors.model_lineup); the admin saves the M2M after the row.
+        # Which teams may use a model is cached with it (selectors.providers.model_lineup); the admin saves the M2M after the row.
         m2m_changed.connect(forget_models, sender=ModelConfig.allowed_teams.through, dispatch_uid="forget-models-teams")
         self._connect_limit_signals()
         self._connect_access_signals()
@@ -39,7 +39,7 @@ class ConversationsConfig(AppConfig):
         from django.contrib.auth import get_user_model
 
         from . import signals
-        from .models import PublicLink, Share, SiteSettings, TeamMembership
+        from .models import Conversation, PublicLink, Share, SiteSettings, TeamMembership
 
         post_save.connect(signals.share_changed, sender=Share, dispatch_uid="access-share-save")
         post_delete.connect(signals.share_changed, sender=Share, dispatch_uid="access-share-delete")
@@ -52,3 +52,4 @@ class ConversationsConfig(AppConfig):
             signals.account_deactivated, sender=get_user_model(), dispatch_uid="access-account-deactivated"
         )
         post_save.connect(signals.site_settings_changed, sender=SiteSettings, dispatch_uid="access-site-settings")
+        post_delete.connect(signals.conversation_deleted, sender=Conversation, dispatch_uid="access-conversation-deleted")

@@ -10,13 +10,13 @@ import json
 import time
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.consumer import get_handler_name
 from django.conf import settings
 from django.utils import timezone
 
-from . import events, permissions, selectors, streaming
+from . import events, permissions, realtime, selectors, streaming
 from .exceptions import ChatError
 from .models import Message
 from .permissions import Action, Role
@@ -74,12 +74,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.presence_shown: tuple[list[str], int] = ([], 0)
         self.presence_dirty = False
         self.presence_task: asyncio.Task | None = None
-        self.group = streaming.conversation_group(self.conversation_id)
+        self.group = realtime.conversation_group(self.conversation_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self._catch_up()
         await self._ask_for_snapshot()
-        await self._presence("presence.join")
+        await self._presence(realtime.PRESENCE_JOIN)
 
     requires_login = True
 
@@ -114,7 +114,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if getattr(self, "group", None):
             group, self.group = self.group, None
             await self.channel_layer.group_discard(group, self.channel_name)
-            await self.channel_layer.group_send(group, {"type": "presence.leave", "channel": self.channel_name})
+            await self.channel_layer.group_send(group, {"type": realtime.PRESENCE_LEAVE, "channel": self.channel_name})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -133,7 +133,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                     )
                 case events.Stop():
                     permissions.check(self.role, Action.STOP)
-                    await streaming.reply_stop(self.conversation_id)
+                    await realtime.request_stop(self.conversation_id)
                 case events.Regenerate(model=model):
                     permissions.check(self.role, Action.REGENERATE)
                     await streaming.reply_regenerate(user=self.user, conversation_id=self.conversation_id, model_id=model)
@@ -190,7 +190,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if event["channel"] != self.channel_name:
             self.present[event["channel"]] = event["name"]
             await self.channel_layer.send(
-                event["channel"], {"type": "presence.here", "channel": self.channel_name, "name": self.presence_name()}
+                event["channel"], {"type": realtime.PRESENCE_HERE, "channel": self.channel_name, "name": self.presence_name()}
             )
             self._presence_changed()
 
@@ -256,14 +256,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         now = time.monotonic()
         if now - self.snapshot_asked_at >= SNAPSHOT_RETRY_SECONDS:
             self.snapshot_asked_at = now
-            await streaming.request_snapshot(self.conversation_id, self.channel_name)
+            await realtime.request_snapshot(self.conversation_id, self.channel_name)
 
     async def _catch_up(self) -> None:
         """Send what a reconnecting page missed: every message from ?since=<id> on."""
         since = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("since", [""])[0]
         if not since.isdigit():
             return
-        missed = await database_sync_to_async(selectors.messages_since)(self.conversation_id, int(since))
+        missed = await database_sync_to_async(selectors.conversations.messages_since)(self.conversation_id, int(since))
         if missed is None:
             await self._send(events.error_frame("reload", "Too much was missed while offline; reload the page."))
             return
@@ -284,12 +284,12 @@ class PublicLinkConsumer(ConversationConsumer):
 
     async def current_role(self) -> Role:
         token = self.scope["url_route"]["kwargs"]["token"]
-        link = await database_sync_to_async(selectors.live_link_for)(token, self.user, self.scope.get("session"))
+        link = await database_sync_to_async(selectors.sharing.live_link_for)(token, self.user, self.scope.get("session"))
         if link is None or (self.conversation_id and link.conversation_id != self.conversation_id):
             return Role.NONE
         if self.conversation_id is None:
             self.conversation_id = link.conversation_id
-            await self.channel_layer.group_add(streaming.PUBLIC_LINKS_GROUP, self.channel_name)
+            await self.channel_layer.group_add(realtime.PUBLIC_LINKS_GROUP, self.channel_name)
         self._close_at_expiry(link.expires_at)
         return Role.VIEWER
 
@@ -301,13 +301,15 @@ class PublicLinkConsumer(ConversationConsumer):
         if expires_at is not None:
             delay = max(0.0, (expires_at - timezone.now()).total_seconds())
             self.expiry_timer = asyncio.get_running_loop().call_later(
-                delay, lambda: asyncio.ensure_future(self.access_changed({"type": streaming.ACCESS_CHANGED}))
+                delay, lambda: asyncio.ensure_future(self.access_changed({"type": realtime.ACCESS_CHANGED}))
             )
 
     async def role_after_change(self, change: str) -> Role | None:
         role = await self.current_role()
-        if role == Role.NONE and not await database_sync_to_async(selectors.conversation_exists)(self.conversation_id):
-            return None
+        if role != Role.NONE:
+            return role
+        exists = await database_sync_to_async(selectors.conversations.conversation_exists)(self.conversation_id)
+        return role if exists else None
         return role
 
     def presence_name(self) -> str:
@@ -317,4 +319,4 @@ class PublicLinkConsumer(ConversationConsumer):
         if getattr(self, "expiry_timer", None) is not None:
             self.expiry_timer.cancel()
         await super()._leave()
-        await self.channel_layer.group_discard(streaming.PUBLIC_LINKS_GROUP, self.channel_name)
+        await self.channel_layer.group_discard(realtime.PUBLIC_LINKS_GROUP, self.channel_name)

@@ -7,10 +7,11 @@ client → server
     {"type": "stop"}
     {"type": "regenerate", "model": int | null (optional)}
 server → client
-    {"type": "message", "message": {"id", "role", "content", "status", "html", "author", "context_start", ...}}
+    {"type": "message", "message": {"id", "role", "content", "status", "html", "note", "note_class", "author",
+                                    "context_start", ...}}
     {"type": "start", "message_id", "replaces"?, "context_start"?}   context_start: the first message sent, older ones left out
     {"type": "delta", "message_id", "offset", "content"}
-    {"type": "done", "message_id", "status", "finish_reason", "usage", "html", "content", "error"}
+    {"type": "done", "message_id", "status", "finish_reason", "usage", "html", "content", "error", "note", "note_class"}
     {"type": "error", "code", "message", "message_id"?}
     {"type": "access", "role": "viewer" | "collaborator" | "owner"}   your role changed
     {"type": "presence", "people": [username, ...], "guests": int}      who else is here now
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 
 from .validators import check_message_content
-
 
 # --- server → client ---------------------------------------------------------
 
@@ -45,7 +45,10 @@ def delta_frame(message_id: int, offset: int, content: str) -> dict:
     return {"type": "delta", "message_id": message_id, "offset": offset, "content": content}
 
 
-def done_frame(message_id: int, *, status: str, finish_reason, usage, html: str, content: str, error: str) -> dict:
+def done_frame(
+    message_id: int, *, status: str, finish_reason, usage, html: str, content: str, error: str, note: str, note_class: str
+) -> dict:
+    """`note` is the line shown under the reply (its error, or why it was cut off), `note_class` its CSS class."""
     return {
         "type": "done",
         "message_id": message_id,
@@ -55,6 +58,8 @@ def done_frame(message_id: int, *, status: str, finish_reason, usage, html: str,
         "html": html,
         "content": content,
         "error": error,
+        "note": note,
+        "note_class": note_class,
     }
 
 

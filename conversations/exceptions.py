@@ -60,3 +60,10 @@ class LimitExceeded(ChatError):
 
     code = "limit_exceeded"
     message = "You have reached a usage limit."
+
+
+class TooManyAttempts(ChatError):
+    """Too many wrong guesses (a public link's password) from one address: nothing is checked until the pause ends."""
+
+    code = "throttled"
+    message = "Too many wrong passwords. Try again later."

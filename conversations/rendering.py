@@ -10,9 +10,8 @@ merely reading a reply never sends a request to another site.
 from html import escape
 from urllib.parse import urlsplit
 
-from django.utils.html import escape as escape_html
-
 import nh3
+from django.utils.html import escape as escape_html
 from markdown_it import MarkdownIt
 from pygments import highlight
 from pygments.formatters import HtmlFormatter

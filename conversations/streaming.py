@@ -13,7 +13,7 @@ at, so a socket that joins mid-reply can ask for the text so far (a snapshot)
 and splice the live deltas on with no gap and no repeat. All of a
 generation's outgoing messages leave from one task, in order.
 
-Saving: the placeholder exists before the stream starts (services.reply_begin);
+Saving: the placeholder exists before the stream starts (services.replies.reply_begin);
 one checkpointer per process saves every dirty reply's text in a single
 transaction at most once per CHAT_CHECKPOINT_INTERVAL; the final state is
 written in a `finally`, so a stop, an error or a crash mid-way keeps the text.
@@ -23,84 +23,42 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import events, services
-from .llm import UpstreamError, stream_reply
+from . import events, realtime, selectors, services
+from .llm import Chunk, ClientOptions, UpstreamError, stream_reply
 from .models import Message
 from .rendering import render_markdown
-from .services import ReplyPlan
+from .services.replies import ReplyPlan
 
 log = logging.getLogger(__name__)
 
-# Channel-layer message types. Sockets receive "chat.frame" (forward the frame),
-# "chat.snapshot" (the text so far of a streaming reply), "chat.deleted",
-# "access.changed" (check again who may stay) and "presence.join/here/leave".
-# Generations receive "generation.stop" and "generation.snapshot".
-FRAME = "chat.frame"
-SNAPSHOT = "chat.snapshot"
-DELETED = "chat.deleted"
-ACCESS_CHANGED = "access.changed"
-
-# Sockets opened through a public link also listen here, for the site-wide switch.
-PUBLIC_LINKS_GROUP = "public-links"
+# Where a generation's chunks come from: the model, through llm.stream_reply. Tests put a script here.
+Upstream = Callable[[ReplyPlan], AsyncIterator[Chunk]]
 
 
-def conversation_group(conversation_id: uuid.UUID) -> str:
-    """Every open socket of the conversation listens here."""
-    return f"conversation.{conversation_id.hex}"
-
-
-def generation_group(conversation_id: uuid.UUID) -> str:
-    """The conversation's running generation, if any, listens here (in whichever process runs it)."""
-    return f"generation.{conversation_id.hex}"
+def from_model(plan: ReplyPlan) -> AsyncIterator[Chunk]:
+    """The reply as the model streams it, read no more often than the frames go out."""
+    return stream_reply(plan.spec, plan.history, user=plan.user, read_interval=flush_interval, options=upstream_options())
 
 
 async def reply_send(*, user, conversation_id: uuid.UUID, content: str, model_id: int | None = None) -> None:
     """Save the person's message and start the reply. Raises ChatError subclasses."""
-    plan = await database_sync_to_async(services.reply_begin)(
+    plan = await database_sync_to_async(services.replies.reply_begin)(
         user=user, conversation_id=conversation_id, content=content, model_config_id=model_id
     )
     await _launch(plan)
 
 
 async def reply_regenerate(*, user, conversation_id: uuid.UUID, model_id: int | None = None) -> None:
-    plan = await database_sync_to_async(services.reply_regenerate_begin)(
+    plan = await database_sync_to_async(services.replies.reply_regenerate_begin)(
         user=user, conversation_id=conversation_id, model_config_id=model_id
     )
     await _launch(plan)
-
-
-async def reply_stop(conversation_id: uuid.UUID) -> None:
-    """Stop the conversation's running reply, wherever it runs. Nothing happens if none is running."""
-    await get_channel_layer().group_send(generation_group(conversation_id), {"type": "generation.stop"})
-
-
-async def request_snapshot(conversation_id: uuid.UUID, reply_to: str) -> None:
-    """Ask the running reply, if any, to send its text so far to the channel `reply_to`."""
-    await get_channel_layer().group_send(
-        generation_group(conversation_id), {"type": "generation.snapshot", "reply_to": reply_to}
-    )
-
-
-async def announce_deleted(conversation_id: uuid.UUID) -> None:
-    await get_channel_layer().group_send(conversation_group(conversation_id), {"type": DELETED})
-
-
-async def announce_access_changed(conversation_ids) -> None:
-    """Every open socket of these conversations checks again whether its person may stay, and in which role."""
-    layer = get_channel_layer()
-    for conversation_id in conversation_ids:
-        # The id lets the sockets of one process share one look-up of who may stay.
-        change = {"type": ACCESS_CHANGED, "change": uuid.uuid4().hex}
-        await layer.group_send(conversation_group(conversation_id), change)
-
-
-async def announce_public_links_changed() -> None:
-    await get_channel_layer().group_send(PUBLIC_LINKS_GROUP, {"type": ACCESS_CHANGED, "change": uuid.uuid4().hex})
 
 
 async def _launch(plan: ReplyPlan) -> None:
@@ -112,7 +70,7 @@ async def _launch(plan: ReplyPlan) -> None:
         await generation.send_frame(events.start_frame(plan.reply_id, plan.replaced_id, plan.context_start))
     except BaseException:
         await generation.close_control()
-        await database_sync_to_async(services.reply_finish)(
+        await database_sync_to_async(services.replies.reply_finish)(
             reply_id=plan.reply_id,
             content="",
             status=Message.Status.ERROR,
@@ -123,11 +81,14 @@ async def _launch(plan: ReplyPlan) -> None:
 
 
 class Generation:
-    def __init__(self, plan: ReplyPlan):
+    """One reply streaming: read from `upstream`, fanned out as deltas, checkpointed, saved when it ends."""
+
+    def __init__(self, plan: ReplyPlan, *, upstream: Upstream = from_model):
         self.plan = plan
+        self.upstream = upstream
         self.reply_id = plan.reply_id
         self.layer = get_channel_layer()
-        self.group = conversation_group(plan.conversation_id)
+        self.group = realtime.conversation_group(plan.conversation_id)
         self.sent: list[str] = []  # text already sent as deltas, one piece per delta
         self.sent_length = 0
         self.pending: list[str] = []  # text received but not yet sent
@@ -151,11 +112,11 @@ class Generation:
     async def open(self) -> None:
         """Listen for stop and snapshot requests. Done before the reply is announced, so none is missed."""
         self.control_channel = await self.layer.new_channel()
-        await self.layer.group_add(generation_group(self.plan.conversation_id), self.control_channel)
+        await self.layer.group_add(realtime.generation_group(self.plan.conversation_id), self.control_channel)
 
     async def close_control(self) -> None:
         if self.control_channel:
-            await self.layer.group_discard(generation_group(self.plan.conversation_id), self.control_channel)
+            await self.layer.group_discard(realtime.generation_group(self.plan.conversation_id), self.control_channel)
 
     def start(self) -> None:
         self.task = asyncio.create_task(self.run(), name=f"reply-{self.reply_id}")
@@ -163,7 +124,7 @@ class Generation:
         _ensure_checkpointer()
 
     async def send_frame(self, frame: dict) -> None:
-        await self.layer.group_send(self.group, {"type": FRAME, "frame": frame})
+        await self.layer.group_send(self.group, {"type": realtime.FRAME, "frame": frame})
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen())
@@ -176,7 +137,7 @@ class Generation:
             if self.stop_requested:
                 status = Message.Status.STOPPED
             else:  # the process is shutting down
-                status, error = Message.Status.ERROR, UpstreamError("interrupted", services.INTERRUPTED)
+                status, error = Message.Status.ERROR, UpstreamError("interrupted", services.replies.INTERRUPTED)
         except UpstreamError as exc:
             status, error = Message.Status.ERROR, exc
         except Exception:
@@ -194,8 +155,7 @@ class Generation:
                 await self.close_control()
 
     async def _read(self) -> None:
-        chunks = stream_reply(self.plan.spec, self.plan.history, user=self.plan.user, read_interval=flush_interval)
-        async for chunk in chunks:
+        async for chunk in self.upstream(self.plan):
             if chunk.text:
                 self.pending.append(chunk.text)
                 self.length += len(chunk.text)
@@ -211,11 +171,11 @@ class Generation:
         while True:
             message = await self.layer.receive(self.control_channel)
             kind = message.get("type")
-            if kind == "generation.stop":
+            if kind == realtime.GENERATION_STOP:
                 self.stop_requested = True
                 if self._reader is not None:
                     self._reader.cancel()
-            elif kind == "generation.snapshot" and isinstance(message.get("reply_to"), str):
+            elif kind == realtime.GENERATION_SNAPSHOT and isinstance(message.get("reply_to"), str):
                 self.snapshot_requests.append(message["reply_to"])
                 self._wakeup.set()
 
@@ -241,7 +201,7 @@ class Generation:
             await asyncio.sleep(flush_interval())
 
     async def _send_snapshots(self) -> None:
-        snapshot = {"type": SNAPSHOT, "message_id": self.reply_id, "content": "".join(self.sent)}
+        snapshot = {"type": realtime.SNAPSHOT, "message_id": self.reply_id, "content": "".join(self.sent)}
         requests, self.snapshot_requests = self.snapshot_requests, []
         for channel in requests:
             try:
@@ -262,6 +222,7 @@ class Generation:
             usage=self.usage,
             model_name=self.model_name,
         )
+        note, note_class = selectors.conversations.message_note(saved["error"], self.finish_reason)
         await self.send_frame(
             events.done_frame(
                 self.reply_id,
@@ -271,6 +232,8 @@ class Generation:
                 html=saved["html"],
                 content=content,
                 error=saved["error"],
+                note=note,
+                note_class=note_class,
             )
         )
         if error is not None:
@@ -281,7 +244,7 @@ async def _save_final(**fields) -> dict:
     """reply_finish, retried briefly: a database hiccup at the end must not lose the whole reply."""
     for attempt in range(3):
         try:
-            return await database_sync_to_async(services.reply_finish)(**fields)
+            return await database_sync_to_async(services.replies.reply_finish)(**fields)
         except Exception:
             log.exception("Saving reply %s failed (attempt %d)", fields["reply_id"], attempt + 1)
             await asyncio.sleep(0.5 * 2**attempt)
@@ -305,6 +268,16 @@ def flush_interval() -> float:
     return max(settings.CHAT_FLUSH_INTERVAL, len(_live) / settings.CHAT_MAX_FRAMES_PER_SECOND)
 
 
+def upstream_options() -> ClientOptions:
+    """The llm client's options from the settings as they are now (tests change them per test)."""
+    return ClientOptions(
+        retries=settings.CHAT_UPSTREAM_RETRIES,
+        retry_max_wait=settings.CHAT_UPSTREAM_RETRY_MAX_WAIT,
+        max_connections=settings.CHAT_UPSTREAM_MAX_CONNECTIONS,
+        demo_delay=settings.CHAT_DEMO_DELAY,
+    )
+
+
 def _ensure_checkpointer() -> None:
     global _checkpointer
     loop = asyncio.get_running_loop()
@@ -326,7 +299,7 @@ async def _checkpoint_loop() -> None:
                 generation.saved_length, generation.saved_at = generation.length, now
         if batch:
             try:
-                await database_sync_to_async(services.replies_checkpoint)(batch)
+                await database_sync_to_async(services.replies.replies_checkpoint)(batch)
             except Exception:
                 log.exception("Checkpoint of %d replies failed", len(batch))
 

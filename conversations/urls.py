@@ -10,6 +10,7 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/delete/", chat.conversation_delete, name="conversation_delete"),
     path("c/<uuid:conversation_id>/export/", chat.conversation_export, name="conversation_export"),
     path("c/<uuid:conversation_id>/settings/", presets.conversation_settings, name="conversation_settings"),
+    path("c/<uuid:conversation_id>/preset/", presets.conversation_preset_apply, name="conversation_preset_apply"),
     path("presets/", presets.preset_list, name="presets"),
     path("presets/new/", presets.preset_create, name="preset_create"),
     path("presets/<int:preset_id>/delete/", presets.preset_delete, name="preset_delete"),

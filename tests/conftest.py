@@ -13,7 +13,6 @@ from tests.helpers import disconnect_open_sockets
 
 # --- the fake server, and a clean slate around each test ---------------------------------------
 
-
 @pytest.fixture(scope="session")
 def fake_openai_server():
     server = FakeOpenAI().start()
@@ -69,7 +68,7 @@ def fresh_cache():
 def fresh_model_cache():
     """Model settings and who has limits are cached per process; each test starts from the database."""
     from conversations.metering import forget_limits
-    from conversations.selectors import forget_models
+    from conversations.selectors.providers import forget_models
 
     forget_models()
     forget_limits()

@@ -18,7 +18,7 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from conversations.llm import ModelSpec
+from conversations.llm import ClientOptions, ModelSpec
 from conversations.models import (
     Conversation,
     Message,
@@ -139,6 +139,11 @@ def make_model_config(
     if teams:
         config.allowed_teams.set(teams)
     return config
+
+
+# What the app's client gets under conftest's fast_settings (streaming.upstream_options), for tests that
+# call stream_reply themselves: llm reads no settings, so they pass it.
+TEST_OPTIONS = ClientOptions(retries=0, demo_delay=0.0)
 
 
 def spec_for(upstream=None, **fields) -> ModelSpec:

@@ -59,6 +59,12 @@ def picker(html: str, name: str = "model") -> list[dict]:
     return options
 
 
+def message_list_html(html: str) -> str:
+    """The page's list of messages only: not the <template> the browser builds new messages from."""
+    start = html.index('<ol class="messages" id="messages"')
+    return html[start : html.index("</ol>", start) + len("</ol>")]
+
+
 def sidebar_titles(html: str) -> list[str]:
     """The titles under "Your conversations" (not those under "Shared with me")."""
     own = re.search(r'<nav class="sidebar-list"[^>]*>\s*<ul>(.*?)</ul>', html, re.S).group(1)

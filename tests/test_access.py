@@ -128,7 +128,7 @@ def build_world() -> World:
     Share.objects.create(conversation=conversation, team=readers, role=viewer)
     Share.objects.create(conversation=conversation, user=users["revoked"], role=collaborator).delete()
 
-    link = services.public_link_create(
+    link = services.sharing.public_link_create(
         conversation=conversation, kind=PublicLink.Kind.SNAPSHOT, audience=PublicLink.Audience.ANYONE
     )
     return World(users, conversation, question, answer, viewer_share, link)

@@ -5,7 +5,7 @@ import re
 import pytest
 from django.db import IntegrityError, transaction
 
-from conversations.admin import mask_key
+from conversations.admin.providers import mask_key
 from conversations.models import Conversation, Message, ModelConfig, Provider
 from tests.factories import TEST_KEY
 from tests.helpers import MODELS, PROVIDERS, add_model_errors, listed, model_form, provider_form

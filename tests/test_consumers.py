@@ -447,13 +447,13 @@ async def test_reply_is_checkpointed_a_few_times_not_per_token(user, conversatio
 
     settings.CHAT_CHECKPOINT_INTERVAL = 0.25
     calls = []
-    original = services.replies_checkpoint
+    original = services.replies.replies_checkpoint
 
     def counting(contents):
         calls.append(dict(contents))
         return original(contents)
 
-    monkeypatch.setattr(services, "replies_checkpoint", counting)
+    monkeypatch.setattr(services.replies, "replies_checkpoint", counting)
     pieces = [f"t{i} " for i in range(60)]
     upstream.push(reply(pieces, delay=0.02))  # about 1.2 s, 60 tokens
     communicator = await open_socket(user, conversation)

@@ -1,6 +1,7 @@
 """The context window: which turns are sent, where the page marks the cut, and a prompt the model finds too long."""
 
 import re
+from dataclasses import replace
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -8,10 +9,10 @@ from asgiref.sync import sync_to_async
 from conversations.context import estimate_tokens, fit, reply_reserve
 from conversations.llm import ModelSpec, UpstreamError, stream_reply
 from conversations.models import Message
-from conversations.selectors import forget_models
-from tests.factories import spec_for
+from conversations.selectors.providers import forget_models
+from tests.factories import TEST_OPTIONS, spec_for
 from tests.fake_openai import error
-from tests.helpers import done, exchange, is_error, login, open_socket, page, receive_until
+from tests.helpers import done, exchange, is_error, login, message_list_html, open_socket, page, receive_until
 
 # --- estimate_tokens and fit ----------------------------------------------------------------------
 
@@ -195,7 +196,7 @@ async def test_nothing_is_marked_when_everything_fits(user, conversation, model_
 
     assert "context_start" not in next(frame for frame in frames if frame["type"] == "start")
     assert len(upstream.requests[-1].body["messages"]) == 5
-    assert "context-marker" not in await page_of(user, conversation)
+    assert "context-marker" not in message_list_html(await page_of(user, conversation))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -209,7 +210,7 @@ async def test_the_marker_follows_the_latest_reply(user, conversation, model_con
     await send_and_finish(user, conversation, "And now everything?")
 
     assert len(upstream.requests[-1].body["messages"]) == 23
-    assert "context-marker" not in await page_of(user, conversation)
+    assert "context-marker" not in message_list_html(await page_of(user, conversation))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -254,11 +255,11 @@ async def send_and_finish_with_error(user, conversation) -> list[dict]:
     return await exchange(user, conversation, "A very long question", until=is_error)
 
 
-async def too_long_error(upstream, script, **spec_fields) -> UpstreamError:
+async def too_long_error(upstream, script, options=TEST_OPTIONS, **spec_fields) -> UpstreamError:
     upstream.push(script)
     model = spec_for(upstream, api_key="", **spec_fields)
     with pytest.raises(UpstreamError) as raised:
-        async for _ in stream_reply(model, [{"role": "user", "content": "Hi"}]):
+        async for _ in stream_reply(model, [{"role": "user", "content": "Hi"}], options=options):
             pass
     return raised.value
 
@@ -290,7 +291,7 @@ async def test_another_bad_request_is_not_mistaken_for_too_long(upstream):
     assert raised.code == "bad_request"
 
 
-async def test_too_long_is_not_retried(upstream, settings):
-    settings.CHAT_UPSTREAM_RETRIES = 2
-    await too_long_error(upstream, error(400, OPENAI_TOO_LONG, code="context_length_exceeded"))
+async def test_too_long_is_not_retried(upstream):
+    retrying = replace(TEST_OPTIONS, retries=2)
+    await too_long_error(upstream, error(400, OPENAI_TOO_LONG, code="context_length_exceeded"), retrying)
     assert len(upstream.requests) == 1

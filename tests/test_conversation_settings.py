@@ -170,45 +170,45 @@ async def test_stored_model_no_longer_open_falls_back_to_the_persons_default(
 
 
 def test_conversation_spec_is_a_new_spec_and_the_cached_one_is_untouched(chat, tunable):
-    cached = selectors.enabled_model_spec(tunable.id)
+    cached = selectors.providers.enabled_model_spec(tunable.id)
     chat.temperature, chat.system_prompt = 3.0, "  Mine.  "
-    spec = selectors.conversation_spec(cached, chat)
+    spec = selectors.providers.conversation_spec(cached, chat)
     assert spec is not cached
     assert spec.parameters["temperature"] == 1.2  # kept within the bounds
     assert spec.system_prompt == "You are the house model.\n\nMine."
     assert cached.parameters == {"temperature": 0.5} and cached.system_prompt == "You are the house model."
-    assert selectors.enabled_model_spec(tunable.id) is cached
+    assert selectors.providers.enabled_model_spec(tunable.id) is cached
 
 
 def test_conversation_without_settings_uses_the_cached_spec_as_is(chat, tunable):
-    cached = selectors.enabled_model_spec(tunable.id)
-    assert selectors.conversation_spec(cached, chat) is cached
+    cached = selectors.providers.enabled_model_spec(tunable.id)
+    assert selectors.providers.conversation_spec(cached, chat) is cached
 
 
 def test_demo_spec_takes_no_settings(chat):
     chat.temperature, chat.system_prompt = 0.7, "Mine"
-    assert selectors.conversation_spec(selectors.DEMO_SPEC, chat) is selectors.DEMO_SPEC
+    assert selectors.providers.conversation_spec(selectors.providers.DEMO_SPEC, chat) is selectors.providers.DEMO_SPEC
 
 
 def test_reply_begin_without_a_pick_uses_the_stored_model_only_if_open(alice, bob, otters, model_config, make_model):
     private = make_model("Otters only", teams=[otters])
     mine = Conversation.objects.create(owner=alice, model_config=private)
-    assert services.reply_begin(user=alice, conversation_id=mine.id, content="hi").spec.model == "otters-only"
+    assert services.replies.reply_begin(user=alice, conversation_id=mine.id, content="hi").spec.model == "otters-only"
     bobs = Conversation.objects.create(owner=bob, model_config=private)
-    assert services.reply_begin(user=bob, conversation_id=bobs.id, content="hi").spec.model == "fake-model"
+    assert services.replies.reply_begin(user=bob, conversation_id=bobs.id, content="hi").spec.model == "fake-model"
 
 
 def test_default_is_the_first_open_model_when_the_default_is_limited(bob, otters, model_config, make_model):
     model_config.allowed_teams.set([otters])
     fallback = make_model("Everyone's", order=5)
-    assert selectors.default_model_for(bob) == (fallback.id, selectors.enabled_model_spec(fallback.id))
+    assert selectors.providers.default_model_for(bob) == (fallback.id, selectors.providers.enabled_model_spec(fallback.id))
 
 
 def test_models_enabled_but_none_open_refuses_rather_than_using_the_demo(bob, chat, otters, model_config):
     model_config.allowed_teams.set([otters])
     bobs = Conversation.objects.create(owner=bob)
     with pytest.raises(ModelNotAvailable):
-        services.reply_begin(user=bob, conversation_id=bobs.id, content="hi")
+        services.replies.reply_begin(user=bob, conversation_id=bobs.id, content="hi")
     html = page(login(bob).get("/"))
     assert "No model is open to you yet" in html
     assert picker(html) == []
@@ -218,7 +218,7 @@ def test_demo_answers_when_no_model_is_enabled(alice):
     options = picker(page(login(alice).get("/")))
     assert [(option["value"], option["label"]) for option in options] == [("", "Demo model (offline)")]
     conversation = Conversation.objects.create(owner=alice)
-    assert services.reply_begin(user=alice, conversation_id=conversation.id, content="hi").spec == selectors.DEMO_SPEC
+    assert services.replies.reply_begin(user=alice, conversation_id=conversation.id, content="hi").spec == selectors.providers.DEMO_SPEC
 
 
 # --- the picker --------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def test_new_conversation_with_a_model_not_open_to_the_person_is_refused(bob, ot
     assert "That model is not available" in page(response)
     assert not Conversation.objects.filter(owner=bob).exists()
     with pytest.raises(ModelNotAvailable):
-        services.conversation_create(owner=bob, model_config_id=private.id)
+        services.conversations.conversation_create(owner=bob, model_config_id=private.id)
 
 
 def test_new_conversation_starts_with_the_persons_default(bob, otters, model_config, make_model):
@@ -380,9 +380,9 @@ def test_collaborator_may_change_settings(bob, chat, tunable):
 
 
 def test_settings_service_checks_against_the_conversations_model(alice, chat, tunable):
-    services.conversation_settings_update(conversation=chat, user=alice, temperature=0.2, system_prompt="x")
+    services.conversations.conversation_settings_update(conversation=chat, user=alice, temperature=0.2, system_prompt="x")
     with pytest.raises(InvalidChange):
-        services.conversation_settings_update(conversation=chat, user=alice, temperature=1.3, system_prompt="x")
+        services.conversations.conversation_settings_update(conversation=chat, user=alice, temperature=1.3, system_prompt="x")
     assert Conversation.objects.get(pk=chat.pk).temperature == 0.2
 
 
@@ -419,7 +419,7 @@ def test_applying_a_preset_sets_model_temperature_and_system_prompt(alice, chat,
         "Creative", allow_custom_temperature=True, temperature_max=2.0, allow_custom_system_prompt=True
     )
     preset = Preset.objects.create(name="Poet", model_config=other, system_prompt="Write verse.", temperature=1.5)
-    response = login(alice).post(f"/c/{chat.id}/settings/", {"preset": preset.id}, follow=True)
+    response = login(alice).post(f"/c/{chat.id}/preset/", {"preset": preset.id}, follow=True)
     assert ("success", "Preset “Poet” applied.") in flashes(response)
     chat.refresh_from_db()
     assert (chat.model_config_id, chat.temperature, chat.system_prompt) == (other.id, 1.5, "Write verse.")
@@ -429,7 +429,7 @@ def test_applying_a_preset_sets_model_temperature_and_system_prompt(alice, chat,
 
 def test_preset_without_a_model_keeps_the_conversations_and_is_kept_within_its_bounds(alice, chat, tunable):
     preset = Preset.objects.create(name="Hot", system_prompt="Be bold.", temperature=1.9)
-    response = login(alice).post(f"/c/{chat.id}/settings/", {"preset": preset.id}, follow=True)
+    response = login(alice).post(f"/c/{chat.id}/preset/", {"preset": preset.id}, follow=True)
     chat.refresh_from_db()
     assert (chat.model_config_id, chat.temperature, chat.system_prompt) == (tunable.id, 1.2, "Be bold.")
     [(level, text)] = flashes(response)
@@ -438,7 +438,7 @@ def test_preset_without_a_model_keeps_the_conversations_and_is_kept_within_its_b
 
 def test_preset_parts_the_model_does_not_allow_are_left_out_and_said(alice, chat, model_config, shared_preset):
     Conversation.objects.filter(pk=chat.pk).update(temperature=0.9, system_prompt="Old")
-    response = login(alice).post(f"/c/{chat.id}/settings/", {"preset": shared_preset.id}, follow=True)
+    response = login(alice).post(f"/c/{chat.id}/preset/", {"preset": shared_preset.id}, follow=True)
     chat.refresh_from_db()
     assert (chat.temperature, chat.system_prompt) == (None, "")
     [(level, text)] = flashes(response)
@@ -451,7 +451,7 @@ def test_preset_with_a_model_not_open_to_the_person_keeps_the_model(bob, otters,
     private = make_model("Otters only", teams=[otters])
     preset = Preset.objects.create(name="Secret", model_config=private, system_prompt="Psst.")
     bobs = Conversation.objects.create(owner=bob, model_config=tunable)
-    response = login(bob).post(f"/c/{bobs.id}/settings/", {"preset": preset.id}, follow=True)
+    response = login(bob).post(f"/c/{bobs.id}/preset/", {"preset": preset.id}, follow=True)
     bobs.refresh_from_db()
     assert (bobs.model_config_id, bobs.system_prompt) == (tunable.id, "Psst.")
     assert "its model, which is not available to you" in flashes(response)[0][1]
@@ -460,7 +460,7 @@ def test_preset_with_a_model_not_open_to_the_person_keeps_the_model(bob, otters,
 @pytest.mark.parametrize("preset_id", ["other", "99999", "abc"])
 def test_another_persons_preset_or_none_is_404(alice, chat, tunable, bobs_preset, preset_id):
     value = {"other": bobs_preset.id}.get(preset_id, preset_id)
-    response = login(alice).post(f"/c/{chat.id}/settings/", {"preset": value})
+    response = login(alice).post(f"/c/{chat.id}/preset/", {"preset": value})
     assert response.status_code == 404
     chat.refresh_from_db()
     assert (chat.temperature, chat.system_prompt) == (None, "")
@@ -468,7 +468,7 @@ def test_another_persons_preset_or_none_is_404(alice, chat, tunable, bobs_preset
 
 def test_viewer_cannot_apply_a_preset(bob, chat, tunable, shared_preset):
     Share.objects.create(conversation=chat, user=bob, role=Share.Role.VIEWER)
-    assert login(bob).post(f"/c/{chat.id}/settings/", {"preset": shared_preset.id}).status_code == 403
+    assert login(bob).post(f"/c/{chat.id}/preset/", {"preset": shared_preset.id}).status_code == 403
 
 
 def test_new_conversation_from_a_preset(alice, tunable, make_model):
@@ -586,5 +586,5 @@ def test_page_query_counts_do_not_grow_with_models_teams_or_presets(
 
 
 def test_model_spec_carries_what_a_conversation_may_add(tunable):
-    spec = selectors.enabled_model_spec(tunable.id)
+    spec = selectors.providers.enabled_model_spec(tunable.id)
     assert (spec.temperature_range, spec.custom_system_prompt) == ((0.2, 1.2), True)

@@ -179,7 +179,8 @@ def test_delta_frame():
 def test_done_frame_has_every_field():
     usage = {"prompt_tokens": 3, "completion_tokens": 5}
     frame = events.done_frame(
-        4, status="complete", finish_reason="stop", usage=usage, html="<p>Hi</p>", content="Hi", error=""
+        4, status="complete", finish_reason="stop", usage=usage, html="<p>Hi</p>", content="Hi", error="",
+        note="", note_class="message-note",
     )
     assert frame == {
         "type": "done",
@@ -190,13 +191,15 @@ def test_done_frame_has_every_field():
         "html": "<p>Hi</p>",
         "content": "Hi",
         "error": "",
+        "note": "",
+        "note_class": "message-note",
     }
 
 
 @pytest.mark.parametrize("finish_reason", ["", None])
 def test_done_frame_sends_a_missing_finish_reason_as_null(finish_reason):
     frame = events.done_frame(
-        4, status="stopped", finish_reason=finish_reason, usage=None, html="", content="", error=""
+        4, status="stopped", finish_reason=finish_reason, usage=None, html="", content="", error="", note="", note_class=""
     )
     assert frame["finish_reason"] is None
     assert frame["usage"] is None
@@ -225,7 +228,9 @@ def test_message_frame_wraps_the_payload():
     [
         events.start_frame(1, replaces=2),
         events.delta_frame(1, 0, "\u2603"),
-        events.done_frame(1, status="error", finish_reason=None, usage=None, html="", content="", error="x"),
+        events.done_frame(
+            1, status="error", finish_reason=None, usage=None, html="", content="", error="x", note="x", note_class="message-error"
+        ),
         events.error_frame("x", "y", 3),
         events.message_frame({"id": 1}),
     ],

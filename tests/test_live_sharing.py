@@ -51,7 +51,7 @@ def crew(user, bob, carol) -> Team:
 
 async def share_with(conversation, *, by, user=None, team=None, role=Share.Role.VIEWER) -> Share:
     """Share through the service, as the Share dialog does (inside the test's loop, so its signal fires here)."""
-    return await sync_to_async(services.conversation_share)(
+    return await sync_to_async(services.sharing.conversation_share)(
         conversation=conversation,
         by=by,
         role=role,
@@ -62,7 +62,7 @@ async def share_with(conversation, *, by, user=None, team=None, role=Share.Role.
 
 async def live_link(conversation, **extra) -> PublicLink:
     fields = {"kind": PublicLink.Kind.LIVE, "audience": PublicLink.Audience.ANYONE, **extra}
-    return await sync_to_async(services.public_link_create)(conversation=conversation, **fields)
+    return await sync_to_async(services.sharing.public_link_create)(conversation=conversation, **fields)
 
 
 # --- sockets ----------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ async def test_revoking_a_share_closes_the_viewers_socket_within_a_second(
     await until_presence(owner, ["bob"])
 
     started = time.monotonic()
-    await sync_to_async(services.share_revoke)(share=share)
+    await sync_to_async(services.sharing.share_revoke)(share=share)
     await assert_closed_for_revocation(viewer, started)
 
     await until_presence(owner, [])  # bob left
@@ -256,7 +256,7 @@ async def test_removing_someone_from_a_team_closes_their_socket_but_not_their_te
     await until_presence(staying, ["alice", "bob"])
 
     started = time.monotonic()
-    await sync_to_async(services.team_remove_member)(team=crew, by=user, user_id=bob.pk)
+    await sync_to_async(services.teams.team_remove_member)(team=crew, by=user, user_id=bob.pk)
     await assert_closed_for_revocation(removed, started)
 
     await until_presence(staying, ["alice"])  # bob left; carol is still here
@@ -272,7 +272,7 @@ async def test_leaving_a_team_keeps_the_socket_of_someone_with_a_share_of_their_
     await share_with(conversation, by=user, user=bob, role=Share.Role.VIEWER)
     socket = await open_socket(bob, conversation)
 
-    await sync_to_async(services.team_remove_member)(team=crew, by=bob, user_id=bob.pk)  # bob leaves
+    await sync_to_async(services.teams.team_remove_member)(team=crew, by=bob, user_id=bob.pk)  # bob leaves
     frames = await receive_until(socket, lambda f: f["type"] == "access", timeout=WAIT)
     assert frames[-1] == {"type": "access", "role": "viewer"}
     await send(socket, "May I?")
@@ -349,14 +349,14 @@ async def test_role_change_is_announced_and_applies_to_the_open_socket(
     frames = await receive_until(socket, lambda f: f["type"] == "error", timeout=WAIT)
     assert frames[-1]["code"] == "forbidden"
 
-    await sync_to_async(services.share_change_role)(share=share, role=Share.Role.COLLABORATOR)
+    await sync_to_async(services.sharing.share_change_role)(share=share, role=Share.Role.COLLABORATOR)
     frames = await receive_until(socket, lambda f: f["type"] == "access", timeout=WAIT)
     assert frames[-1] == {"type": "access", "role": "collaborator"}
     frames = await assert_sends_a_reply(socket, "After")
     assert frames[0]["message"]["author"] == "bob"
     assert text_of(frames, frames[1]["message_id"]) == "now you may"
 
-    await sync_to_async(services.share_change_role)(share=share, role=Share.Role.VIEWER)
+    await sync_to_async(services.sharing.share_change_role)(share=share, role=Share.Role.VIEWER)
     frames = await receive_until(socket, lambda f: f["type"] == "access", timeout=WAIT)
     assert frames[-1] == {"type": "access", "role": "viewer"}
     await send(socket, "Again")
@@ -462,7 +462,7 @@ async def test_deleting_a_live_link_closes_its_sockets_within_a_second(user, con
     await until_presence(owner, [], guests=2)
 
     started = time.monotonic()
-    await sync_to_async(services.public_link_delete)(link=link)
+    await sync_to_async(services.sharing.public_link_delete)(link=link)
     await assert_closed_for_revocation(guest, started)
 
     await until_presence(owner, [], guests=1)
@@ -473,7 +473,7 @@ async def test_deleting_a_live_link_closes_its_sockets_within_a_second(user, con
 
 
 async def test_snapshot_link_socket_is_refused(conversation):
-    link = await sync_to_async(services.public_link_create)(
+    link = await sync_to_async(services.sharing.public_link_create)(
         conversation=conversation, kind=PublicLink.Kind.SNAPSHOT, audience=PublicLink.Audience.ANYONE
     )
     assert await refused_code(link_socket(link.token)) == CLOSE_NOT_FOUND

@@ -3,12 +3,14 @@
 import asyncio
 import json
 import time
+from dataclasses import replace
 
 import pytest
 
 from conversations.llm import Chunk, ModelSpec, UpstreamError, Usage, stream_reply
+from conversations.llm.client import shared_client
 from conversations.llm.demo import reply_text
-from tests.factories import TEST_KEY, spec_for
+from tests.factories import TEST_KEY, TEST_OPTIONS, spec_for
 from tests.fake_openai import DONE, DROP, Script, chunk, error, reply, sse, usage_chunk
 from tests.helpers import free_port
 from tests.test_sse import RECORDED
@@ -21,14 +23,14 @@ HISTORY = [
 
 
 async def collect(spec: ModelSpec, history: list[dict] = HISTORY, **kwargs) -> list[Chunk]:
-    return [piece async for piece in stream_reply(spec, history, **kwargs)]
+    return [piece async for piece in stream_reply(spec, history, options=TEST_OPTIONS, **kwargs)]
 
 
 async def collect_until_error(spec: ModelSpec, history: list[dict] = HISTORY) -> tuple[list[Chunk], UpstreamError]:
     """The chunks yielded before the stream failed, and the error it failed with."""
     pieces = []
     with pytest.raises(UpstreamError) as raised:
-        async for piece in stream_reply(spec, history):
+        async for piece in stream_reply(spec, history, options=TEST_OPTIONS):
             pieces.append(piece)
     return pieces, raised.value
 
@@ -474,7 +476,7 @@ async def test_closing_the_stream_early_closes_the_connection(upstream):
         steps += [0.05, chunk(" and otters")]
     upstream.push(Script(steps + [DONE]))
     closed_before = upstream.closed_early
-    replies = stream_reply(spec_for(upstream), HISTORY)
+    replies = stream_reply(spec_for(upstream), HISTORY, options=TEST_OPTIONS)
     text = ""
     while "Otters" not in text:  # the role chunk and the first words may come in one read or two
         text += (await anext(replies)).text
@@ -486,6 +488,23 @@ async def test_closing_the_stream_early_closes_the_connection(upstream):
     while upstream.closed_early == closed_before and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     assert upstream.closed_early == closed_before + 1
+
+
+# --- the pooled client --------------------------------------------------------------------------
+
+
+async def test_options_of_the_same_shape_share_one_pooled_client():
+    client = shared_client(TEST_OPTIONS)
+
+    assert shared_client(replace(TEST_OPTIONS, retries=5, retry_max_wait=1.0)) is client
+
+
+async def test_options_that_shape_the_pool_get_a_client_built_for_them():
+    client = shared_client(TEST_OPTIONS)
+
+    assert shared_client(replace(TEST_OPTIONS, demo_delay=0.01)) is not client
+    assert shared_client(replace(TEST_OPTIONS, max_connections=10)) is not client
+    assert shared_client(TEST_OPTIONS) is client
 
 
 # --- the demo model ------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ class TestRecording:
         model_config.save()
         Message.objects.create(conversation=conversation, role="user", content="Earlier question", author=user)
         Message.objects.create(conversation=conversation, role="assistant", content="An answer.")
-        plan = services.reply_begin(user=user, conversation_id=conversation.id, content="Hello there")
+        plan = services.replies.reply_begin(user=user, conversation_id=conversation.id, content="Hello there")
 
         record = UsageRecord.objects.get()
         assert (record.message_id, record.user, record.team, record.model_config) == (
@@ -61,8 +61,8 @@ class TestRecording:
     def test_the_apis_usage_replaces_the_estimate_and_prices_the_reply(self, user, conversation, model_config):
         model_config.input_price, model_config.output_price = Decimal("2.50"), Decimal("10")
         model_config.save()
-        plan = services.reply_begin(user=user, conversation_id=conversation.id, content="hi")
-        services.reply_finish(
+        plan = services.replies.reply_begin(user=user, conversation_id=conversation.id, content="hi")
+        services.replies.reply_finish(
             reply_id=plan.reply_id, content="Hi!", status="complete", usage=Usage(1000, 500), model_name="fake-0613"
         )
         record = UsageRecord.objects.get()
@@ -73,8 +73,8 @@ class TestRecording:
     def test_without_the_apis_usage_the_reply_is_estimated_from_its_text(self, user, conversation, model_config):
         model_config.input_price, model_config.output_price = Decimal("1"), Decimal("2")
         model_config.save()
-        plan = services.reply_begin(user=user, conversation_id=conversation.id, content="x" * 400)
-        services.reply_finish(reply_id=plan.reply_id, content="y" * 800, status="complete")
+        plan = services.replies.reply_begin(user=user, conversation_id=conversation.id, content="x" * 400)
+        services.replies.reply_finish(reply_id=plan.reply_id, content="y" * 800, status="complete")
         record = UsageRecord.objects.get()
         prompt, completion = estimate_tokens("x" * 400), estimate_tokens("y" * 800)
         assert (record.prompt_tokens, record.completion_tokens, record.estimated) == (prompt, completion, True)
@@ -82,13 +82,13 @@ class TestRecording:
         assert record.cost == (Decimal(prompt) * 1 + Decimal(completion) * 2) / 1_000_000
 
     def test_a_model_without_prices_costs_nothing(self, user, conversation, model_config):
-        plan = services.reply_begin(user=user, conversation_id=conversation.id, content="hi")
-        services.reply_finish(reply_id=plan.reply_id, content="Hi!", status="complete", usage=Usage(10, 20))
+        plan = services.replies.reply_begin(user=user, conversation_id=conversation.id, content="hi")
+        services.replies.reply_finish(reply_id=plan.reply_id, content="Hi!", status="complete", usage=Usage(10, 20))
         assert UsageRecord.objects.get().cost == Decimal(0)
 
     def test_a_reply_that_fails_before_any_token_keeps_its_record(self, user, conversation, model_config):
-        plan = services.reply_begin(user=user, conversation_id=conversation.id, content="hello")
-        services.reply_finish(reply_id=plan.reply_id, content="", status="error", error="The server is down.")
+        plan = services.replies.reply_begin(user=user, conversation_id=conversation.id, content="hello")
+        services.replies.reply_finish(reply_id=plan.reply_id, content="", status="error", error="The server is down.")
         record = UsageRecord.objects.get()
         assert (record.prompt_tokens, record.completion_tokens, record.estimated) == (estimate_tokens("hello"), 0, True)
 
@@ -96,27 +96,27 @@ class TestRecording:
         later, first = Team.objects.create(name="A later team"), Team.objects.create(name="Z first team")
         TeamMembership.objects.create(team=first, user=user)
         TeamMembership.objects.create(team=later, user=user)
-        services.reply_begin(user=user, conversation_id=conversation.id, content="hi")
+        services.replies.reply_begin(user=user, conversation_id=conversation.id, content="hi")
         assert UsageRecord.objects.get().team == first
 
     def test_the_demo_model_is_recorded_without_a_config(self, user, conversation):
-        services.reply_begin(user=user, conversation_id=conversation.id, content="hi")
+        services.replies.reply_begin(user=user, conversation_id=conversation.id, content="hi")
         record = UsageRecord.objects.get()
         assert record.model_config is None and record.model_name == "demo"
 
     def test_regenerating_keeps_the_replaced_replys_usage(self, user, conversation, model_config):
-        first = services.reply_begin(user=user, conversation_id=conversation.id, content="hi")
-        services.reply_finish(reply_id=first.reply_id, content="One", status="complete", usage=Usage(5, 7))
-        second = services.reply_regenerate_begin(user=user, conversation_id=conversation.id)
+        first = services.replies.reply_begin(user=user, conversation_id=conversation.id, content="hi")
+        services.replies.reply_finish(reply_id=first.reply_id, content="One", status="complete", usage=Usage(5, 7))
+        second = services.replies.reply_regenerate_begin(user=user, conversation_id=conversation.id)
         records = list(UsageRecord.objects.order_by("id").values_list("message_id", "completion_tokens"))
         assert records == [(None, 7), (second.reply_id, 0)]  # the first reply is gone, what it used is not
 
     def test_the_send_path_adds_one_insert_and_one_update(self, user, conversation, model_config):
         metering.limits_check(user)  # the limit cache is warm, as on every send but the first
         with CaptureQueriesContext(connection) as begin:
-            plan = services.reply_begin(user=user, conversation_id=conversation.id, content="hi")
+            plan = services.replies.reply_begin(user=user, conversation_id=conversation.id, content="hi")
         with CaptureQueriesContext(connection) as finish:
-            services.reply_finish(reply_id=plan.reply_id, content="Hi", status="complete", usage=Usage(1, 2))
+            services.replies.reply_finish(reply_id=plan.reply_id, content="Hi", status="complete", usage=Usage(1, 2))
 
         def metering_statements(queries):
             return [q["sql"].split()[0] for q in queries if "usagerecord" in q["sql"] or "conversations_limit" in q["sql"]]
@@ -253,7 +253,7 @@ class TestLimits:
         Limit.objects.create(user=user, daily_tokens=10)
         spend(user, 10)
         with pytest.raises(LimitExceeded):
-            services.reply_begin(user=user, conversation_id=conversation.id, content="hi")
+            services.replies.reply_begin(user=user, conversation_id=conversation.id, content="hi")
         assert not conversation.messages.exists()
         assert UsageRecord.objects.count() == 1
 
@@ -261,9 +261,9 @@ class TestLimits:
         Limit.objects.create(user=user, daily_tokens=10)
         spend(user, 10)
         with pytest.raises(LimitExceeded):
-            services.conversation_create(owner=user, content="hi")
+            services.conversations.conversation_create(owner=user, content="hi")
         assert not Conversation.objects.exists()
-        services.conversation_create(owner=user)  # an empty one sends nothing
+        services.conversations.conversation_create(owner=user)  # an empty one sends nothing
 
     def test_a_refused_regenerate_keeps_the_reply(self, user, conversation, model_config):
         question = Message.objects.create(conversation=conversation, role="user", content="Q", author=user)
@@ -271,7 +271,7 @@ class TestLimits:
         Limit.objects.create(user=user, requests_per_minute=1)
         spend(user, 0)
         with pytest.raises(LimitExceeded):
-            services.reply_regenerate_begin(user=user, conversation_id=conversation.id)
+            services.replies.reply_regenerate_begin(user=user, conversation_id=conversation.id)
         assert list(conversation.messages.order_by("id").values_list("id", flat=True)) == [question.id, answer.id]
 
 

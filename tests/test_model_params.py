@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from conversations.llm import stream_reply
 from conversations.models import ModelConfig, Provider, Team
-from conversations.selectors import model_spec
+from conversations.selectors.providers import model_spec
 from tests.helpers import MODELS, add_model_errors, done, model_form, open_socket, receive_until
 
 HISTORY = [{"role": "user", "content": "Hi"}]

@@ -18,8 +18,8 @@ from conversations import encryption
 from conversations.llm import UpstreamError, stream_reply
 from conversations.llm.checks import check_connection
 from conversations.models import ModelConfig, Provider
-from conversations.selectors import model_spec, provider_probe_spec
-from conversations.services import provider_sync_from_env
+from conversations.selectors.providers import model_spec, provider_probe_spec
+from conversations.services.providers import provider_sync_from_env
 from tests.factories import TEST_KEY, make_model_config, make_provider
 from tests.fake_openai import error
 from tests.helpers import MODELS, PROVIDERS, add_provider_errors, provider_form

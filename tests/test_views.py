@@ -1,6 +1,7 @@
 """Pages and the demo endpoint, through Django's test client."""
 
 import json
+import re
 import uuid
 from datetime import timedelta
 
@@ -9,7 +10,7 @@ from django.test import AsyncClient
 
 from conversations.models import Conversation, Message
 from tests.factories import TEST_KEY, make_history, make_message
-from tests.helpers import login, page, picker, sidebar_titles
+from tests.helpers import login, message_list_html, page, picker, sidebar_titles
 
 pytestmark = pytest.mark.django_db
 
@@ -528,3 +529,25 @@ def test_healthz_is_ok_without_logging_in(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.content == b"ok"
+
+
+@pytest.mark.parametrize(
+    "fields, note",
+    [
+        ({"finish_reason": "length"}, '<p class="message-note">Cut off: the reply reached its length limit.</p>'),
+        ({"finish_reason": "content_filter"}, '<p class="message-note">Cut off by the provider&#x27;s content filter.</p>'),
+        ({"status": "error", "error": "The model server failed (500)."}, '<p class="message-error">The model server failed (500).</p>'),
+    ],
+)
+def test_the_line_under_a_reply_is_the_servers(logged_in, conversation, fields, note):
+    make_message(conversation=conversation, role=Message.Role.ASSISTANT, content="Partly", html="<p>Partly</p>", **fields)
+    listed = message_list_html(page(logged_in.get(f"/c/{conversation.id}/")))
+    assert note in listed
+
+
+def test_the_page_carries_the_template_new_messages_are_built_from(logged_in, conversation):
+    html = page(logged_in.get(f"/c/{conversation.id}/"))
+    template = re.search(r'<template id="message-template">(.*?)</template>', html, re.S).group(1)
+    assert '<li class="context-marker" role="separator">Older messages above were not sent' in template
+    assert '<li class="message"><p class="message-author" hidden></p><div class="message-body"></div>' in template
+    assert '<p class="message-note" hidden></p></li>' in template

@@ -1,7 +1,7 @@
 """Checks an admin runs against a provider: list its models, ask one model for a single token.
 
 Plain data in (a ModelSpec), plain data out; every failure comes back as the
-same person-readable, key-free message the chat shows (see client.py). Each
+same person-readable, key-free message the chat shows (see errors.py). Each
 check opens a short-lived client of its own: checks are rare, and a fresh
 connection makes the latency measured the one a first request sees.
 """
@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 
 import httpx
 
-from .client import _error_from_response, _merge, _read_json, _read_limited, _scrub, network_errors
+from .chunks import chunk_from_completion, error_from_response, merge_events, read_json, read_limited
+from .errors import network_errors, scrub
 from .prompts import request_body
 from .providers import request_headers, request_url
 from .sse import SSEDecoder
@@ -44,10 +45,13 @@ class ConnectionCheck:
 async def list_models(spec: ModelSpec) -> list[str]:
     """The model ids the provider lists at GET …/models (Azure: the resource's base models), in its order."""
     with _mapped_errors(spec):
-        async with _client(spec) as client, client.stream("GET", request_url(spec, "/models"), headers=_headers(spec)) as response:
+        async with (
+            _client(spec) as client,
+            client.stream("GET", request_url(spec, "/models"), headers=_headers(spec)) as response,
+        ):
             if response.status_code != 200:
-                raise await _error_from_response(response, spec)
-            raw = await _read_limited(response, MAX_MODELS_BODY_BYTES)
+                raise await error_from_response(response, spec)
+            raw = await read_limited(response, MAX_MODELS_BODY_BYTES)
     try:
         payload = json.loads(raw)
     except ValueError:
@@ -68,15 +72,13 @@ async def one_token(spec: ModelSpec) -> str:
             response = await client.send(request, stream=True)
             try:
                 if response.status_code != 200:
-                    raise await _error_from_response(response, spec)
+                    raise await error_from_response(response, spec)
                 content_type = response.headers.get("content-type", "")
                 if "text/event-stream" not in content_type and "json" in content_type:
-                    payload = await _read_json(response, spec)  # the server ignored `stream`
-                    choice = (payload.get("choices") or [{}])[0]
-                    return (choice.get("message") or {}).get("content") or choice.get("text") or ""
+                    return chunk_from_completion(await read_json(response, spec)).text  # the server ignored `stream`
                 decoder = SSEDecoder()
                 async for data in response.aiter_bytes():
-                    chunk, error, finished = _merge(decoder.feed(data), spec)
+                    chunk, error, finished = merge_events(decoder.feed(data), spec)
                     text += chunk.text if chunk is not None else ""
                     if error is not None:
                         raise error
@@ -146,12 +148,12 @@ def _model_ids(payload) -> list[str]:
 
 @contextmanager
 def _mapped_errors(spec: ModelSpec) -> Iterator[None]:
-    """Failures as the UpstreamError the chat would show (client.network_errors), with any key taken out."""
+    """Failures as the UpstreamError the chat would show (errors.network_errors), with any key taken out."""
     try:
         with network_errors(spec, lost="The connection to the model server dropped."):
             yield
     except UpstreamError as exc:
-        raise UpstreamError(exc.code, _scrub(exc.message, spec), status=exc.status, retry_after=exc.retry_after) from None
+        raise UpstreamError(exc.code, scrub(exc.message, spec), status=exc.status, retry_after=exc.retry_after) from None
     except httpx.InvalidURL as exc:
         raise UpstreamError("upstream_error", f"The request to the model server failed: {type(exc).__name__}.") from None
 

@@ -2,6 +2,8 @@
 
 from urllib.parse import quote, urlencode
 
+import httpx
+
 from .types import ModelSpec
 
 AZURE = "azure"
@@ -33,3 +35,8 @@ def request_headers(spec: ModelSpec) -> dict[str, str]:
         else:
             headers["Authorization"] = f"Bearer {spec.api_key}"
     return headers
+
+
+def server_host(spec: ModelSpec) -> str:
+    """The model server's host name, for messages and logs (the base URL itself if it has none)."""
+    return httpx.URL(spec.base_url).host or spec.base_url

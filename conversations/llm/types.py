@@ -21,10 +21,23 @@ class ModelSpec:
     connect_timeout: float = 10.0
     omit: frozenset = frozenset()  # fields never to send, including ones the app adds ("user", "stream_options")
     context_window: int | None = None
-    # What a conversation may add (see selectors.conversation_spec): its own temperature within
+    # What a conversation may add (the caller applies it before asking): its own temperature within
     # these bounds (None: it may not), and its own system prompt after this one.
     temperature_range: tuple[float, float] | None = None
     custom_system_prompt: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """How the client retries and how its pooled client is shaped; the caller passes it in.
+
+    The app builds it from its CHAT_UPSTREAM_* and CHAT_DEMO_DELAY settings, whose defaults these are.
+    """
+
+    retries: int = 2  # further attempts after a 429, a 5xx or a connection dropped before any text; 0: none
+    retry_max_wait: float = 20.0  # seconds; a Retry-After longer than this is reported at once instead
+    max_connections: int = 2000  # connections the pooled client may hold open at once
+    demo_delay: float = 0.03  # seconds between words of the offline demo model's reply
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,10 @@
-"""A conversation's own settings (temperature, system prompt, a preset applied), and the "My presets" page."""
+"""A conversation's own settings and applying a preset to it, and the "My presets" page."""
 
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import selectors, services
@@ -11,7 +12,7 @@ from ..exceptions import ChatError
 from ..forms import ConversationSettingsForm, PresetForm
 from ..models import Preset
 from ..permissions import Action
-from .chat import conversation_or_404, preset_applied_message, sidebar_context
+from ._common import conversation_or_404, form_error_summary, preset_applied_message, sidebar_context
 
 
 def _preset_or_404(queryset, preset_id) -> Preset:
@@ -24,35 +25,38 @@ def _preset_or_404(queryset, preset_id) -> Preset:
 @login_required
 @require_POST
 def conversation_settings(request: HttpRequest, conversation_id) -> HttpResponse:
-    """Save the conversation's own settings, or (with `preset`) apply a preset. Anyone who may send may do this."""
+    """Save the conversation's own temperature and system prompt. Anyone who may send may do this."""
     conversation = conversation_or_404(request, conversation_id, Action.SEND)
-    if "preset" in request.POST:
-        preset = _preset_or_404(Preset.objects.available_to(request.user), request.POST["preset"])
-        try:
-            skipped = services.conversation_preset_apply(conversation=conversation, user=request.user, preset=preset)
-        except ChatError as exc:
-            flash.error(request, exc.message)
-        else:
-            preset_applied_message(request, preset, skipped)
-        return redirect("conversation", conversation_id=conversation.id)
     form = ConversationSettingsForm(request.POST)
     if not form.is_valid():
-        problems = [
-            f"{form.fields[name].label or name.capitalize()}: {' '.join(errors)}" for name, errors in form.errors.items()
-        ]
-        flash.error(request, "Settings not saved. " + " ".join(problems))
+        flash.error(request, _("Settings not saved.") + " " + form_error_summary(form))
         return redirect("conversation", conversation_id=conversation.id)
     try:
-        services.conversation_settings_update(
+        services.conversations.conversation_settings_update(
             conversation=conversation,
             user=request.user,
             temperature=form.cleaned_data["temperature"],
             system_prompt=form.cleaned_data["system_prompt"],
         )
     except ChatError as exc:
-        flash.error(request, f"Settings not saved. {exc.message}")
+        flash.error(request, _("Settings not saved.") + " " + exc.message)
     else:
-        flash.success(request, "Settings saved; they apply from the next reply.")
+        flash.success(request, _("Settings saved; they apply from the next reply."))
+    return redirect("conversation", conversation_id=conversation.id)
+
+
+@login_required
+@require_POST
+def conversation_preset_apply(request: HttpRequest, conversation_id) -> HttpResponse:
+    """Make the conversation start from a preset (its model and settings, where the model allows them)."""
+    conversation = conversation_or_404(request, conversation_id, Action.SEND)
+    preset = _preset_or_404(Preset.objects.available_to(request.user), request.POST.get("preset"))
+    try:
+        skipped = services.presets.conversation_preset_apply(conversation=conversation, user=request.user, preset=preset)
+    except ChatError as exc:
+        flash.error(request, exc.message)
+    else:
+        preset_applied_message(request, preset, skipped)
     return redirect("conversation", conversation_id=conversation.id)
 
 
@@ -69,7 +73,7 @@ def preset_create(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         model = form.cleaned_data["model"]
         try:
-            preset = services.preset_create(
+            preset = services.presets.preset_create(
                 owner=request.user,
                 name=form.cleaned_data["name"],
                 model_config_id=model.id if model else None,
@@ -79,7 +83,7 @@ def preset_create(request: HttpRequest) -> HttpResponse:
         except ChatError as exc:
             form.add_error(None, exc.message)
         else:
-            flash.success(request, f"Preset “{preset}” saved.")
+            flash.success(request, _("Preset “%(preset)s” saved.") % {"preset": preset})
             return redirect("presets")
     return _preset_page(request, form, status=400)
 
@@ -89,13 +93,13 @@ def preset_create(request: HttpRequest) -> HttpResponse:
 def preset_delete(request: HttpRequest, preset_id: int) -> HttpResponse:
     """Delete one of your own presets; anyone else's (or a shared one) is 404."""
     preset = _preset_or_404(Preset.objects.filter(owner=request.user), preset_id)
-    services.preset_delete(preset=preset)
-    flash.success(request, f"Preset “{preset}” deleted.")
+    services.presets.preset_delete(preset=preset)
+    flash.success(request, _("Preset “%(preset)s” deleted.") % {"preset": preset})
     return redirect("presets")
 
 
 def _preset_page(request: HttpRequest, form: PresetForm, *, status: int = 200) -> HttpResponse:
-    presets = selectors.preset_list(request.user)
+    presets = selectors.presets.preset_list(request.user)
     context = {
         **sidebar_context(request),
         "shared_presets": [preset for preset in presets if preset.owner_id is None],

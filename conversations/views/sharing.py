@@ -11,17 +11,11 @@ from .. import selectors, services
 from ..exceptions import InvalidChange
 from ..forms import PublicLinkForm, ShareForm, ShareRoleForm
 from ..permissions import Action
-from .chat import conversation_or_404
+from ._common import conversation_or_404, flash_form_errors
 
 
 def _back_to_dialog(conversation) -> HttpResponse:
     return redirect(reverse("conversation", args=[conversation.id]) + "#share")
-
-
-def _form_errors(request: HttpRequest, form) -> None:
-    for errors in form.errors.values():
-        for error in errors:
-            messages.error(request, error)
 
 
 @login_required
@@ -29,13 +23,13 @@ def _form_errors(request: HttpRequest, form) -> None:
 def share_create(request: HttpRequest, conversation_id) -> HttpResponse:
     conversation = conversation_or_404(request, conversation_id, Action.SHARE)
     form = ShareForm(
-        request.POST, teammates=selectors.teammates_of(request.user), teams=selectors.teams_of(request.user)
+        request.POST, teammates=selectors.teams.teammates_of(request.user), teams=selectors.teams.teams_of(request.user)
     )
     if not form.is_valid():
-        _form_errors(request, form)
+        flash_form_errors(request, form)
         return _back_to_dialog(conversation)
     try:
-        share = services.conversation_share(
+        share = services.sharing.conversation_share(
             conversation=conversation, by=request.user, role=form.cleaned_data["role"], **form.target_ids()
         )
     except InvalidChange as exc:
@@ -59,10 +53,10 @@ def share_change(request: HttpRequest, conversation_id, share_id: int) -> HttpRe
     share = _share_or_404(conversation, share_id)
     form = ShareRoleForm(request.POST)
     if form.is_valid():
-        services.share_change_role(share=share, role=form.cleaned_data["role"])
+        services.sharing.share_change_role(share=share, role=form.cleaned_data["role"])
         messages.success(request, f"{share.target} is now a {share.role}.")
     else:
-        _form_errors(request, form)
+        flash_form_errors(request, form)
     return _back_to_dialog(conversation)
 
 
@@ -71,7 +65,7 @@ def share_change(request: HttpRequest, conversation_id, share_id: int) -> HttpRe
 def share_revoke(request: HttpRequest, conversation_id, share_id: int) -> HttpResponse:
     conversation = conversation_or_404(request, conversation_id, Action.SHARE)
     share = _share_or_404(conversation, share_id)
-    services.share_revoke(share=share)
+    services.sharing.share_revoke(share=share)
     messages.success(request, f"{share.target} no longer has access.")
     return _back_to_dialog(conversation)
 
@@ -82,10 +76,10 @@ def public_link_create(request: HttpRequest, conversation_id) -> HttpResponse:
     conversation = conversation_or_404(request, conversation_id, Action.PUBLIC_LINK)
     form = PublicLinkForm(request.POST)
     if not form.is_valid():
-        _form_errors(request, form)
+        flash_form_errors(request, form)
         return _back_to_dialog(conversation)
     try:
-        services.public_link_create(
+        services.sharing.public_link_create(
             conversation=conversation,
             kind=form.cleaned_data["kind"],
             audience=form.cleaned_data["audience"],
@@ -111,7 +105,7 @@ def _link_or_404(conversation, link_id: int):
 @require_POST
 def public_link_refresh(request: HttpRequest, conversation_id, link_id: int) -> HttpResponse:
     conversation = conversation_or_404(request, conversation_id, Action.PUBLIC_LINK)
-    services.public_link_refresh(link=_link_or_404(conversation, link_id))
+    services.sharing.public_link_refresh(link=_link_or_404(conversation, link_id))
     messages.success(request, "The link now shows the conversation as it is.")
     return _back_to_dialog(conversation)
 
@@ -120,6 +114,6 @@ def public_link_refresh(request: HttpRequest, conversation_id, link_id: int) -> 
 @require_POST
 def public_link_delete(request: HttpRequest, conversation_id, link_id: int) -> HttpResponse:
     conversation = conversation_or_404(request, conversation_id, Action.PUBLIC_LINK)
-    services.public_link_delete(link=_link_or_404(conversation, link_id))
+    services.sharing.public_link_delete(link=_link_or_404(conversation, link_id))
     messages.success(request, "Public link deleted; it no longer opens.")
     return _back_to_dialog(conversation)

@@ -10,12 +10,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from .. import selectors, services
 from ..exceptions import Forbidden, InvalidChange, TeamNotFound
 from ..forms import TeamCreateForm, TeamMemberForm
-from .chat import sidebar_context
+from ._common import sidebar_context
 
 
 def _team_or_404(request: HttpRequest, team_id: int):
     try:
-        return selectors.team_for(request.user, team_id)
+        return selectors.teams.team_for(request.user, team_id)
     except TeamNotFound:
         raise Http404("No such team.") from None
 
@@ -26,12 +26,12 @@ def team_list(request: HttpRequest) -> HttpResponse:
     form = TeamCreateForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         try:
-            team = services.team_create(name=form.cleaned_data["name"], owner=request.user)
+            team = services.teams.team_create(name=form.cleaned_data["name"], owner=request.user)
         except InvalidChange as exc:
             form.add_error("name", exc.message)
         else:
             return redirect("team", team_id=team.id)
-    context = {**sidebar_context(request), "teams": selectors.teams_of(request.user), "form": form}
+    context = {**sidebar_context(request), "teams": selectors.teams.teams_of(request.user), "form": form}
     return render(request, "conversations/teams.html", context, status=400 if form.errors else 200)
 
 
@@ -42,7 +42,7 @@ def team_detail(request: HttpRequest, team_id: int) -> HttpResponse:
     context = {
         **sidebar_context(request),
         "team": team,
-        "memberships": selectors.team_member_rows(team),
+        "memberships": selectors.teams.team_member_rows(team),
         "form": TeamMemberForm(),
     }
     return render(request, "conversations/team.html", context)
@@ -55,7 +55,7 @@ def team_member_add(request: HttpRequest, team_id: int) -> HttpResponse:
     form = TeamMemberForm(request.POST)
     if form.is_valid():
         try:
-            membership = services.team_add_member(
+            membership = services.teams.team_add_member(
                 team=team, by=request.user, username=form.cleaned_data["username"], role=form.cleaned_data["role"]
             )
         except Forbidden as exc:
@@ -74,7 +74,7 @@ def team_member_add(request: HttpRequest, team_id: int) -> HttpResponse:
 def team_member_remove(request: HttpRequest, team_id: int, user_id: int) -> HttpResponse:
     team = _team_or_404(request, team_id)
     try:
-        services.team_remove_member(team=team, by=request.user, user_id=user_id)
+        services.teams.team_remove_member(team=team, by=request.user, user_id=user_id)
     except Forbidden as exc:
         raise PermissionDenied(exc.message) from None
     except InvalidChange as exc:

@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from .. import metering
-from .chat import sidebar_context
+from ._common import sidebar_context
 
 
 @login_required

@@ -3,7 +3,7 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from conversations.services import provider_sync_from_env
+from conversations.services.providers import provider_sync_from_env
 
 
 class Command(BaseCommand):

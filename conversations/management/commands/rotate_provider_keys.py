@@ -1,7 +1,7 @@
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from conversations.services import provider_keys_rotate
+from conversations.services.providers import provider_keys_rotate
 
 
 class Command(BaseCommand):

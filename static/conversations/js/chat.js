@@ -1,6 +1,8 @@
 // Just enough JavaScript to stream a conversation: open the socket, show deltas, reconnect.
 // Streaming text is shown as text (textContent), never as HTML; only the server's sanitised
-// `html` of a finished reply is put into the page as markup.
+// `html` of a finished reply is put into the page as markup. New messages are built from the
+// page's <template id="message-template"> and every line under a message comes from the server,
+// so their markup and wording live in the templates only.
 (() => {
   "use strict";
 
@@ -83,6 +85,7 @@
   const regenerateButton = document.getElementById("regenerate-button");
   const chatError = document.getElementById("chat-error");
   const connectionStatus = document.getElementById("connection-status");
+  const messageTemplate = document.getElementById("message-template");
 
   const socketPath = chat.dataset.socketPath;
   const canWrite = Boolean(composer);
@@ -117,16 +120,21 @@
     chatError.hidden = !text;
   }
 
+  // A part of the blank message in the page's template (its author line, its note, the marker).
+  function templatePart(selector) {
+    const part = messageTemplate.content.querySelector(selector).cloneNode(true);
+    part.hidden = false;
+    return part;
+  }
+
   function messageElement(id, role) {
     let element = list.querySelector(`li.message[data-id="${id}"]`);
     if (element) return element;
     list.querySelector(".messages-empty")?.remove();
-    element = document.createElement("li");
-    element.className = `message message--${role}`;
+    element = templatePart("li.message");
+    element.querySelectorAll("[hidden]").forEach((part) => part.remove()); // added when there is one
+    element.classList.add(`message--${role}`);
     element.dataset.id = String(id);
-    const body = document.createElement("div");
-    body.className = "message-body";
-    element.append(body);
     // Keep id order: a caught-up message may belong before ones already shown.
     const later = [...list.querySelectorAll("li.message")].find((other) => Number(other.dataset.id) > id);
     list.insertBefore(element, later || null);
@@ -139,22 +147,25 @@
     element.classList.add(`is-${status}`);
   }
 
+  // The line under a message: its error, or why it was cut off, worded by the server.
   function setNote(element, text, className) {
-    element.querySelector(".message-error, .message-note")?.remove();
-    if (!text) return;
-    const note = document.createElement("p");
+    let note = element.querySelector(".message-error, .message-note");
+    if (!text) {
+      note?.remove();
+      return;
+    }
+    if (!note) {
+      note = templatePart(".message-note");
+      element.append(note);
+    }
     note.className = className;
     note.textContent = text;
-    element.append(note);
   }
 
-  function showFinal(element, { status, html, error, finish_reason: finishReason }) {
+  function showFinal(element, { status, html, note, note_class: noteClass }) {
     setStatus(element, status);
     element.querySelector(".message-body").innerHTML = html; // sanitised by the server
-    if (error) setNote(element, error, "message-error");
-    else if (finishReason === "length") setNote(element, "Cut off: the reply reached its length limit.", "message-note");
-    else if (finishReason === "content_filter") setNote(element, "Cut off by the provider's content filter.", "message-note");
-    else setNote(element, "");
+    setNote(element, note, noteClass);
   }
 
   function updateSince() {
@@ -172,22 +183,15 @@
   }
 
   // Where the history sent with the latest reply starts, when older messages were left out.
-  const CONTEXT_MARKER = "Older messages above were not sent to the model: they do not fit its context window.";
   function markContextStart(firstSentId) {
     list.querySelector(".context-marker")?.remove();
     const first = firstSentId ? list.querySelector(`li.message[data-id="${firstSentId}"]`) : null;
-    if (!first) return;
-    const marker = document.createElement("li");
-    marker.className = "context-marker";
-    marker.setAttribute("role", "separator");
-    marker.textContent = CONTEXT_MARKER;
-    list.insertBefore(marker, first);
+    if (first) list.insertBefore(templatePart(".context-marker"), first);
   }
 
   function setAuthor(element, author) {
     if (!showAuthors || !author || element.querySelector(".message-author")) return;
-    const name = document.createElement("p");
-    name.className = "message-author";
+    const name = templatePart(".message-author");
     name.textContent = author;
     element.prepend(name);
   }

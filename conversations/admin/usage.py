@@ -1,4 +1,4 @@
-"""The admin's usage and limits pages (imported by admin.py, which registers everything else).
+"""The admin's usage and limits pages.
 
 Usage records are read-only: they are what happened. Staff with the "view usage
 record" permission see every person's usage, not only their own: usage is
@@ -12,7 +12,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Sum
 
-from .models import Limit, UsageRecord
+from ..models import Limit, UsageRecord
 
 
 class ModelFilter(admin.RelatedOnlyFieldListFilter):

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.db.models import F
 
-from .models import Preset
+from ..models import Preset
 
 
 class PresetForFilter(admin.SimpleListFilter):

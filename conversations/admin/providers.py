@@ -1,3 +1,5 @@
+"""The admin for providers (write-only keys, Test connection, Import models) and model configs."""
+
 from urllib.parse import urlsplit
 
 from asgiref.sync import async_to_sync
@@ -11,21 +13,9 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from . import admin_usage  # noqa: F401  (registers UsageRecordAdmin and LimitAdmin)
-from . import admin_presets  # noqa: F401  (registers PresetAdmin)
-from . import selectors, services
-from .llm import UpstreamError, checks
-from .models import (
-    Conversation,
-    Message,
-    ModelConfig,
-    Provider,
-    PublicLink,
-    Share,
-    SiteSettings,
-    Team,
-    TeamMembership,
-)
+from .. import selectors, services
+from ..llm import UpstreamError, checks
+from ..models import ModelConfig, Provider
 
 
 def mask_key(key: str) -> str:
@@ -146,7 +136,7 @@ class ProviderAdmin(admin.ModelAdmin):
     @admin.action(description="Test connection (list the models, ask for one token)", permissions=["change"])
     def test_connection(self, request, queryset) -> None:
         providers = list(queryset)
-        specs = [selectors.provider_probe_spec(provider) for provider in providers]
+        specs = [selectors.providers.provider_probe_spec(provider) for provider in providers]
         results = async_to_sync(checks.check_connections)(specs)
         for provider, spec, result in zip(providers, specs, results, strict=True):
             level = messages.SUCCESS if result.ok else messages.ERROR if result.reply_error else messages.WARNING
@@ -155,14 +145,14 @@ class ProviderAdmin(admin.ModelAdmin):
     @admin.action(description="Import models (added disabled)", permissions=["import_models"])
     def import_models(self, request, queryset) -> None:
         providers = list(queryset)
-        listed = async_to_sync(checks.list_models_of)([selectors.provider_spec(provider) for provider in providers])
+        listed = async_to_sync(checks.list_models_of)([selectors.providers.provider_spec(provider) for provider in providers])
         for provider, model_ids in zip(providers, listed, strict=True):
             if isinstance(model_ids, UpstreamError):
                 self.message_user(request, f"{provider.name}: listing the models failed: {model_ids.message}", messages.ERROR)
                 continue
             if isinstance(model_ids, BaseException):
                 raise model_ids
-            created, skipped = services.provider_import_models(provider=provider, model_ids=model_ids)
+            created, skipped = services.providers.provider_import_models(provider=provider, model_ids=model_ids)
             self.message_user(request, import_report(provider, created, skipped), messages.SUCCESS)
 
     def has_import_models_permission(self, request) -> bool:
@@ -216,7 +206,7 @@ def import_report(provider: Provider, created: int, skipped: int) -> str:
 class ModelConfigForm(forms.ModelForm):
     class Meta:
         model = ModelConfig
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 - ModelConfigAdmin.fieldsets choose and order them
         widgets = {
             "stop": forms.Textarea(attrs={"rows": 2}),
             "logit_bias": forms.Textarea(attrs={"rows": 2}),
@@ -306,129 +296,3 @@ class ModelConfigAdmin(admin.ModelAdmin):
                 # Exactly one default: choosing this one unsets the previous.
                 ModelConfig.objects.exclude(pk=obj.pk).filter(is_default=True).update(is_default=False)
             super().save_model(request, obj, form, change)
-
-
-class MessageInline(admin.TabularInline):
-    model = Message
-    fields = ["role", "status", "author", "content", "created"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-
-@admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "owner", "model_config", "message_count", "updated", "created"]
-    list_filter = ["model_config", "updated"]
-    search_fields = ["title", "owner__username", "owner__email"]
-    date_hierarchy = "created"
-    list_select_related = ["owner", "model_config"]
-    raw_id_fields = ["owner"]
-    readonly_fields = ["id", "created", "updated"]
-    inlines = [MessageInline]
-
-    def get_queryset(self, request):
-        # Staff who are not superusers see only what the site would show them.
-        return visible_in_admin(request, super().get_queryset(request)).annotate(message_count=Count("messages"))
-
-    @admin.display(description="Messages", ordering="message_count")
-    def message_count(self, obj) -> int:
-        return obj.message_count
-
-
-def visible_in_admin(request, queryset, path: str = ""):
-    """Everything for a superuser; for other staff, only rows of conversations they may see."""
-    if request.user.is_superuser:
-        return queryset
-    visible = Conversation.objects.visible_to(request.user).values("pk")
-    return queryset.filter(**{f"{path}pk__in" if path else "pk__in": visible})
-
-
-@admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "conversation", "role", "status", "author", "model_name", "completion_tokens", "created"]
-    list_filter = ["role", "status", "finish_reason", "created"]
-    search_fields = ["content", "conversation__title", "author__username"]
-    date_hierarchy = "created"
-    list_select_related = ["conversation", "author"]
-    raw_id_fields = ["conversation", "author"]
-    readonly_fields = ["created", "updated"]
-
-    def get_queryset(self, request):
-        return visible_in_admin(request, super().get_queryset(request), "conversation__")
-
-
-class TeamMembershipInline(admin.TabularInline):
-    model = TeamMembership
-    fields = ["user", "role", "created"]
-    readonly_fields = ["created"]
-    raw_id_fields = ["user"]
-    extra = 1
-
-
-@admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
-    list_display = ["name", "member_count", "created"]
-    search_fields = ["name", "memberships__user__username"]
-    inlines = [TeamMembershipInline]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(member_count=Count("memberships"))
-
-    @admin.display(description="Members", ordering="member_count")
-    def member_count(self, obj) -> int:
-        return obj.member_count
-
-
-@admin.register(Share)
-class ShareAdmin(admin.ModelAdmin):
-    list_display = ["conversation", "user", "team", "role", "created"]
-    list_filter = ["role", "team"]
-    search_fields = ["conversation__title", "user__username", "team__name"]
-    list_select_related = ["conversation", "user", "team"]
-    raw_id_fields = ["conversation", "user"]
-
-    def get_queryset(self, request):
-        return visible_in_admin(request, super().get_queryset(request), "conversation__")
-
-
-@admin.register(PublicLink)
-class PublicLinkAdmin(admin.ModelAdmin):
-    list_display = ["conversation", "kind", "audience", "protected", "expires_at", "created"]
-    list_filter = ["kind", "audience"]
-    search_fields = ["conversation__title"]
-    list_select_related = ["conversation"]
-    raw_id_fields = ["conversation"]
-    # The token is the link itself and the password is a hash: neither is shown or edited here.
-    fields = ["conversation", "kind", "audience", "expires_at", "title", "snapshot_at", "created"]
-    readonly_fields = ["title", "snapshot_at", "created"]
-
-    def get_queryset(self, request):
-        return visible_in_admin(request, super().get_queryset(request), "conversation__")
-
-    def has_add_permission(self, request) -> bool:
-        return False  # links are made by the owner from the Share dialog
-
-    @admin.display(boolean=True, description="Password")
-    def protected(self, obj: PublicLink) -> bool:
-        return obj.has_password
-
-
-@admin.register(SiteSettings)
-class SiteSettingsAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "public_links_enabled"]
-
-    def has_add_permission(self, request) -> bool:
-        return not SiteSettings.objects.exists()
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def changelist_view(self, request, extra_context=None):
-        # One row: go straight to it.
-        settings_row = SiteSettings.objects.get_or_create(pk=1)[0]
-        return redirect("admin:conversations_sitesettings_change", settings_row.pk)

@@ -1,0 +1,13 @@
+"""The Django admin, one module per subdomain; importing this package registers every ModelAdmin.
+
+    providers.py  providers (Test connection, Import models, write-only keys) and model configs
+    chat.py       conversations and messages (visible_in_admin: what non-superuser staff may see)
+    teams.py      teams and their members
+    sharing.py    shares, public links, site settings
+    presets.py    presets
+    usage.py      usage records (read-only, with totals) and limits
+"""
+
+from . import chat, presets, providers, sharing, teams, usage
+
+__all__ = ["chat", "presets", "providers", "sharing", "teams", "usage"]

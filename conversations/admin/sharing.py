@@ -1,0 +1,57 @@
+"""The admin for shares, public links and the site-wide settings (public links on or off)."""
+
+from django.contrib import admin
+from django.shortcuts import redirect
+
+from ..models import PublicLink, Share, SiteSettings
+from .chat import visible_in_admin
+
+
+@admin.register(Share)
+class ShareAdmin(admin.ModelAdmin):
+    list_display = ["conversation", "user", "team", "role", "created"]
+    list_filter = ["role", "team"]
+    search_fields = ["conversation__title", "user__username", "team__name"]
+    list_select_related = ["conversation", "user", "team"]
+    raw_id_fields = ["conversation", "user"]
+
+    def get_queryset(self, request):
+        return visible_in_admin(request, super().get_queryset(request), "conversation__")
+
+
+@admin.register(PublicLink)
+class PublicLinkAdmin(admin.ModelAdmin):
+    list_display = ["conversation", "kind", "audience", "protected", "expires_at", "created"]
+    list_filter = ["kind", "audience"]
+    search_fields = ["conversation__title"]
+    list_select_related = ["conversation"]
+    raw_id_fields = ["conversation"]
+    # The token is the link itself and the password is a hash: neither is shown or edited here.
+    fields = ["conversation", "kind", "audience", "expires_at", "title", "snapshot_at", "created"]
+    readonly_fields = ["title", "snapshot_at", "created"]
+
+    def get_queryset(self, request):
+        return visible_in_admin(request, super().get_queryset(request), "conversation__")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # links are made by the owner from the Share dialog
+
+    @admin.display(boolean=True, description="Password")
+    def protected(self, obj: PublicLink) -> bool:
+        return obj.has_password
+
+
+@admin.register(SiteSettings)
+class SiteSettingsAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "public_links_enabled"]
+
+    def has_add_permission(self, request) -> bool:
+        return not SiteSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        # One row: go straight to it.
+        settings_row = SiteSettings.objects.get_or_create(pk=1)[0]
+        return redirect("admin:conversations_sitesettings_change", settings_row.pk)

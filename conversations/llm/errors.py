@@ -1,0 +1,175 @@
+"""What went wrong upstream, as the one `UpstreamError` a person reads.
+
+A refused request (its status, headers and the start of its body), a network
+failure or a malformed stream each become an UpstreamError with a stable
+`code` and a message that says what happened and, where the server said why,
+its own words. Every message passes through `scrub` first, so an API key the
+server echoes never reaches a page or a log. Reading a body is chunks.py's
+work: this module only maps what it is given.
+"""
+
+import email.utils
+import json
+import math
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from .providers import server_host
+from .sse import SSEError
+from .types import ModelSpec, UpstreamError
+
+STATUS_ERRORS = {
+    400: ("bad_request", "The model server rejected the request"),
+    401: ("unauthorized", "The model server did not accept the API key"),
+    403: ("forbidden", "The model server refused access"),
+    404: ("not_found", "The model server does not know this model or address"),
+    408: ("timeout", "The model server timed out"),
+    413: ("bad_request", "The conversation is too long for the model server"),
+    422: ("bad_request", "The model server rejected the request"),
+    429: ("rate_limited", "The model server is rate limiting requests"),
+    500: ("server_error", "The model server failed"),
+    502: ("unavailable", "The model server is unavailable"),
+    503: ("unavailable", "The model server is unavailable"),
+    504: ("unavailable", "The model server is unavailable"),
+}
+
+# How servers say the prompt is too long: OpenAI's error code, and the words of OpenAI, vLLM and llama.cpp.
+CONTEXT_TOO_LONG_PHRASES = ("context_length_exceeded", "maximum context length", "exceeds the available context size")
+
+SECRET_PATTERN = re.compile(r"\b(sk-|key-)[A-Za-z0-9_\-*.]{6,}")
+
+
+def error_from_status(status: int, headers: httpx.Headers, body: bytes, spec: ModelSpec) -> UpstreamError:
+    """The error for a response that is not a 200: its status, the server's Retry-After and the start of its body."""
+    code, summary = STATUS_ERRORS.get(
+        status, ("server_error", "The model server failed") if status >= 500 else ("bad_request", "The model server refused")
+    )
+    api_code = ""
+    try:
+        payload = json.loads(body)
+        detail = api_error_message(payload, spec)
+        api_code = api_error_code(payload)
+    except ValueError:
+        detail = scrub(body.decode("utf-8", "replace").strip()[:300], spec)
+    if status in (400, 413, 422) and context_too_long(api_code, detail):
+        return context_length_error(status, detail, spec)
+    if status == 429 and api_code == "insufficient_quota":
+        code, summary = "quota_exceeded", "The model provider's account has run out of credit or quota"
+    retry_after = retry_after_seconds(headers) if status == 429 or status >= 500 else None
+    message = f"{summary} ({status})"
+    if retry_after is not None and code != "quota_exceeded":
+        message += f"; try again in {max(1, round(retry_after))} s"
+    if detail:
+        message += f": {detail}"
+    return UpstreamError(code, message, status=status, retry_after=retry_after)
+
+
+def context_too_long(api_code: str, detail: str) -> bool:
+    """Whether a refusal says the prompt does not fit the model's context window."""
+    text = f"{api_code} {detail}".lower()
+    return any(phrase in text for phrase in CONTEXT_TOO_LONG_PHRASES)
+
+
+def context_length_error(status: int, detail: str, spec: ModelSpec) -> UpstreamError:
+    """A too-long prompt, with advice that depends on whether the admin set a context window."""
+    message = f"The conversation is too long for this model's context window ({status})"
+    if detail:
+        message += f": {detail.rstrip('.')}"
+    if spec.context_window:
+        advice = (
+            f"Older messages were already left out to fit the {spec.context_window}-token window set in the admin, "
+            "so your last message may be too long on its own, or that window is larger than the model's. "
+            "Shorten the message, lower the model's context window in the admin, or start a new chat."
+        )
+    else:
+        advice = (
+            "Ask an admin to set the model's context window in the admin so older messages are left out, "
+            "or start a new chat."
+        )
+    return UpstreamError("context_length_exceeded", f"{message}. {advice}", status=status)
+
+
+def api_error_code(payload) -> str:
+    """The API's machine-readable error code (OpenAI: error.code), if any."""
+    error = payload.get("error", payload) if isinstance(payload, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else ""
+
+
+def api_error_message(payload, spec: ModelSpec) -> str:
+    """The human part of the API's error JSON, whichever of the common shapes it takes, key-free."""
+    error = payload.get("error", payload) if isinstance(payload, dict) else payload
+    if isinstance(error, dict):
+        text = error.get("message") or error.get("detail") or error.get("code") or ""
+    else:
+        text = error
+    if isinstance(text, list | dict):
+        text = json.dumps(text)
+    return scrub(str(text or "").strip()[:500], spec)
+
+
+def scrub(text: str, spec: ModelSpec) -> str:
+    """Take API keys out of a message before it can reach a page or a log."""
+    if spec.api_key and len(spec.api_key) >= 6:
+        text = text.replace(spec.api_key, "[key]")
+    return SECRET_PATTERN.sub(lambda match: match.group(1) + "…", text)
+
+
+def retry_after_seconds(headers: httpx.Headers) -> float | None:
+    """Seconds the server asks to wait: retry-after-ms (OpenAI's), else Retry-After in seconds or as an HTTP date."""
+    try:
+        return _seconds(float(headers["retry-after-ms"]) / 1000)
+    except (KeyError, ValueError):
+        pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return _seconds(float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _seconds(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(value)
+    return max(0.0, value)
+
+
+@contextmanager
+def network_errors(spec: ModelSpec, *, lost: str = "The connection to the model server dropped mid-reply.") -> Iterator[None]:
+    """Network and stream failures as the one UpstreamError a person reads; `lost` for a dropped connection."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise timeout_error(exc, spec) from None
+    except httpx.ConnectError:
+        raise UpstreamError(
+            "unreachable", f"Could not connect to the model server at {server_host(spec)}. Is it running?"
+        ) from None
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+        raise UpstreamError("connection_lost", lost) from None
+    except httpx.HTTPError as exc:
+        raise UpstreamError("upstream_error", f"The request to the model server failed: {type(exc).__name__}.") from None
+    except SSEError as exc:
+        raise UpstreamError("bad_response", f"The model server sent a malformed stream: {exc}") from None
+
+
+def timeout_error(exc: httpx.TimeoutException, spec: ModelSpec) -> UpstreamError:
+    """Which wait ran out, said plainly: connecting, a free connection in the pool, or the next piece of the reply."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return UpstreamError("unreachable", f"Connecting to the model server at {server_host(spec)} timed out.")
+    if isinstance(exc, httpx.PoolTimeout):
+        return UpstreamError("busy", "Too many replies are streaming at once; try again shortly.")
+    return UpstreamError(
+        "timeout", f"The model server sent nothing for {spec.timeout:g} s, so the reply was given up."
+    )

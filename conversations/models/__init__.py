@@ -1,0 +1,58 @@
+"""The app's models, one module per subdomain; every model is re-exported here.
+
+    chat.py       Conversation (visible_to, writable_by: the one access rule's queries), Message
+    providers.py  Provider, ModelConfig and their validators
+    teams.py      Team, TeamMembership
+    sharing.py    Share, PublicLink, SiteSettings
+    presets.py    Preset
+    usage.py      UsageRecord, Limit
+
+`from conversations.models import Message` works as it always did; the app
+label, table names and migrations are those of the single models.py this was.
+"""
+
+from .chat import Conversation, ConversationQuerySet, Message
+from .presets import Preset, PresetQuerySet
+from .providers import (
+    RESERVED_HEADERS,
+    ModelConfig,
+    ModelConfigQuerySet,
+    Provider,
+    validate_base_url,
+    validate_extra_headers,
+    validate_logit_bias,
+    validate_omit_parameters,
+    validate_response_format,
+    validate_stop,
+)
+from .sharing import PublicLink, PublicLinkQuerySet, Share, ShareQuerySet, SiteSettings, new_link_token
+from .teams import Team, TeamMembership
+from .usage import Limit, UsageRecord
+
+__all__ = [
+    "RESERVED_HEADERS",
+    "Conversation",
+    "ConversationQuerySet",
+    "Limit",
+    "Message",
+    "ModelConfig",
+    "ModelConfigQuerySet",
+    "Preset",
+    "PresetQuerySet",
+    "Provider",
+    "PublicLink",
+    "PublicLinkQuerySet",
+    "Share",
+    "ShareQuerySet",
+    "SiteSettings",
+    "Team",
+    "TeamMembership",
+    "UsageRecord",
+    "new_link_token",
+    "validate_base_url",
+    "validate_extra_headers",
+    "validate_logit_bias",
+    "validate_omit_parameters",
+    "validate_response_format",
+    "validate_stop",
+]

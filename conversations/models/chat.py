@@ -1,0 +1,134 @@
+"""Conversations and their messages, and who may see them (ConversationQuerySet: the one access rule's queries)."""
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from .providers import ModelConfig
+
+
+def _shares_granting(user):
+    # sharing.py imports this module for its foreign keys, so Share is looked up when first needed.
+    from .sharing import Share
+
+    return Share.objects.granting(user), Share.Role.COLLABORATOR
+
+
+class ConversationQuerySet(models.QuerySet):
+    """Who may do what is decided here and in permissions.py, from the same Share rows."""
+
+    def visible_to(self, user):
+        """Conversations this person may read and watch: their own and those shared with them or their teams."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.visible_to_account(user)
+
+    def visible_to_account(self, user):
+        """visible_to for an account object whether or not it can log in now (a deactivated one, say)."""
+        shares, _ = _shares_granting(user)
+        return self.filter(Q(owner=user) | Exists(shares.filter(conversation=OuterRef("pk"))))
+
+    def writable_by(self, user):
+        """Conversations this person may send to, stop and regenerate in: their own and those they collaborate on."""
+        if not user.is_authenticated:
+            return self.none()
+        shares, collaborator = _shares_granting(user)
+        collaborating = shares.filter(conversation=OuterRef("pk"), role=collaborator)
+        return self.filter(Q(owner=user) | Exists(collaborating))
+
+    def with_access(self, user):
+        """visible_to(user), each row annotated with `collaborating`, so permissions.role_of needs no query."""
+        shares, collaborator = _shares_granting(user)
+        collaborating = shares.filter(conversation=OuterRef("pk"), role=collaborator)
+        return self.visible_to(user).annotate(collaborating=Exists(collaborating))
+
+    def shared_with(self, user):
+        """Conversations others shared with this person, directly or through a team."""
+        return self.visible_to(user).exclude(owner=user)
+
+
+class Conversation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Indexed by conversation_owner_recent (owner, -updated), which also serves lookups by owner.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations", db_index=False
+    )
+    title = models.CharField(max_length=200, blank=True)
+    model_config = models.ForeignKey(
+        ModelConfig,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="conversations",
+        help_text="Empty: the default model.",
+    )
+    # The person's own settings, used where the model config allows them (ModelConfig.allow_custom_*).
+    temperature = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)], help_text="Empty: the model's."
+    )
+    system_prompt = models.TextField(blank=True, help_text="Sent after the model's own system prompt.")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(default=timezone.now, help_text="When the last message was added.")
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated"]
+        indexes = [models.Index(fields=["owner", "-updated"], name="conversation_owner_recent")]
+
+    def __str__(self) -> str:
+        return self.title or "New chat"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        SYSTEM = "system"
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming"
+        COMPLETE = "complete"
+        STOPPED = "stopped"
+        ERROR = "error"
+
+    # Indexed by message_conversation_order (conversation, id), which also serves lookups by conversation.
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    html = models.TextField(blank=True, help_text="The content rendered and sanitised, kept so pages need not re-render.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    finish_reason = models.CharField(max_length=32, blank=True, help_text="Why the model stopped, as the API said.")
+    error = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    model_name = models.CharField(max_length=200, blank=True, help_text="The model the API said answered.")
+    context_start = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="A reply only: the first message sent with it, when older ones were left out to fit the context window.",
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["conversation", "id"], name="message_conversation_order"),
+        ]
+        constraints = [
+            # One generation at a time per conversation, whichever process runs it.
+            models.UniqueConstraint(
+                fields=["conversation"], condition=Q(status="streaming"), name="one_streaming_reply_per_conversation"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:60]}"

@@ -1,0 +1,135 @@
+"""Sharing: a conversation shared with a person or a team, public links, and the site-wide switch for links."""
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .chat import Conversation
+from .teams import Team, TeamMembership
+
+
+class ShareQuerySet(models.QuerySet):
+    def granting(self, user):
+        """Shares that reach this person: made to them, or to a team they belong to."""
+        teams = TeamMembership.objects.filter(user=user).values("team_id")
+        return self.filter(Q(user=user) | Q(team__in=teams))
+
+
+class Share(models.Model):
+    """A conversation shared with one person or one team (exactly one of the two)."""
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer (reads and watches live)"
+        COLLABORATOR = "collaborator", "Collaborator (also sends, stops and regenerates)"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="shares")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="shares_received"
+    )
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="shares")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = ShareQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, team__isnull=True) | Q(user__isnull=True, team__isnull=False),
+                name="share_with_user_or_team",
+            ),
+            models.UniqueConstraint(
+                fields=["conversation", "user"], condition=Q(user__isnull=False), name="one_share_per_user"
+            ),
+            models.UniqueConstraint(
+                fields=["conversation", "team"], condition=Q(team__isnull=False), name="one_share_per_team"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "conversation"], name="share_user"),
+            models.Index(fields=["team", "conversation"], name="share_team"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversation} with {self.user or self.team} ({self.role})"
+
+    @property
+    def target(self):
+        return self.user or self.team
+
+
+def new_link_token() -> str:
+    return secrets.token_urlsafe(32)  # 256 bits
+
+
+class PublicLinkQuerySet(models.QuerySet):
+    def usable(self):
+        """Links that open now: not expired (deleted links no longer exist)."""
+        now = timezone.now()
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+class PublicLink(models.Model):
+    """A read-only link to a conversation, opened at /s/<token>/ without an account (unless limited to users)."""
+
+    class Kind(models.TextChoices):
+        SNAPSHOT = "snapshot", "Snapshot (as it is now)"
+        LIVE = "live", "Live (always the current conversation)"
+
+    class Audience(models.TextChoices):
+        ANYONE = "anyone", "Anyone with the link"
+        USERS = "users", "Only people logged in to this site"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="public_links")
+    token = models.CharField(max_length=64, unique=True, default=new_link_token, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SNAPSHOT)
+    audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.ANYONE)
+    password = models.CharField(max_length=128, blank=True, help_text="A password hash; empty for none.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    title = models.CharField(max_length=200, blank=True, help_text="The conversation's title when the snapshot was taken.")
+    snapshot = models.JSONField(default=list, blank=True, help_text="The messages as shown when the snapshot was taken.")
+    snapshot_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = PublicLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created"]
+        verbose_name = "public link"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} link to {self.conversation}"
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password)
+
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+
+class SiteSettings(models.Model):
+    """Site-wide switches, kept in the database so an admin can change them without a deploy. One row."""
+
+    public_links_enabled = models.BooleanField(
+        default=True, help_text="Let owners create public links, and let existing links open. Off: every /s/ link answers 404."
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "site settings"
+
+    def __str__(self) -> str:
+        return "Site settings"
+
+    def save(self, *args, **kwargs):
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def current(cls) -> "SiteSettings":
+        """The settings row; the defaults (unsaved) until an admin first saves it."""
+        return cls.objects.filter(pk=1).first() or cls(pk=1)

@@ -1,0 +1,70 @@
+"""Usage and limits: what each reply used and cost, and the caps on a person or a team (see metering.py)."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .chat import Message
+from .providers import ModelConfig
+from .teams import Team
+
+
+class UsageRecord(models.Model):
+    """One reply's use of a model: who, which team, how many tokens, what it cost.
+
+    Created when the reply starts (so requests-per-minute limits see it at once) and completed when it ends.
+    """
+
+    message = models.OneToOneField(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="usage_records")
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records",
+        help_text="The person's team when the reply was made (the first they joined), whose budget it counts against.",
+    )
+    model_config = models.ForeignKey(ModelConfig, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records")
+    model_name = models.CharField(max_length=200, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    estimated = models.BooleanField(default=False, help_text="The server sent no usage; the tokens were estimated from the text.")
+    cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [
+            models.Index(fields=["user", "created"], name="usage_user_created"),
+            models.Index(fields=["team", "created"], name="usage_team_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.model_name or self.model_config} · {self.total_tokens} tokens"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Limit(models.Model):
+    """Caps for one person or one team (exactly one): tokens per day and month, requests per minute."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="limit")
+    team = models.OneToOneField(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="limit")
+    daily_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per day (UTC). Empty: no cap.")
+    monthly_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Tokens per calendar month (UTC). Empty: no cap."
+    )
+    requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Replies started per minute. Empty: no cap."
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, team__isnull=True) | Q(user__isnull=True, team__isnull=False),
+                name="limit_for_user_or_team",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Limits for {self.user or self.team}"

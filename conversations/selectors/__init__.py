@@ -1,0 +1,12 @@
+"""Reads, by subdomain: plain data out, never a write. Callers use the module: `selectors.sharing.public_link_for(...)`.
+
+    conversations.py  a conversation for a person (the one access rule), its messages as rows and frames
+    providers.py      the model picker, model specs (what a reply is asked with), their per-process cache
+    sharing.py        shares, public links and their gates
+    teams.py          teams, teammates, members
+    presets.py        presets a person may apply
+"""
+
+from . import conversations, presets, providers, sharing, teams
+
+__all__ = ["conversations", "presets", "providers", "sharing", "teams"]

@@ -1,0 +1,143 @@
+"""Reads about conversations and their messages: what pages and sockets show, as plain rows."""
+
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy as _lazy
+
+from .. import permissions
+from ..exceptions import ConversationNotFound
+from ..models import Conversation, Message, Share
+from ..rendering import render_plain
+
+# A reconnecting socket is sent at most this many missed messages; past that the page reloads.
+CATCH_UP_LIMIT = 200
+
+def conversation_for(user, conversation_id: uuid.UUID | str) -> Conversation:
+    """The conversation if this person may see it, with `.role` set; ConversationNotFound otherwise (never a hint it exists)."""
+    try:
+        conversation = (
+            Conversation.objects.with_access(user).select_related("model_config", "owner").get(pk=conversation_id)
+        )
+    except (Conversation.DoesNotExist, ValidationError, ValueError):
+        raise ConversationNotFound() from None
+    conversation.role = permissions.role_of(user, conversation)
+    return conversation
+
+
+def conversation_exists(conversation_id: uuid.UUID) -> bool:
+    return Conversation.objects.filter(pk=conversation_id).exists()
+
+
+def conversation_list_for(user):
+    """The sidebar: this person's own conversations, most recently active first."""
+    return Conversation.objects.filter(owner=user).only("id", "title", "updated").order_by("-updated")
+
+
+def shared_conversation_list_for(user):
+    """The sidebar's "Shared with me": conversations others shared with this person or their teams."""
+    return (
+        Conversation.objects.shared_with(user)
+        .select_related("owner")
+        .only("id", "title", "updated", "owner__username")
+        .order_by("-updated")
+    )
+
+
+def has_several_writers(conversation: Conversation) -> bool:
+    """Whether anyone besides the owner may write, so messages need their author's name."""
+    return conversation.shares.filter(role=Share.Role.COLLABORATOR).exists()
+
+# Why a reply ended, shown under it, when that is worth saying (the API's finish_reason).
+FINISH_NOTES = {
+    "length": _lazy("Cut off: the reply reached its length limit."),
+    "content_filter": _lazy("Cut off by the provider's content filter."),
+}
+
+
+def message_note(error: str, finish_reason: str | None) -> tuple[str, str]:
+    """The line shown under a message and its CSS class: its error, else why it was cut off, else nothing.
+
+    The page, the `message` frame and the `done` frame all carry it, so the browser never words it itself.
+    """
+    if error:
+        return error, "message-error"
+    return str(FINISH_NOTES.get(finish_reason or "", "")), "message-note"
+
+
+def message_rows(conversation: Conversation) -> list[dict]:
+    """The conversation page's messages as plain rows, bodies already safe HTML.
+
+    Plain dicts from one query, not model instances: a 1,000-message page is
+    rendered in a fraction of the time, and the template does no logic per row.
+    """
+    rows = list(
+        conversation.messages.order_by("id").values(
+            "id", "role", "status", "content", "html", "error", "finish_reason", "author__username", "context_start"
+        )
+    )
+    context_start = next((row["context_start"] for row in reversed(rows) if row["role"] == Message.Role.ASSISTANT), None)
+    for row in rows:
+        row["body"] = message_html(row["role"], row["status"], row["content"], row["html"])
+        row["note"], row["note_class"] = message_note(row["error"], row["finish_reason"])
+        row["author"] = row.pop("author__username")
+        # The latest reply was sent only the messages from this one on: the marker goes before it.
+        row["context_marker"] = row["id"] == context_start
+    return rows
+
+
+def resume_from(rows: list[dict]) -> int:
+    """The message id a page's socket asks to catch up from (`?since=`): the first streaming
+    reply, else the one after the last shown, so nothing that changed after the render is missed."""
+    streaming = [row["id"] for row in rows if row["status"] == Message.Status.STREAMING]
+    if streaming:
+        return streaming[0]
+    return rows[-1]["id"] + 1 if rows else 0
+
+
+def message_html(role: str, status: str, content: str, html: str) -> str:
+    """A message as safe HTML: a finished reply's stored rendering, anything else as escaped text."""
+    if role == Message.Role.ASSISTANT and status != Message.Status.STREAMING:
+        return mark_safe(html)  # sanitised by rendering.render_markdown when saved
+    return render_plain(content)
+
+
+def message_payload(message: Message) -> dict:
+    """A saved message as the `message` frame carries it."""
+    html = message_html(message.role, message.status, message.content, message.html)
+    note, note_class = message_note(message.error, message.finish_reason)
+    return {
+        "id": message.id,
+        "role": message.role,
+        "content": message.content,
+        "status": message.status,
+        "html": html,
+        "finish_reason": message.finish_reason,
+        "error": message.error,
+        "note": note,
+        "note_class": note_class,
+        "author": message.author.get_username() if message.author_id else None,
+        "context_start": message.context_start,
+    }
+
+
+def messages_since(conversation_id: uuid.UUID, since_id: int) -> list[dict] | None:
+    """What a (re)connecting socket missed: messages from `since_id` on. None when too many to send.
+
+    The caller has checked access (the consumer does, on connect and on every access change).
+    """
+    messages = Message.objects.filter(conversation_id=conversation_id, id__gte=since_id).select_related("author")
+    rows = list(messages.order_by("id")[: CATCH_UP_LIMIT + 1])
+    if len(rows) > CATCH_UP_LIMIT:
+        return None
+    return [message_payload(message) for message in rows]
+
+
+def export_rows(conversation: Conversation) -> list[dict]:
+    """Every message of the conversation as exports.conversation_export reads them, oldest first."""
+    return list(
+        conversation.messages.order_by("id").values(
+            "role", "content", "status", "error", "finish_reason", "model_name", "created", "author__username"
+        )
+    )

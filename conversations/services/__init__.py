@@ -1,0 +1,14 @@
+"""Writes, by subdomain. Each function is one transaction, keyword-only, named <entity>_<action>;
+async callers reach each in one hop. Callers use the module: `services.sharing.share_revoke(share=...)`.
+
+    conversations.py  create, rename, delete, a conversation's own settings, copies
+    replies.py        a reply begun, checkpointed, finished (the send path's hand-written SQL)
+    sharing.py        shares and public links
+    teams.py          teams and their members
+    presets.py        presets, and applying one to a conversation
+    providers.py      the provider from the environment, importing models, rotating keys
+"""
+
+from . import conversations, presets, providers, replies, sharing, teams
+
+__all__ = ["conversations", "presets", "providers", "replies", "sharing", "teams"]

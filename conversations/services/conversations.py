@@ -1,0 +1,99 @@
+"""Writes to conversations: create, rename, delete, their own settings, and copying one ("Continue in my own chat")."""
+
+from django.db import transaction
+
+from .. import metering, selectors
+from ..exceptions import InvalidChange, ModelNotAvailable
+from ..llm import ModelSpec
+from ..models import Conversation, Message
+from ..rendering import render_markdown
+
+TITLE_LENGTH = 60
+
+def title_from(content: str) -> str:
+    words = " ".join(content.split())
+    return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+@transaction.atomic
+def conversation_create(*, owner, model_config_id: int | None = None, content: str = "") -> Conversation:
+    """A new conversation, optionally with the person's first message already in it.
+
+    ModelNotAvailable if the model picked is disabled or not open to the owner.
+    LimitExceeded if a first message is given and the owner is over a budget (its reply would be refused).
+    """
+    if content:
+        metering.limits_check(owner)
+    # The conversation keeps the model it starts with (the owner's default unless one was picked).
+    if model_config_id is not None:
+        if selectors.providers.usable_model_spec(owner, model_config_id) is None:
+            raise ModelNotAvailable()
+    else:
+        model_config_id = selectors.providers.default_model_id(owner)
+    conversation = Conversation.objects.create(owner=owner, model_config_id=model_config_id, title=title_from(content))
+    if content:
+        Message.objects.create(conversation=conversation, role=Message.Role.USER, content=content, author=owner)
+    return conversation
+
+
+def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
+    conversation.title = title.strip()[:200]
+    conversation.save(update_fields=["title"])
+    return conversation
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    conversation.delete()
+
+# --- per-conversation settings and presets ------------------------------------------------
+# What is stored on a conversation is what its current model lets the person set; the send path
+# (selectors.providers.conversation_spec) applies it only where the model still allows it, within its bounds now.
+
+
+def check_own_settings(spec: ModelSpec, *, temperature: float | None, system_prompt: str) -> None:
+    """InvalidChange unless the model lets a person set this temperature and system prompt."""
+    if temperature is not None:
+        if spec.temperature_range is None:
+            raise InvalidChange(f"{spec.label} does not let you set the temperature.")
+        low, high = spec.temperature_range
+        if not low <= temperature <= high:
+            raise InvalidChange(f"Choose a temperature from {low:g} to {high:g} for {spec.label}.")
+    if system_prompt.strip() and not spec.custom_system_prompt:
+        raise InvalidChange(f"{spec.label} does not take a system prompt of your own.")
+
+
+@transaction.atomic
+def conversation_settings_update(
+    *, conversation: Conversation, user, temperature: float | None, system_prompt: str
+) -> Conversation:
+    """Set the conversation's own temperature (None: the model's) and system prompt, checked against the
+    model the conversation uses for this person now. InvalidChange (nothing saved) when outside what it allows."""
+    _, spec = selectors.providers.conversation_model_for(user, conversation)
+    check_own_settings(spec, temperature=temperature, system_prompt=system_prompt)
+    conversation.temperature = temperature
+    conversation.system_prompt = system_prompt.strip()
+    conversation.save(update_fields=["temperature", "system_prompt"])
+    return conversation
+
+@transaction.atomic
+def conversation_copy(*, owner, title: str, rows: list[dict]) -> Conversation:
+    """A new conversation owned by `owner` holding these messages (role and content): "Continue in my own chat"."""
+    conversation = Conversation.objects.create(
+        owner=owner, title=title_from(title), model_config_id=selectors.providers.default_model_id(owner)
+    )
+    messages = []
+    for row in rows:
+        if not row["content"] or row["role"] not in (Message.Role.USER, Message.Role.ASSISTANT):
+            continue
+        assistant = row["role"] == Message.Role.ASSISTANT
+        messages.append(
+            Message(
+                conversation=conversation,
+                role=row["role"],
+                content=row["content"],
+                html=render_markdown(row["content"]) if assistant else "",
+                author=None if assistant else owner,
+            )
+        )
+    Message.objects.bulk_create(messages)
+    return conversation

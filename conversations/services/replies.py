@@ -1,0 +1,293 @@
+"""A reply's life in the database: begun (the person's message and a streaming placeholder), checkpointed, finished.
+
+Runs on every send, so the hot statements are written out in SQL (see "The send path, in SQL" below).
+"""
+
+import logging
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import NamedTuple
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from .. import context, metering, permissions, selectors
+from ..exceptions import ConversationNotFound, ModelNotAvailable, NothingToRegenerate, ReplyInProgress
+from ..llm import ModelSpec, Usage
+from ..models import Conversation, Message
+from ..rendering import render_markdown
+from .conversations import title_from
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = "The reply was interrupted: the server stopped while it was streaming."
+
+@dataclass(frozen=True)
+class ReplyPlan:
+    """Everything a generation needs, read in the same transaction that created its placeholder."""
+
+    conversation_id: uuid.UUID
+    reply_id: int
+    spec: ModelSpec
+    history: list[dict]
+    user: str  # the pseudonymous id sent as the API's `user`
+    user_message: dict | None = None  # the saved message, for a send
+    replaced_id: int | None = None  # the reply a regenerate removed
+    context_start: int | None = None  # the first message sent, when older ones were left out to fit the context window
+
+# --- replies ---------------------------------------------------------------------------------
+
+
+def reply_begin(*, user, conversation_id: uuid.UUID, content: str, model_config_id: int | None = None) -> ReplyPlan:
+    """Save the person's message and a streaming placeholder for the reply, before anything goes upstream.
+
+    Four statements in one transaction; this runs on every send (see "The send path, in SQL").
+    """
+    with _one_reply_at_a_time():
+        conversation, rows = _open_for_reply(user, conversation_id)
+        model_id, spec = _reply_model(conversation, model_config_id, user)
+        metering.limits_check(user)  # before anything is saved or sent
+        user_message_id, reply_id = _sql_insert_turn(conversation.id, user.pk, content)
+        _touch(conversation, model_id, title=conversation.title or title_from(content))
+        user_message = Message(id=user_message_id, role=Message.Role.USER, content=content, author=user)
+        turns = [*_turns(rows), {"id": user_message_id, "role": Message.Role.USER, "content": content}]
+        history, context_start = _fit_context(spec, turns, reply_id)
+        metering.usage_begin(user=user, reply_id=reply_id, model_config_id=model_id, spec=spec, history=history)
+        return _plan(
+            user, conversation, spec, reply_id, history,
+            user_message=selectors.conversations.message_payload(user_message), context_start=context_start,
+        )
+
+
+def reply_regenerate_begin(*, user, conversation_id: uuid.UUID, model_config_id: int | None = None) -> ReplyPlan:
+    """Replace the last reply (if any) with a new one to the last message the person sent."""
+    with _one_reply_at_a_time():
+        conversation, rows = _open_for_reply(user, conversation_id)
+        model_id, spec = _reply_model(conversation, model_config_id, user)
+        metering.limits_check(user)
+        replaced_id = None
+        if rows and rows[-1].role == Message.Role.ASSISTANT:
+            replaced_id = rows.pop().id
+            Message.objects.filter(pk=replaced_id).delete()
+        if not any(row.role == Message.Role.USER for row in rows):
+            raise NothingToRegenerate()
+        reply = Message.objects.create(
+            conversation_id=conversation.id, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
+        )
+        _touch(conversation, model_id, title=conversation.title)
+        history, context_start = _fit_context(spec, _turns(rows), reply.id)
+        metering.usage_begin(user=user, reply_id=reply.id, model_config_id=model_id, spec=spec, history=history)
+        return _plan(user, conversation, spec, reply.id, history, replaced_id=replaced_id, context_start=context_start)
+
+
+@contextmanager
+def _one_reply_at_a_time():
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError:
+        # Another send won the race for the one streaming slot (see Message.Meta.constraints).
+        raise ReplyInProgress() from None
+
+
+class _Row(NamedTuple):
+    id: int
+    role: str
+    content: str
+    status: str
+
+
+def _open_for_reply(user, conversation_id: uuid.UUID) -> tuple[Conversation, list[_Row]]:
+    """The conversation, locked, and its messages, if this person may write in it.
+
+    ConversationNotFound or Forbidden otherwise; ReplyInProgress if a live reply is streaming in it.
+    """
+    conversation = _sql_lock_conversation(conversation_id)
+    if conversation is None:
+        raise ConversationNotFound()
+    # The owner needs no query; anyone else's role comes from the shares that reach them.
+    permissions.check(permissions.role_of(user, conversation), permissions.Action.SEND)
+    rows = _sql_messages(conversation.id)
+    streaming = [row.id for row in rows if row.status == Message.Status.STREAMING]
+    if streaming:
+        cutoff = timezone.now() - timedelta(seconds=settings.CHAT_STALE_AFTER)
+        if Message.objects.filter(pk__in=streaming, updated__gte=cutoff).exists():
+            raise ReplyInProgress()
+        _close_orphaned(streaming)
+    return conversation, rows
+
+
+def _close_orphaned(reply_ids) -> None:
+    """Close replies left streaming by a process that died: nothing has saved them for a while."""
+    for message in Message.objects.filter(pk__in=list(reply_ids)):
+        log.warning("Closing orphaned streaming reply %s", message.id)
+        message.status = Message.Status.ERROR
+        message.error = INTERRUPTED
+        message.html = render_markdown(message.content)
+        message.save(update_fields=["status", "error", "html", "updated"])
+
+
+def _turns(rows: list[_Row]) -> list[dict]:
+    """The history sent upstream: every message with text, in order (with its id, which is not sent)."""
+    return [{"id": row.id, "role": row.role, "content": row.content} for row in rows if row.content]
+
+
+def _fit_context(spec: ModelSpec, turns: list[dict], reply_id: int) -> tuple[list[dict], int | None]:
+    """The turns that fit the model's context window, and the first one's id when older ones were left out.
+
+    The reply remembers that id (Message.context_start), so the page can mark where the sent history starts.
+    """
+    kept, first_kept_id = context.fit(spec, turns)
+    if first_kept_id is not None:
+        Message.objects.filter(pk=reply_id).update(context_start=first_kept_id)
+    return [{"role": turn["role"], "content": turn["content"]} for turn in kept], first_kept_id
+
+
+def _reply_model(conversation: Conversation, picked_id: int | None, user) -> tuple[int | None, ModelSpec]:
+    """The model to answer with, with the conversation's own settings applied (selectors.providers.conversation_spec).
+
+    The one picked, else the conversation's, else the default (None: the demo).
+    """
+    model_id, spec = _picked_model(conversation, picked_id, user)
+    return model_id, selectors.providers.conversation_spec(spec, conversation)
+
+
+def _picked_model(conversation: Conversation, picked_id: int | None, user) -> tuple[int | None, ModelSpec]:
+    """The sender's pick (ModelNotAvailable if it is disabled or not open to them), else the conversation's model."""
+    if picked_id is not None:
+        spec = selectors.providers.usable_model_spec(user, picked_id)
+        if spec is None:
+            raise ModelNotAvailable()
+        return picked_id, spec
+    return selectors.providers.conversation_model_for(user, conversation)
+
+
+def _touch(conversation: Conversation, model_id: int | None, *, title: str) -> None:
+    # The model is kept on the conversation, so later sends need not look up the default again.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_CONVERSATIONS} SET title = %s, model_config_id = %s, updated = %s WHERE id = %s",
+            [title, model_id, _db_now(), _db_conversation_id(conversation.id)],
+        )
+
+
+def _plan(user, conversation, spec: ModelSpec, reply_id: int, history: list[dict], **extra) -> ReplyPlan:
+    return ReplyPlan(
+        conversation_id=conversation.id,
+        reply_id=reply_id,
+        spec=spec,
+        history=history,
+        user=selectors.providers.user_pseudonym(user.pk),
+        **extra,
+    )
+
+
+def replies_checkpoint(contents: dict[int, str]) -> None:
+    """Save the text so far of several streaming replies at once. A reply that has finished meanwhile keeps its final text."""
+    now = _db_now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {_MESSAGES} SET content = %s, updated = %s WHERE id = %s AND status = %s",
+            [(content, now, reply_id, Message.Status.STREAMING) for reply_id, content in contents.items()],
+        )
+
+
+def reply_finish(
+    *,
+    reply_id: int,
+    content: str,
+    status: str,
+    finish_reason: str | None = None,
+    error: str = "",
+    usage: Usage | None = None,
+    model_name: str = "",
+) -> dict:
+    """The reply's final state, rendered once here so pages never render it again. Returns what was saved."""
+    fields = {
+        "content": content,
+        "html": render_markdown(content),
+        "status": status,
+        "finish_reason": finish_reason or "",
+        "error": error,
+        "model_name": model_name[:200],
+        "prompt_tokens": usage.prompt_tokens if usage else None,
+        "completion_tokens": usage.completion_tokens if usage else None,
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_MESSAGES} SET {', '.join(f'{name} = %s' for name in fields)}, updated = %s WHERE id = %s",
+            [*fields.values(), _db_now(), reply_id],
+        )
+        metering.usage_finish(reply_id=reply_id, usage=usage, content=content, model_name=model_name)
+    return fields
+
+
+# --- The send path, in SQL ----------------------------------------------------------------
+# reply_begin, the checkpoints and reply_finish run for every reply, one at a time on the
+# database thread, so their cost is added to every sender's wait. Compiling an ORM statement
+# took longer than running it (about 0.4 ms each on the 2-core benchmark machine), so these
+# few statements are written out: bench/stream_load.py measured 7.2 ms of CPU per send with
+# them in the ORM. Who may write is still decided in one place, permissions.role_of (the
+# same Share rows Conversation.objects.writable_by filters on); for the owner it needs no query.
+
+_MESSAGES = Message._meta.db_table
+_CONVERSATIONS = Conversation._meta.db_table
+
+
+def _db_now():
+    return connection.ops.adapt_datetimefield_value(timezone.now())
+
+
+def _db_conversation_id(conversation_id: uuid.UUID):
+    return Conversation._meta.pk.get_db_prep_value(conversation_id, connection)
+
+
+def _sql_lock_conversation(conversation_id: uuid.UUID) -> Conversation | None:
+    """The conversation's row, locked until the transaction ends (PostgreSQL; SQLite locks the whole database)."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, title, model_config_id, owner_id, temperature, system_prompt FROM {_CONVERSATIONS}"
+            f" WHERE id = %s{lock}",
+            [_db_conversation_id(conversation_id)],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return Conversation(
+        id=conversation_id,
+        title=row[1],
+        model_config_id=row[2],
+        owner_id=row[3],
+        temperature=row[4],
+        system_prompt=row[5],
+    )
+
+
+def _sql_messages(conversation_id: uuid.UUID) -> list[_Row]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, role, content, status FROM {_MESSAGES} WHERE conversation_id = %s ORDER BY id",
+            [_db_conversation_id(conversation_id)],
+        )
+        return [_Row(*row) for row in cursor.fetchall()]
+
+
+def _sql_insert_turn(conversation_id: uuid.UUID, author_id: int, content: str) -> tuple[int, int]:
+    """The person's message and the reply's streaming placeholder, in one statement. Returns their ids."""
+    now, conversation = _db_now(), _db_conversation_id(conversation_id)
+    columns = "conversation_id, role, content, status, author_id, html, finish_reason, error, model_name, created, updated"
+    row = "(%s, %s, %s, %s, %s, '', '', '', '', %s, %s)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_MESSAGES} ({columns}) VALUES {row}, {row} RETURNING id, role",
+            [
+                *(conversation, Message.Role.USER, content, Message.Status.COMPLETE, author_id, now, now),
+                *(conversation, Message.Role.ASSISTANT, "", Message.Status.STREAMING, None, now, now),
+            ],
+        )
+        ids = {role: message_id for message_id, role in cursor.fetchall()}
+    return ids[Message.Role.USER], ids[Message.Role.ASSISTANT]
