@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-sqlite test-postgres install install-test bench clean
+.PHONY: run test lint test-sqlite test-postgres install install-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,12 @@ run: install
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	$(BIN)/python -m chatsite.server -b $(HOST) -p $(PORT) chatsite.asgi:application
 
-## The whole suite: on SQLite with the in-memory channel layer, then again on PostgreSQL and Redis.
-test: test-sqlite test-postgres
+## The linter, then the whole suite: on SQLite with the in-memory channel layer, then again on PostgreSQL and Redis.
+test: lint test-sqlite test-postgres
+
+## ruff (ruff.toml): pyflakes, pycodestyle, import order, bugbear, pyupgrade, Django's rules.
+lint: install-test
+	$(BIN)/ruff check .
 
 test-sqlite: install-test
 	env -u OPENAI_API_KEY -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -183,3 +183,19 @@ def make_conversation(user):
         return factories.make_conversation(owner=owner or user, title=title, **fields)
 
     return make
+
+
+@pytest.fixture
+def checkpoints(monkeypatch) -> list[dict[int, str]]:
+    """Every checkpoint this test's replies make, as the {reply id: text} each one saves (they still save)."""
+    from conversations import services
+
+    saved: list[dict[int, str]] = []
+    original = services.replies.replies_checkpoint
+
+    def recording(contents: dict[int, str]) -> None:
+        saved.append(dict(contents))
+        original(contents)
+
+    monkeypatch.setattr(services.replies, "replies_checkpoint", recording)
+    return saved

@@ -64,7 +64,9 @@ def chunk(text: str | None = None, *, finish_reason=None, model="fake-model", ro
 def usage_chunk(prompt_tokens: int, completion_tokens: int, model="fake-model") -> bytes:
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
     usage["total_tokens"] = prompt_tokens + completion_tokens
-    return sse({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": usage})
+    return sse(
+        {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": usage}
+    )
 
 
 DONE = b"data: [DONE]\n\n"

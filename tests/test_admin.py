@@ -69,7 +69,13 @@ def test_adding_a_provider_saves_its_key(admin_client):
 def test_adding_a_provider_without_a_key_leaves_it_empty(admin_client):
     admin_client.post(
         f"{PROVIDERS}add/",
-        {"name": "Ollama", "kind": "openai_compatible", "base_url": "http://localhost:11434/v1", "connect_timeout": 10, "timeout": 60},
+        {
+            "name": "Ollama",
+            "kind": "openai_compatible",
+            "base_url": "http://localhost:11434/v1",
+            "connect_timeout": 10,
+            "timeout": 60,
+        },
     )
     assert Provider.objects.get(name="Ollama").api_key == ""
 
@@ -307,7 +313,8 @@ def test_conversation_change_page_shows_its_messages(admin_client, chats):
 
 def test_message_changelist_search(admin_client, chats):
     rows = listed(admin_client.get("/admin/conversations/message/", {"q": "otters"}))
-    assert sorted(row.content for row in rows) == ["Do otters hold hands?", "Sometimes."]  # by content, or by the title "About otters"
+    # Found by content, or by the title "About otters".
+    assert sorted(row.content for row in rows) == ["Do otters hold hands?", "Sometimes."]
 
 
 def test_message_changelist_filters_by_status(admin_client, chats):

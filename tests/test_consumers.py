@@ -46,7 +46,7 @@ async def test_unknown_conversation_is_refused(user):
     import uuid
 
     communicator = await connect(user, uuid.uuid4())
-    connected, code = await communicator.connect()
+    connected, _code = await communicator.connect()
     assert not connected
 
 
@@ -442,18 +442,8 @@ async def test_regenerate_in_an_empty_conversation_is_refused(user, conversation
     await communicator.disconnect()
 
 
-async def test_reply_is_checkpointed_a_few_times_not_per_token(user, conversation, model_config, upstream, settings, monkeypatch):
-    from conversations import services
-
+async def test_reply_is_checkpointed_a_few_times_not_per_token(user, conversation, model_config, upstream, settings, checkpoints):
     settings.CHAT_CHECKPOINT_INTERVAL = 0.25
-    calls = []
-    original = services.replies.replies_checkpoint
-
-    def counting(contents):
-        calls.append(dict(contents))
-        return original(contents)
-
-    monkeypatch.setattr(services.replies, "replies_checkpoint", counting)
     pieces = [f"t{i} " for i in range(60)]
     upstream.push(reply(pieces, delay=0.02))  # about 1.2 s, 60 tokens
     communicator = await open_socket(user, conversation)
@@ -464,7 +454,7 @@ async def test_reply_is_checkpointed_a_few_times_not_per_token(user, conversatio
     midway = await reply_of(reply_id)
     assert midway.status == "streaming" and 0 < len(midway.content) < len("".join(pieces))
     await receive_until(communicator, done)
-    assert 2 <= len(calls) <= 8, calls
+    assert 2 <= len(checkpoints) <= 8, checkpoints
     await communicator.disconnect()
 
 

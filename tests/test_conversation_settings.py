@@ -218,7 +218,8 @@ def test_demo_answers_when_no_model_is_enabled(alice):
     options = picker(page(login(alice).get("/")))
     assert [(option["value"], option["label"]) for option in options] == [("", "Demo model (offline)")]
     conversation = Conversation.objects.create(owner=alice)
-    assert services.replies.reply_begin(user=alice, conversation_id=conversation.id, content="hi").spec == selectors.providers.DEMO_SPEC
+    plan = services.replies.reply_begin(user=alice, conversation_id=conversation.id, content="hi")
+    assert plan.spec == selectors.providers.DEMO_SPEC
 
 
 # --- the picker --------------------------------------------------------------------------------

@@ -229,7 +229,8 @@ def test_message_frame_wraps_the_payload():
         events.start_frame(1, replaces=2),
         events.delta_frame(1, 0, "\u2603"),
         events.done_frame(
-            1, status="error", finish_reason=None, usage=None, html="", content="", error="x", note="x", note_class="message-error"
+            1, status="error", finish_reason=None, usage=None, html="", content="", error="x",
+            note="x", note_class="message-error",
         ),
         events.error_frame("x", "y", 3),
         events.message_frame({"id": 1}),

@@ -149,7 +149,7 @@ async def test_keep_alive_comments_between_chunks_are_ignored(upstream):
 async def test_keep_alive_comments_keep_a_slow_reply_from_timing_out(upstream):
     keep_alive = b": keep-alive\n\n"
     steps = [chunk("", role="assistant")] + [0.1, keep_alive] * 5  # 0.5 s in all, no gap near 0.3 s
-    upstream.push(Script(steps + [chunk("Otters"), chunk(None, finish_reason="stop"), DONE]))
+    upstream.push(Script([*steps, chunk("Otters"), chunk(None, finish_reason="stop"), DONE]))
 
     pieces = await collect(spec_for(upstream, timeout=0.3))
 
@@ -474,7 +474,7 @@ async def test_closing_the_stream_early_closes_the_connection(upstream):
     steps = [chunk("", role="assistant"), chunk("Otters")]
     for _ in range(40):  # two seconds more of reply, if nobody hung up
         steps += [0.05, chunk(" and otters")]
-    upstream.push(Script(steps + [DONE]))
+    upstream.push(Script([*steps, DONE]))
     closed_before = upstream.closed_early
     replies = stream_reply(spec_for(upstream), HISTORY, options=TEST_OPTIONS)
     text = ""

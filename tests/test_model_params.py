@@ -1,4 +1,5 @@
-"""Model parameters: every bound checked by the admin form, by full_clean and by the database; and the JSON body each one produces."""
+"""Model parameters: every bound checked by the admin form, by full_clean and by the database;
+and the JSON body each one produces."""
 
 import dataclasses
 import json
@@ -135,7 +136,9 @@ def test_empty_response_format_and_omit_parameters_are_saved_as_unset(admin_clie
     assert config.api_parameters() == {}
 
 
-@pytest.mark.parametrize(("effort", "accepted"), [("minimal", True), ("low", True), ("medium", True), ("high", True), ("extreme", False)])
+@pytest.mark.parametrize(
+    ("effort", "accepted"), [("minimal", True), ("low", True), ("medium", True), ("high", True), ("extreme", False)]
+)
 def test_reasoning_effort_choices(admin_client, provider, effort, accepted):
     errors = add_model_errors(admin_client, provider, reasoning_effort=effort)
     assert (errors == {}) if accepted else ("reasoning_effort" in errors)

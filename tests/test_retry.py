@@ -2,6 +2,7 @@
 
 import asyncio
 import email.utils
+import itertools
 import re
 import time
 from dataclasses import replace
@@ -38,7 +39,7 @@ async def failure(upstream, options: ClientOptions = RETRYING) -> UpstreamError:
 def gaps(upstream) -> list[float]:
     """Seconds between one request's arrival and the next's."""
     times = [request.at for request in upstream.requests]
-    return [later - earlier for earlier, later in zip(times, times[1:])]
+    return [later - earlier for earlier, later in itertools.pairwise(times)]
 
 
 # --- what is retried, and after how long ---------------------------------------------------------

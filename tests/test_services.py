@@ -213,7 +213,8 @@ def test_a_links_password_guesses_lock_out_one_address_not_another(user, convers
 
     link = services.sharing.public_link_create(conversation=conversation, kind="snapshot", audience="anyone", password="s3same")
     attempts = services.sharing.PASSWORD_ATTEMPTS
-    assert [services.sharing.public_link_unlock(link=link, password="guess", address="10.0.0.1") for _ in range(attempts)] == [False] * attempts
+    guesses = [services.sharing.public_link_unlock(link=link, password="guess", address="10.0.0.1") for _ in range(attempts)]
+    assert guesses == [False] * attempts
     with pytest.raises(TooManyAttempts, match="Try again in 10 minutes"):
         services.sharing.public_link_unlock(link=link, password="s3same", address="10.0.0.1")
     assert services.sharing.public_link_unlock(link=link, password="s3same", address="10.0.0.2")

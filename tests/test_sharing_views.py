@@ -752,7 +752,7 @@ def test_creating_a_team_makes_me_its_owner(alice):
     assert (membership.user, membership.role) == (alice, OWNER)
     html = page(login(alice).get(f"/teams/{team.id}/"))
     assert "alice (you)" in html
-    assert 'action="/teams/%d/members/"' % team.id in html
+    assert f'action="/teams/{team.id}/members/"' in html
 
 
 @pytest.mark.parametrize("name", ["Otters", "otters"])

@@ -37,48 +37,48 @@ OPENAI_STREAM = (
 
 # Azure OpenAI opens with a chunk that has no choices, only the prompt's content-filter results.
 AZURE_STREAM = (
-    'data: {"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":'
-    '[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},'
-    '"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},'
-    '"violence":{"filtered":false,"severity":"safe"}}}]}\n\n'
-    'data: {"choices":[{"content_filter_results":{},"delta":{"content":"","refusal":null,"role":"assistant"},'
-    '"finish_reason":null,"index":0,"logprobs":null}],"created":1733000000,"id":"chatcmpl-Az7",'
-    '"model":"gpt-4o-2024-08-06","object":"chat.completion.chunk","system_fingerprint":"fp_04751d0b65"}\n\n'
-    'data: {"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},'
-    '"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},'
-    '"violence":{"filtered":false,"severity":"safe"}},"delta":{"content":"Hello"},"finish_reason":null,'
-    '"index":0,"logprobs":null}],"created":1733000000,"id":"chatcmpl-Az7","model":"gpt-4o-2024-08-06",'
-    '"object":"chat.completion.chunk","system_fingerprint":"fp_04751d0b65"}\n\n'
-    'data: {"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},'
-    '"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},'
-    '"violence":{"filtered":false,"severity":"safe"}},"delta":{"content":" from Azure"},"finish_reason":null,'
-    '"index":0,"logprobs":null}],"created":1733000000,"id":"chatcmpl-Az7","model":"gpt-4o-2024-08-06",'
-    '"object":"chat.completion.chunk","system_fingerprint":"fp_04751d0b65"}\n\n'
-    'data: {"choices":[{"content_filter_results":{},"delta":{},"finish_reason":"stop","index":0,'
-    '"logprobs":null}],"created":1733000000,"id":"chatcmpl-Az7","model":"gpt-4o-2024-08-06",'
-    '"object":"chat.completion.chunk","system_fingerprint":"fp_04751d0b65"}\n\n'
-    'data: {"choices":[],"created":1733000000,"id":"chatcmpl-Az7","model":"gpt-4o-2024-08-06",'
-    '"object":"chat.completion.chunk","system_fingerprint":"fp_04751d0b65",'
-    '"usage":{"completion_tokens":3,"prompt_tokens":12,"total_tokens":15}}\n\n'
-    "data: [DONE]\n\n"
-).encode()
+    b'data: {"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":'
+    b'[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},'
+    b'"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},'
+    b'"violence":{"filtered":false,"severity":"safe"}}}]}\n\n'
+    b'data: {"choices":[{"content_filter_results":{},"delta":{"content":"","refusal":null,"role":"assistant"},'
+    b'"finish_reason":null,"index":0,"logprobs":null}],"created":1733000000,"id":"chatcmpl-Az7",'
+    b'"model":"gpt-4o-2024-08-06","object":"chat.completion.chunk","system_fingerprint":"fp_04751d0b65"}\n\n'
+    b'data: {"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},'
+    b'"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},'
+    b'"violence":{"filtered":false,"severity":"safe"}},"delta":{"content":"Hello"},"finish_reason":null,'
+    b'"index":0,"logprobs":null}],"created":1733000000,"id":"chatcmpl-Az7","model":"gpt-4o-2024-08-06",'
+    b'"object":"chat.completion.chunk","system_fingerprint":"fp_04751d0b65"}\n\n'
+    b'data: {"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},'
+    b'"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},'
+    b'"violence":{"filtered":false,"severity":"safe"}},"delta":{"content":" from Azure"},"finish_reason":null,'
+    b'"index":0,"logprobs":null}],"created":1733000000,"id":"chatcmpl-Az7","model":"gpt-4o-2024-08-06",'
+    b'"object":"chat.completion.chunk","system_fingerprint":"fp_04751d0b65"}\n\n'
+    b'data: {"choices":[{"content_filter_results":{},"delta":{},"finish_reason":"stop","index":0,'
+    b'"logprobs":null}],"created":1733000000,"id":"chatcmpl-Az7","model":"gpt-4o-2024-08-06",'
+    b'"object":"chat.completion.chunk","system_fingerprint":"fp_04751d0b65"}\n\n'
+    b'data: {"choices":[],"created":1733000000,"id":"chatcmpl-Az7","model":"gpt-4o-2024-08-06",'
+    b'"object":"chat.completion.chunk","system_fingerprint":"fp_04751d0b65",'
+    b'"usage":{"completion_tokens":3,"prompt_tokens":12,"total_tokens":15}}\n\n'
+    b"data: [DONE]\n\n"
+)
 
 # Ollama's OpenAI-compatible /v1: the role repeated in every delta, usage after an empty choices list.
 OLLAMA_STREAM = (
-    'data: {"id":"chatcmpl-412","object":"chat.completion.chunk","created":1733000000,"model":"llama3.2",'
-    '"system_fingerprint":"fp_ollama","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},'
-    '"finish_reason":null}]}\n\n'
-    'data: {"id":"chatcmpl-412","object":"chat.completion.chunk","created":1733000000,"model":"llama3.2",'
-    '"system_fingerprint":"fp_ollama","choices":[{"index":0,"delta":{"role":"assistant","content":" there!"},'
-    '"finish_reason":null}]}\n\n'
-    'data: {"id":"chatcmpl-412","object":"chat.completion.chunk","created":1733000000,"model":"llama3.2",'
-    '"system_fingerprint":"fp_ollama","choices":[{"index":0,"delta":{"role":"assistant","content":""},'
-    '"finish_reason":"stop"}]}\n\n'
-    'data: {"id":"chatcmpl-412","object":"chat.completion.chunk","created":1733000000,"model":"llama3.2",'
-    '"system_fingerprint":"fp_ollama","choices":[],"usage":{"prompt_tokens":26,"completion_tokens":3,'
-    '"total_tokens":29}}\n\n'
-    "data: [DONE]\n\n"
-).encode()
+    b'data: {"id":"chatcmpl-412","object":"chat.completion.chunk","created":1733000000,"model":"llama3.2",'
+    b'"system_fingerprint":"fp_ollama","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},'
+    b'"finish_reason":null}]}\n\n'
+    b'data: {"id":"chatcmpl-412","object":"chat.completion.chunk","created":1733000000,"model":"llama3.2",'
+    b'"system_fingerprint":"fp_ollama","choices":[{"index":0,"delta":{"role":"assistant","content":" there!"},'
+    b'"finish_reason":null}]}\n\n'
+    b'data: {"id":"chatcmpl-412","object":"chat.completion.chunk","created":1733000000,"model":"llama3.2",'
+    b'"system_fingerprint":"fp_ollama","choices":[{"index":0,"delta":{"role":"assistant","content":""},'
+    b'"finish_reason":"stop"}]}\n\n'
+    b'data: {"id":"chatcmpl-412","object":"chat.completion.chunk","created":1733000000,"model":"llama3.2",'
+    b'"system_fingerprint":"fp_ollama","choices":[],"usage":{"prompt_tokens":26,"completion_tokens":3,'
+    b'"total_tokens":29}}\n\n'
+    b"data: [DONE]\n\n"
+)
 
 # vLLM: "usage":null on every chunk when include_usage is on, a stop_reason beside finish_reason.
 VLLM_STREAM = (
@@ -102,42 +102,42 @@ VLLM_STREAM = (
 
 # llama.cpp's llama-server: content null in the role chunk, usage and timings on the finish chunk.
 LLAMA_CPP_STREAM = (
-    'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"role":"assistant","content":null}}],'
-    '"created":1733000000,"id":"chatcmpl-xK3","model":"gpt-3.5-turbo","system_fingerprint":"b4600-5d0c8c5b",'
-    '"object":"chat.completion.chunk"}\n\n'
-    'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":"Hello"}}],"created":1733000000,'
-    '"id":"chatcmpl-xK3","model":"gpt-3.5-turbo","system_fingerprint":"b4600-5d0c8c5b",'
-    '"object":"chat.completion.chunk"}\n\n'
-    'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":" world"}}],"created":1733000000,'
-    '"id":"chatcmpl-xK3","model":"gpt-3.5-turbo","system_fingerprint":"b4600-5d0c8c5b",'
-    '"object":"chat.completion.chunk"}\n\n'
-    'data: {"choices":[{"finish_reason":"stop","index":0,"delta":{}}],"created":1733000000,"id":"chatcmpl-xK3",'
-    '"model":"gpt-3.5-turbo","system_fingerprint":"b4600-5d0c8c5b","object":"chat.completion.chunk",'
-    '"usage":{"completion_tokens":2,"prompt_tokens":10,"total_tokens":12},"timings":{"prompt_n":10,'
-    '"prompt_ms":12.31,"predicted_n":2,"predicted_ms":30.12}}\n\n'
-    "data: [DONE]\n\n"
-).encode()
+    b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"role":"assistant","content":null}}],'
+    b'"created":1733000000,"id":"chatcmpl-xK3","model":"gpt-3.5-turbo","system_fingerprint":"b4600-5d0c8c5b",'
+    b'"object":"chat.completion.chunk"}\n\n'
+    b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":"Hello"}}],"created":1733000000,'
+    b'"id":"chatcmpl-xK3","model":"gpt-3.5-turbo","system_fingerprint":"b4600-5d0c8c5b",'
+    b'"object":"chat.completion.chunk"}\n\n'
+    b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":" world"}}],"created":1733000000,'
+    b'"id":"chatcmpl-xK3","model":"gpt-3.5-turbo","system_fingerprint":"b4600-5d0c8c5b",'
+    b'"object":"chat.completion.chunk"}\n\n'
+    b'data: {"choices":[{"finish_reason":"stop","index":0,"delta":{}}],"created":1733000000,"id":"chatcmpl-xK3",'
+    b'"model":"gpt-3.5-turbo","system_fingerprint":"b4600-5d0c8c5b","object":"chat.completion.chunk",'
+    b'"usage":{"completion_tokens":2,"prompt_tokens":10,"total_tokens":12},"timings":{"prompt_n":10,'
+    b'"prompt_ms":12.31,"predicted_n":2,"predicted_ms":30.12}}\n\n'
+    b"data: [DONE]\n\n"
+)
 
 # OpenRouter keeps the connection warm with comment lines while the provider starts.
 OPENROUTER_STREAM = (
-    ": OPENROUTER PROCESSING\n\n"
-    ": OPENROUTER PROCESSING\n\n"
-    'data: {"id":"gen-1733000000-Xb1","provider":"OpenAI","model":"openai/gpt-4o-mini",'
-    '"object":"chat.completion.chunk","created":1733000000,"choices":[{"index":0,"delta":{"role":"assistant",'
-    '"content":"Hi"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}\n\n'
-    ": OPENROUTER PROCESSING\n\n"
-    'data: {"id":"gen-1733000000-Xb1","provider":"OpenAI","model":"openai/gpt-4o-mini",'
-    '"object":"chat.completion.chunk","created":1733000000,"choices":[{"index":0,"delta":{"role":"assistant",'
-    '"content":" friend"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}\n\n'
-    'data: {"id":"gen-1733000000-Xb1","provider":"OpenAI","model":"openai/gpt-4o-mini",'
-    '"object":"chat.completion.chunk","created":1733000000,"choices":[{"index":0,"delta":{"role":"assistant",'
-    '"content":""},"finish_reason":"stop","native_finish_reason":"stop","logprobs":null}]}\n\n'
-    'data: {"id":"gen-1733000000-Xb1","provider":"OpenAI","model":"openai/gpt-4o-mini",'
-    '"object":"chat.completion.chunk","created":1733000000,"choices":[{"index":0,"delta":{"role":"assistant",'
-    '"content":""},"finish_reason":null,"native_finish_reason":null,"logprobs":null}],'
-    '"usage":{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12}}\n\n'
-    "data: [DONE]\n\n"
-).encode()
+    b": OPENROUTER PROCESSING\n\n"
+    b": OPENROUTER PROCESSING\n\n"
+    b'data: {"id":"gen-1733000000-Xb1","provider":"OpenAI","model":"openai/gpt-4o-mini",'
+    b'"object":"chat.completion.chunk","created":1733000000,"choices":[{"index":0,"delta":{"role":"assistant",'
+    b'"content":"Hi"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}\n\n'
+    b": OPENROUTER PROCESSING\n\n"
+    b'data: {"id":"gen-1733000000-Xb1","provider":"OpenAI","model":"openai/gpt-4o-mini",'
+    b'"object":"chat.completion.chunk","created":1733000000,"choices":[{"index":0,"delta":{"role":"assistant",'
+    b'"content":" friend"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}\n\n'
+    b'data: {"id":"gen-1733000000-Xb1","provider":"OpenAI","model":"openai/gpt-4o-mini",'
+    b'"object":"chat.completion.chunk","created":1733000000,"choices":[{"index":0,"delta":{"role":"assistant",'
+    b'"content":""},"finish_reason":"stop","native_finish_reason":"stop","logprobs":null}]}\n\n'
+    b'data: {"id":"gen-1733000000-Xb1","provider":"OpenAI","model":"openai/gpt-4o-mini",'
+    b'"object":"chat.completion.chunk","created":1733000000,"choices":[{"index":0,"delta":{"role":"assistant",'
+    b'"content":""},"finish_reason":null,"native_finish_reason":null,"logprobs":null}],'
+    b'"usage":{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12}}\n\n'
+    b"data: [DONE]\n\n"
+)
 
 # name -> (stream, the reply text, the finish reason, (prompt_tokens, completion_tokens), data events)
 RECORDED = {

@@ -149,16 +149,8 @@ async def test_stop_keeps_the_partial_text(plan):
     assert (reply.status, reply.content) == ("stopped", "Half an answer")
 
 
-async def test_checkpoints_save_many_chunks_a_few_times(plan, settings, monkeypatch):
+async def test_checkpoints_save_many_chunks_a_few_times(plan, settings, checkpoints):
     settings.CHAT_CHECKPOINT_INTERVAL = 0.1
-    checkpoints = []
-    original = services.replies.replies_checkpoint
-
-    def counting(contents):
-        checkpoints.append(dict(contents))
-        return original(contents)
-
-    monkeypatch.setattr(services.replies, "replies_checkpoint", counting)
     pieces = [f"w{n} " for n in range(150)]
     started = time.monotonic()
     generation, watcher = await start(plan, *text(*pieces, pause=0.004))

@@ -74,8 +74,14 @@ def test_the_changelist_totals_every_record_shown(admin_client, spending):
         ("team__id__exact={team}", {"prompt": "1000", "completion": "200", "tokens": "1200", "cost": "0.012000"}),
         ("q=bob", {"prompt": "5000", "completion": "1000", "tokens": "6000", "cost": "0.060000"}),
         ("created__year=2025&created__month=3", {"prompt": "1100", "completion": "220", "tokens": "1320", "cost": "0.012100"}),
-        ("created__year=2025&created__month=3&created__day=11", {"prompt": "100", "completion": "20", "tokens": "120", "cost": "0.000100"}),
-        ("user__id__exact={alice}&created__year=2025&created__month=4", {"prompt": "0", "completion": "0", "tokens": "0", "cost": "0.000000"}),
+        (
+            "created__year=2025&created__month=3&created__day=11",
+            {"prompt": "100", "completion": "20", "tokens": "120", "cost": "0.000100"},
+        ),
+        (
+            "user__id__exact={alice}&created__year=2025&created__month=4",
+            {"prompt": "0", "completion": "0", "tokens": "0", "cost": "0.000000"},
+        ),
     ],
 )
 def test_the_totals_follow_filters_search_and_dates(admin_client, spending, user, models, query, expected):
@@ -273,5 +279,9 @@ def test_my_usage_query_count_does_not_grow_with_records(logged_in, user, models
 def test_the_changelist_shows_each_records_model_person_and_tokens(admin_client, spending):
     table = admin_client.get(USAGE).content.decode().split('id="result_list"')[1].split("</table>")[0]
     rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)[1:]
-    cells = [[" ".join(re.sub(r"<[^>]+>", " ", cell).split()) for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)] for row in rows]
-    assert [(row[1], row[3], row[6]) for row in cells] == [("bob", "big", "6000"), ("alice", "small", "120"), ("alice", "big", "1200")]
+    cells = [
+        [" ".join(re.sub(r"<[^>]+>", " ", cell).split()) for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)]
+        for row in rows
+    ]
+    expected = [("bob", "big", "6000"), ("alice", "small", "120"), ("alice", "big", "1200")]
+    assert [(row[1], row[3], row[6]) for row in cells] == expected

@@ -536,7 +536,10 @@ def test_healthz_is_ok_without_logging_in(client):
     [
         ({"finish_reason": "length"}, '<p class="message-note">Cut off: the reply reached its length limit.</p>'),
         ({"finish_reason": "content_filter"}, '<p class="message-note">Cut off by the provider&#x27;s content filter.</p>'),
-        ({"status": "error", "error": "The model server failed (500)."}, '<p class="message-error">The model server failed (500).</p>'),
+        (
+            {"status": "error", "error": "The model server failed (500)."},
+            '<p class="message-error">The model server failed (500).</p>',
+        ),
     ],
 )
 def test_the_line_under_a_reply_is_the_servers(logged_in, conversation, fields, note):

@@ -34,7 +34,7 @@ def test_log_in_send_and_watch_the_reply_stream(live_app, browser):
         reply = last_reply(driver)
         if reply is not None and reply.get_attribute("data-status") == "streaming":
             lengths.append(len(reply.find_element(By.CSS_SELECTOR, ".message-body").text))
-        return len(set(length for length in lengths if length > 0)) >= 3
+        return len({length for length in lengths if length > 0}) >= 3
 
     waiter(browser).until(streaming_text_grew)
     assert browser.find_element(By.ID, "stop-button").is_displayed()

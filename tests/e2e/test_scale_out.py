@@ -103,7 +103,7 @@ async def test_one_reply_at_a_time_across_processes(two_servers, fake_openai_ser
 
 
 async def test_viewer_on_another_process_watches_live_and_is_closed_when_revoked_elsewhere(two_servers, fake_openai_server):
-    first, second, person, database = two_servers
+    first, second, person, _database = two_servers
     env = first.env
     [viewer] = seed_users(env, [("vic", "vic-password-123")])
     share = (
