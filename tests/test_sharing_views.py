@@ -410,7 +410,7 @@ def create_link(client, conversation, **fields) -> PublicLink:
 
 def assert_private(response) -> None:
     assert "noindex" in response["X-Robots-Tag"]
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     assert "no-store" in response["Cache-Control"]
     assert '<meta name="robots" content="noindex' in page(response)
 

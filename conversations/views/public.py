@@ -14,10 +14,11 @@ from ..models import PublicLink
 
 
 def _private(response: HttpResponse) -> HttpResponse:
-    # Not for search engines or caches, and the token never leaves in a Referer header.
+    # Not for search engines or caches, and the token never leaves for another site in a Referer header.
+    # Not no-referrer: browsers then send "Origin: null" with the page's forms, which CSRF refuses.
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["Cache-Control"] = "private, no-store"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 
