@@ -227,6 +227,9 @@ class ModelConfigForm(forms.ModelForm):
         return self.cleaned_data.get("omit_parameters") or []
 
 
+REASONING_PARAMETERS = ["max_completion_tokens", "reasoning_effort"]
+
+
 @admin.register(ModelConfig)
 class ModelConfigAdmin(admin.ModelAdmin):
     form = ModelConfigForm
@@ -257,17 +260,8 @@ class ModelConfigAdmin(admin.ModelAdmin):
             "Request parameters",
             {
                 "description": "Leave a parameter empty to use the server's default. Names and ranges are the API's.",
-                "fields": [
-                    "temperature",
-                    "top_p",
-                    "max_tokens",
-                    "presence_penalty",
-                    "frequency_penalty",
-                    "stop",
-                    "logit_bias",
-                    "seed",
-                    "response_format",
-                ],
+                # Every API parameter the model sends, but those only reasoning models take (next set).
+                "fields": [name for name in ModelConfig.PARAMETERS if name not in REASONING_PARAMETERS],
             },
         ),
         (
@@ -276,7 +270,7 @@ class ModelConfigAdmin(admin.ModelAdmin):
                 "description": "o1, o3, gpt-5 and other reasoning models take max_completion_tokens instead of "
                 "max_tokens and refuse sampling parameters such as temperature and top_p: list those under "
                 "omit parameters so they are never sent, even from a preset or a person's settings.",
-                "fields": ["max_completion_tokens", "reasoning_effort", "omit_parameters"],
+                "fields": [*REASONING_PARAMETERS, "omit_parameters"],
             },
         ),
         ("Prompt", {"fields": ["system_prompt"]}),
