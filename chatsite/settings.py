@@ -236,9 +236,16 @@ CHAT_FLUSH_INTERVAL = env_number("CHAT_FLUSH_INTERVAL", 0.05)
 CHAT_MAX_FRAMES_PER_SECOND = env_number("CHAT_MAX_FRAMES_PER_SECOND", 1000.0)
 # How often a streaming reply is saved to the database (seconds).
 CHAT_CHECKPOINT_INTERVAL = env_number("CHAT_CHECKPOINT_INTERVAL", 1.0)
-# A reply marked streaming whose process has not saved it for this long was
-# orphaned by a crash and is closed as an error.
-CHAT_STALE_AFTER = env_number("CHAT_STALE_AFTER", 120.0)
+# A running reply's process renews its lease every CHAT_STALE_AFTER / 4 seconds; a reply marked
+# streaming whose lease has not been renewed for this long was orphaned by a process that died
+# without draining: every process sweeps for such replies and closes them as interrupted.
+CHAT_STALE_AFTER = env_number("CHAT_STALE_AFTER", 20.0)
+# How long a reply's final save is tried again (with backoff) before the reply is reported as not
+# saved and kept in the process to save later: long enough for a database failover.
+CHAT_SAVE_RETRY_SECONDS = env_number("CHAT_SAVE_RETRY_SECONDS", 30.0)
+# On SIGTERM (a deploy) a process stops taking new replies and lets running ones finish for this
+# long, then stops the rest, saving what they have. Give the process manager a little more.
+CHAT_DRAIN_SECONDS = env_number("CHAT_DRAIN_SECONDS", 25.0)
 # Connections the shared upstream client may hold open at once.
 CHAT_UPSTREAM_MAX_CONNECTIONS = env_number("CHAT_UPSTREAM_MAX_CONNECTIONS", 2000, int)
 # A 429 or 5xx (or a dropped connection) before any text arrived is tried again this many

@@ -1,13 +1,17 @@
 """Domain errors. The edges (views, the consumer) turn them into pages, form errors or error frames."""
 
+from django.utils.translation import gettext_lazy as _
+
 
 class ChatError(Exception):
     code = "error"
     message = "Something went wrong."
 
     def __init__(self, message: str | None = None):
-        super().__init__(message or self.message)
-        self.message = message or self.message
+        # str(): a lazily translated message is worded now, in the language active where it is raised.
+        text = str(message or self.message)
+        super().__init__(text)
+        self.message = text
 
 
 class ConversationNotFound(ChatError):
@@ -67,3 +71,17 @@ class TooManyAttempts(ChatError):
 
     code = "throttled"
     message = "Too many wrong passwords. Try again later."
+
+
+class Unavailable(ChatError):
+    """The channel layer (Redis) cannot be reached: nothing was saved or sent."""
+
+    code = "unavailable"
+    message = _("The server cannot reach its message broker right now; nothing was sent. Try again in a moment.")
+
+
+class ServerDraining(ChatError):
+    """This server process is shutting down (a deploy): the page sends again through another one."""
+
+    code = "draining"
+    message = _("This server is restarting; your message will be sent again in a moment.")

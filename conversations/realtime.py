@@ -4,16 +4,25 @@ Who listens where:
 
     conversation_group(id)  every open socket of the conversation (consumers.py). Message types:
                             FRAME (forward a protocol frame), SNAPSHOT (a streaming reply's text so
-                            far), DELETED, ACCESS_CHANGED (check again who may stay), PRESENCE_*.
+                            far), ALIVE (a silent reply is still running), DELETED, ACCESS_CHANGED
+                            (check again who may stay), PRESENCE_*.
     generation_group(id)    the conversation's running reply, in whichever process runs it
                             (streaming.py): GENERATION_STOP, GENERATION_SNAPSHOT.
+    a socket's own channel  GENERATION_STOPPING (the reply heard this socket's stop), SNAPSHOT.
     PUBLIC_LINKS_GROUP      sockets opened through a public link, for the site-wide switch.
 
 A message's type names the handler that receives it ("access.changed" -> access_changed).
 Announcements of a database change go out only after the transaction commits
 (the *_after_commit functions), so a socket that checks again sees the change.
+
+The layer may fail (Redis restarting): send_to_group and send_to_channel report it instead of
+raising, so a failed publish never closes a socket or kills a reply; what was missed is caught
+up from offsets and the database (see streaming.py and consumers.py).
 """
 
+import asyncio
+import logging
+import time
 import uuid
 from collections.abc import Iterable
 
@@ -21,18 +30,25 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+log = logging.getLogger(__name__)
+
 # To a conversation's sockets.
 FRAME = "chat.frame"
 SNAPSHOT = "chat.snapshot"
+ALIVE = "chat.alive"
 DELETED = "chat.deleted"
 ACCESS_CHANGED = "access.changed"
 PRESENCE_JOIN = "presence.join"
 PRESENCE_HERE = "presence.here"
 PRESENCE_LEAVE = "presence.leave"
 
-# To a conversation's running generation.
+# To a conversation's running generation, and its answer to the socket that asked.
 GENERATION_STOP = "generation.stop"
 GENERATION_SNAPSHOT = "generation.snapshot"
+GENERATION_STOPPING = "generation.stopping"
+
+# Backoff between tries of a publish that failed: 50 ms doubling to at most a second.
+RETRY_FIRST, RETRY_MOST = 0.05, 1.0
 
 PUBLIC_LINKS_GROUP = "public-links"
 
@@ -47,34 +63,58 @@ def generation_group(conversation_id: uuid.UUID) -> str:
     return f"generation.{conversation_id.hex}"
 
 
-async def request_stop(conversation_id: uuid.UUID) -> None:
-    """Stop the conversation's running reply, wherever it runs. Nothing happens if none is running."""
-    await get_channel_layer().group_send(generation_group(conversation_id), {"type": GENERATION_STOP})
+async def send_to_group(group: str, message: dict, *, retry_for: float = 0.0) -> bool:
+    """group_send, tried again with backoff for up to `retry_for` seconds while the layer fails. True once sent."""
+    return await _with_retries(lambda: get_channel_layer().group_send(group, message), retry_for, group)
 
 
-async def request_snapshot(conversation_id: uuid.UUID, reply_to: str) -> None:
+async def send_to_channel(channel: str, message: dict, *, retry_for: float = 0.0) -> bool:
+    """send to one channel (a socket's, or a generation's), as send_to_group."""
+    return await _with_retries(lambda: get_channel_layer().send(channel, message), retry_for, channel)
+
+
+async def _with_retries(publish, retry_for: float, where: str) -> bool:
+    deadline = time.monotonic() + retry_for
+    delay = RETRY_FIRST
+    while True:
+        try:
+            await publish()
+            return True
+        except Exception as exc:  # Redis down or restarting, a full in-memory channel: the caller decides
+            if time.monotonic() + delay > deadline:
+                log.warning("Publishing to %s failed: %s", where, exc)
+                return False
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_MOST)
+
+
+async def request_stop(conversation_id: uuid.UUID, *, reply_to: str = "", retry_for: float = 0.0) -> bool:
+    """Stop the conversation's running reply, wherever it runs; it answers GENERATION_STOPPING to `reply_to`.
+    Nothing happens if none is running. False if the layer could not be reached."""
+    message = {"type": GENERATION_STOP, "reply_to": reply_to}
+    return await send_to_group(generation_group(conversation_id), message, retry_for=retry_for)
+
+
+async def request_snapshot(conversation_id: uuid.UUID, reply_to: str) -> bool:
     """Ask the running reply, if any, to send its text so far to the channel `reply_to`."""
-    await get_channel_layer().group_send(
-        generation_group(conversation_id), {"type": GENERATION_SNAPSHOT, "reply_to": reply_to}
-    )
+    return await send_to_group(generation_group(conversation_id), {"type": GENERATION_SNAPSHOT, "reply_to": reply_to})
 
 
 async def announce_deleted(conversation_id: uuid.UUID) -> None:
     """The conversation is gone: its reply stops and its sockets close."""
-    await request_stop(conversation_id)
-    await get_channel_layer().group_send(conversation_group(conversation_id), {"type": DELETED})
+    await request_stop(conversation_id, retry_for=5.0)
+    await send_to_group(conversation_group(conversation_id), {"type": DELETED}, retry_for=5.0)
 
 
 async def announce_access_changed(conversation_ids: Iterable[uuid.UUID]) -> None:
     """Every open socket of these conversations checks again whether its person may stay, and in which role."""
-    layer = get_channel_layer()
     for conversation_id in conversation_ids:
         # The id lets the sockets of one process share one look-up of who may stay.
-        await layer.group_send(conversation_group(conversation_id), access_changed_message())
+        await send_to_group(conversation_group(conversation_id), access_changed_message(), retry_for=5.0)
 
 
 async def announce_public_links_changed() -> None:
-    await get_channel_layer().group_send(PUBLIC_LINKS_GROUP, access_changed_message())
+    await send_to_group(PUBLIC_LINKS_GROUP, access_changed_message(), retry_for=5.0)
 
 
 def access_changed_message() -> dict:

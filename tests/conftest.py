@@ -46,6 +46,7 @@ async def finish_replies():
     yield
     await disconnect_open_sockets()
     await streaming.wait_for_replies(timeout=10)
+    streaming.upkeep.forget()
     await llm.close_shared_client()
     # A server has one event loop; each test has its own. channels-redis keeps connections
     # bound to the loop that made them, so every test closes them and starts a fresh layer.
@@ -199,3 +200,15 @@ def checkpoints(monkeypatch) -> list[dict[int, str]]:
 
     monkeypatch.setattr(services.replies, "replies_checkpoint", recording)
     return saved
+
+
+@pytest.fixture
+def flaky_layer(settings):
+    """The in-memory channel layer, made to fail on demand (tests/flaky_layer.py: `with layer_down(): ...`)."""
+    from tests.flaky_layer import FlakyChannelLayer
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "tests.flaky_layer.FlakyChannelLayer", "CONFIG": {"capacity": 1000}}}
+    channel_layers.backends.clear()
+    FlakyChannelLayer.failures = 0
+    yield FlakyChannelLayer
+    FlakyChannelLayer.down = False

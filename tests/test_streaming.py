@@ -92,8 +92,8 @@ class Watcher:
 
 async def start(plan: ReplyPlan, *steps) -> tuple[streaming.Generation, Watcher]:
     watcher = await Watcher(plan.conversation_id).join()
-    generation = streaming.Generation(plan, upstream=scripted(*steps))
-    await generation.open()
+    control = await streaming.generation.open_control(plan.conversation_id)
+    generation = streaming.Generation(plan, control_channel=control, upstream=scripted(*steps))
     generation.start()
     return generation, watcher
 

@@ -73,6 +73,9 @@ class Conversation(models.Model):
     system_prompt = models.TextField(blank=True, help_text="Sent after the model's own system prompt.")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(default=timezone.now, help_text="When the last message was added.")
+    # When someone last pressed Stop here (when the stop arrived): a reply whose send arrived before
+    # it stops as soon as it starts, even if it was not yet listening for stops (streaming.py).
+    stop_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ConversationQuerySet.as_manager()
 

@@ -141,3 +141,9 @@ def export_rows(conversation: Conversation) -> list[dict]:
             "role", "content", "status", "error", "finish_reason", "model_name", "created", "author__username"
         )
     )
+
+
+def message_payload_of(message_id: int) -> dict | None:
+    """message_payload for the message with this id, None if it is gone."""
+    message = Message.objects.select_related("author").filter(pk=message_id).first()
+    return message_payload(message) if message is not None else None

@@ -7,11 +7,12 @@ import logging
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .. import context, metering, permissions, selectors
@@ -23,7 +24,9 @@ from .conversations import title_from
 
 log = logging.getLogger(__name__)
 
+# Not translated here: stored with the reply, it is shown as the server wrote it.
 INTERRUPTED = "The reply was interrupted: the server stopped while it was streaming."
+
 
 @dataclass(frozen=True)
 class ReplyPlan:
@@ -37,11 +40,16 @@ class ReplyPlan:
     user_message: dict | None = None  # the saved message, for a send
     replaced_id: int | None = None  # the reply a regenerate removed
     context_start: int | None = None  # the first message sent, when older ones were left out to fit the context window
+    received_at: datetime | None = None  # when the send or regenerate arrived: a stop that arrived later applies
+    stop_requested: bool = False  # such a stop arrived before this reply was saved
+
 
 # --- replies ---------------------------------------------------------------------------------
 
 
-def reply_begin(*, user, conversation_id: uuid.UUID, content: str, model_config_id: int | None = None) -> ReplyPlan:
+def reply_begin(
+    *, user, conversation_id: uuid.UUID, content: str, model_config_id: int | None = None, received_at: datetime | None = None
+) -> ReplyPlan:
     """Save the person's message and a streaming placeholder for the reply, before anything goes upstream.
 
     Four statements in one transaction; this runs on every send (see "The send path, in SQL").
@@ -57,12 +65,14 @@ def reply_begin(*, user, conversation_id: uuid.UUID, content: str, model_config_
         history, context_start = _fit_context(spec, turns, reply_id)
         metering.usage_begin(user=user, reply_id=reply_id, model_config_id=model_id, spec=spec, history=history)
         return _plan(
-            user, conversation, spec, reply_id, history,
+            user, conversation, spec, reply_id, history, received_at,
             user_message=selectors.conversations.message_payload(user_message), context_start=context_start,
         )
 
 
-def reply_regenerate_begin(*, user, conversation_id: uuid.UUID, model_config_id: int | None = None) -> ReplyPlan:
+def reply_regenerate_begin(
+    *, user, conversation_id: uuid.UUID, model_config_id: int | None = None, received_at: datetime | None = None
+) -> ReplyPlan:
     """Replace the last reply (if any) with a new one to the last message the person sent."""
     with _one_reply_at_a_time():
         conversation, rows = _open_for_reply(user, conversation_id)
@@ -80,7 +90,9 @@ def reply_regenerate_begin(*, user, conversation_id: uuid.UUID, model_config_id:
         _touch(conversation, model_id, title=conversation.title)
         history, context_start = _fit_context(spec, _turns(rows), reply.id)
         metering.usage_begin(user=user, reply_id=reply.id, model_config_id=model_id, spec=spec, history=history)
-        return _plan(user, conversation, spec, reply.id, history, replaced_id=replaced_id, context_start=context_start)
+        return _plan(
+            user, conversation, spec, reply.id, history, received_at, replaced_id=replaced_id, context_start=context_start
+        )
 
 
 @contextmanager
@@ -111,23 +123,60 @@ def _open_for_reply(user, conversation_id: uuid.UUID) -> tuple[Conversation, lis
     # The owner needs no query; anyone else's role comes from the shares that reach them.
     permissions.check(permissions.role_of(user, conversation), permissions.Action.SEND)
     rows = _sql_messages(conversation.id)
-    streaming = [row.id for row in rows if row.status == Message.Status.STREAMING]
-    if streaming:
-        cutoff = timezone.now() - timedelta(seconds=settings.CHAT_STALE_AFTER)
-        if Message.objects.filter(pk__in=streaming, updated__gte=cutoff).exists():
+    if any(row.status == Message.Status.STREAMING for row in rows):
+        replies_close_orphaned(conversation_id=conversation.id)
+        if Message.objects.filter(conversation_id=conversation.id, status=Message.Status.STREAMING).exists():
             raise ReplyInProgress()
-        _close_orphaned(streaming)
+        rows = _sql_messages(conversation.id)
     return conversation, rows
 
 
-def _close_orphaned(reply_ids) -> None:
-    """Close replies left streaming by a process that died: nothing has saved them for a while."""
-    for message in Message.objects.filter(pk__in=list(reply_ids)):
-        log.warning("Closing orphaned streaming reply %s", message.id)
-        message.status = Message.Status.ERROR
-        message.error = INTERRUPTED
-        message.html = render_markdown(message.content)
-        message.save(update_fields=["status", "error", "html", "updated"])
+# --- stop, leases and orphans --------------------------------------------------------------
+# A running reply's process renews its lease (Message.updated) every few seconds; one that has
+# not been renewed for CHAT_STALE_AFTER seconds belongs to a process that died without draining.
+
+
+def reply_stop_request(*, conversation_id: uuid.UUID, at: datetime) -> dict | None:
+    """Remember that a stop for this conversation arrived at `at`: a reply whose send arrived earlier applies it
+    when it starts, even if it was not listening yet. Returns the streaming reply ({id, renewed}) if there is one."""
+    with transaction.atomic():
+        Conversation.objects.filter(pk=conversation_id).filter(
+            Q(stop_requested_at__isnull=True) | Q(stop_requested_at__lt=at)
+        ).update(stop_requested_at=at)
+        return (
+            Message.objects.filter(conversation_id=conversation_id, status=Message.Status.STREAMING)
+            .values("id", renewed=F("updated"))
+            .first()
+        )
+
+
+def stops_requested(conversation_ids) -> dict[uuid.UUID, datetime]:
+    """When a stop last arrived for each of these conversations (those with none are left out)."""
+    rows = Conversation.objects.filter(pk__in=list(conversation_ids), stop_requested_at__isnull=False)
+    return dict(rows.values_list("pk", "stop_requested_at"))
+
+
+def replies_close_orphaned(*, conversation_id: uuid.UUID | None = None, reply_id: int | None = None) -> list[dict]:
+    """Close the streaming replies whose lease ran out (or this one reply, whatever its lease: a stop found nobody
+    running it) as `error`, "interrupted", with the text last saved. Returns what was saved, as `message` frames carry
+    it, for the replies this call closed: several processes may sweep at once, and each reply is closed once."""
+    candidates = Message.objects.filter(status=Message.Status.STREAMING)
+    if reply_id is not None:
+        candidates = candidates.filter(pk=reply_id)
+    else:
+        candidates = candidates.filter(updated__lt=timezone.now() - timedelta(seconds=settings.CHAT_STALE_AFTER))
+    if conversation_id is not None:
+        candidates = candidates.filter(conversation_id=conversation_id)
+    closed = []
+    for reply in candidates.select_related("author"):
+        html = render_markdown(reply.content)
+        fields = {"status": Message.Status.ERROR, "error": INTERRUPTED, "html": html, "updated": timezone.now()}
+        if candidates.filter(pk=reply.pk).update(**fields):
+            log.warning("Closed orphaned streaming reply %s (%d characters kept)", reply.pk, len(reply.content))
+            for name, value in fields.items():
+                setattr(reply, name, value)
+            closed.append({"conversation_id": reply.conversation_id, **selectors.conversations.message_payload(reply)})
+    return closed
 
 
 def _turns(rows: list[_Row]) -> list[dict]:
@@ -174,19 +223,23 @@ def _touch(conversation: Conversation, model_id: int | None, *, title: str) -> N
         )
 
 
-def _plan(user, conversation, spec: ModelSpec, reply_id: int, history: list[dict], **extra) -> ReplyPlan:
+def _plan(user, conversation, spec: ModelSpec, reply_id: int, history: list[dict], received_at, **extra) -> ReplyPlan:
+    stop = conversation.stop_requested_at
     return ReplyPlan(
         conversation_id=conversation.id,
         reply_id=reply_id,
         spec=spec,
         history=history,
         user=selectors.providers.user_pseudonym(user.pk),
+        received_at=received_at,
+        stop_requested=received_at is not None and stop is not None and stop >= received_at,
         **extra,
     )
 
 
 def replies_checkpoint(contents: dict[int, str]) -> None:
-    """Save the text so far of several streaming replies at once. A reply that has finished meanwhile keeps its final text."""
+    """Save the text so far of several streaming replies at once, renewing their leases. A reply that has finished
+    meanwhile keeps its final text."""
     now = _db_now()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(
@@ -241,6 +294,15 @@ def _db_now():
     return connection.ops.adapt_datetimefield_value(timezone.now())
 
 
+def _db_datetime(value) -> datetime | None:
+    """A datetime column read with a raw cursor: naive UTC from SQLite (text in some setups), aware from PostgreSQL."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(value)
+    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+
+
 def _db_conversation_id(conversation_id: uuid.UUID):
     return Conversation._meta.pk.get_db_prep_value(conversation_id, connection)
 
@@ -250,8 +312,8 @@ def _sql_lock_conversation(conversation_id: uuid.UUID) -> Conversation | None:
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, title, model_config_id, owner_id, temperature, system_prompt FROM {_CONVERSATIONS}"
-            f" WHERE id = %s{lock}",
+            f"SELECT id, title, model_config_id, owner_id, temperature, system_prompt, stop_requested_at"
+            f" FROM {_CONVERSATIONS} WHERE id = %s{lock}",
             [_db_conversation_id(conversation_id)],
         )
         row = cursor.fetchone()
@@ -264,6 +326,7 @@ def _sql_lock_conversation(conversation_id: uuid.UUID) -> Conversation | None:
         owner_id=row[3],
         temperature=row[4],
         system_prompt=row[5],
+        stop_requested_at=_db_datetime(row[6]),
     )
 
 

@@ -1,0 +1,207 @@
+"""A logged-in person's socket on a conversation: who may connect, which frames are valid, access changes.
+
+Replies are relayed by replies.ReplyRelay, presence by presence.Presence; the reply itself runs in streaming.
+"""
+
+import asyncio
+import json
+import logging
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .. import events, permissions, realtime, streaming
+from ..exceptions import ChatError
+from ..permissions import Action, Role
+from ..streaming import upkeep
+from .presence import Presence
+from .replies import ReplyRelay
+
+log = logging.getLogger(__name__)
+
+# Close codes (4000-4999 are the application's). The browser does not retry these:
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+CLOSE_REVOKED = 4403
+CLOSE_DELETED = 4410
+# and reconnects after these (through the proxy, to another process), catching up with ?since:
+CLOSE_UNAVAILABLE = 4503  # the message broker cannot be reached, or this process is shutting down
+
+
+def _dumps(frame: dict) -> str:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+# One look-up of everyone's role per access change and process, shared by all its sockets on the
+# conversation: a revoke seen by a hundred sockets costs one trip to the database, not a hundred.
+_role_lookups: dict[tuple, asyncio.Future] = {}
+ROLE_LOOKUP_SECONDS = 10.0
+
+
+async def _roles_after(conversation_id, change: str) -> dict[int, Role] | None:
+    key = (conversation_id, change)
+    lookup = _role_lookups.get(key)
+    if lookup is None or not change:
+        lookup = asyncio.ensure_future(database_sync_to_async(permissions.roles_in)(conversation_id))
+        if change:
+            _role_lookups[key] = lookup
+            asyncio.get_running_loop().call_later(ROLE_LOOKUP_SECONDS, _role_lookups.pop, key, None)
+    return await asyncio.shield(lookup)
+
+
+class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
+    """A logged-in person's socket on a conversation they own or that was shared with them."""
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:
+            if getattr(self, "channel_name", None):
+                raise
+            # The layer could not even give this socket a channel (Redis is down): a close code the page
+            # retries after, instead of the HTTP 500 an exception before the handshake would be.
+            log.warning("A socket could not get a channel from the layer", exc_info=True)
+            if (await receive())["type"] == "websocket.connect":
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": CLOSE_UNAVAILABLE})
+
+    async def connect(self) -> None:
+        self.user = self.scope["user"]
+        self.conversation_id = self.scope["url_route"]["kwargs"].get("conversation_id")
+        if not self.user.is_authenticated and self.requires_login:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.role = await self.current_role()
+        if self.role == Role.NONE:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.init_relay()
+        self.init_presence()
+        self.group = realtime.conversation_group(self.conversation_id)
+        try:
+            for group in self.groups_to_join():
+                await self.channel_layer.group_add(group, self.channel_name)
+        except Exception as exc:  # Redis is down: a close code the page retries after, not an HTTP 500
+            log.warning("A socket on %s could not join its group: %s", self.conversation_id, exc)
+            self.group = None
+            await self.accept()
+            await self.close(code=CLOSE_UNAVAILABLE)
+            return
+        await self.accept()
+        upkeep.socket_opened(self)
+        await self._catch_up()
+        await self._ask_for_snapshot()
+        await self._presence(realtime.PRESENCE_JOIN)
+
+    requires_login = True
+
+    def groups_to_join(self) -> list[str]:
+        return [self.group]
+
+    async def current_role(self) -> Role:
+        """This socket's person's role now; Role.NONE once they may no longer see the conversation."""
+        return await database_sync_to_async(permissions.role_in)(self.user, self.conversation_id)
+
+    async def role_after_change(self, change: str) -> Role | None:
+        """The role after an access change; None if the conversation is gone."""
+        roles = await _roles_after(self.conversation_id, change)
+        return None if roles is None else roles.get(self.user.pk, Role.NONE)
+
+    def presence_name(self) -> str:
+        return self.user.get_username()
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels runs close_old_connections() on the database thread before every handler:
+        # one thread hop per relayed frame per socket, queued behind the replies being saved.
+        # Only handlers that use database_sync_to_async touch the database, and it does the
+        # same clean-up itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def disconnect(self, code: int) -> None:
+        await self._leave()
+
+    async def _leave(self) -> None:
+        upkeep.socket_closed(self)
+        for task in (getattr(self, "presence_task", None), *self.relay_tasks()):
+            if task is not None:
+                task.cancel()
+        if getattr(self, "group", None):
+            groups = self.groups_to_join()
+            group, self.group = self.group, None
+            for joined in groups:
+                try:
+                    await self.channel_layer.group_discard(joined, self.channel_name)
+                except Exception:  # the layer is down: Redis forgets the subscription with the connection
+                    log.debug("Leaving %s failed", joined, exc_info=True)
+            await realtime.send_to_group(group, {"type": realtime.PRESENCE_LEAVE, "channel": self.channel_name})
+
+    async def close_for_restart(self) -> None:
+        """This process is shutting down: the page reconnects (to another process) and catches up."""
+        if getattr(self, "group", None):
+            await self._leave()
+            await self.close(code=CLOSE_UNAVAILABLE)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        received_at = timezone.now()  # what decides whether a stop came before or after a send, across processes
+        try:
+            frame = events.parse_client_frame(text_data, max_chars=settings.CHAT_MAX_MESSAGE_CHARS)
+        except events.FrameError as exc:
+            await self._send(events.error_frame(exc.code, exc.message))
+            return
+        try:
+            # The role is checked again on every access change (access_changed), so it is current;
+            # send and regenerate are checked once more in the transaction that saves them.
+            match frame:
+                case events.Send(content=content, model=model):
+                    permissions.check(self.role, Action.SEND)
+                    await streaming.reply_send(
+                        user=self.user,
+                        conversation_id=self.conversation_id,
+                        content=content,
+                        model_id=model,
+                        received_at=received_at,
+                    )
+                case events.Stop():
+                    permissions.check(self.role, Action.STOP)
+                    await self._stop(received_at)
+                case events.Regenerate(model=model):
+                    permissions.check(self.role, Action.REGENERATE)
+                    await streaming.reply_regenerate(
+                        user=self.user, conversation_id=self.conversation_id, model_id=model, received_at=received_at
+                    )
+        except ChatError as exc:
+            await self._send(events.error_frame(exc.code, exc.message))
+
+    # --- channel-layer events -------------------------------------------------
+
+    async def chat_deleted(self, event: dict) -> None:
+        if not getattr(self, "group", None):
+            return
+        await self._send(events.error_frame("deleted", _("This conversation was deleted.")))
+        await self._leave()
+        await self.close(code=CLOSE_DELETED)
+
+    async def access_changed(self, event: dict) -> None:
+        """A share, a team or a link changed: stay, change role, or go."""
+        if not getattr(self, "group", None):
+            return
+        role = await self.role_after_change(event.get("change", ""))
+        if role is None:
+            await self.chat_deleted(event)  # deleting a conversation also deletes its shares
+        elif role == Role.NONE:
+            await self._send(events.error_frame("access_revoked", _("Your access to this conversation was removed.")))
+            await self._leave()
+            await self.close(code=CLOSE_REVOKED)
+        elif role != self.role:
+            self.role = role
+            await self._send(events.access_frame(role.label))
+
+    async def _send(self, frame: dict) -> None:
+        await self.send(text_data=_dumps(frame))
