@@ -38,6 +38,7 @@ SNAPSHOT = "chat.snapshot"
 ALIVE = "chat.alive"
 DELETED = "chat.deleted"
 ACCESS_CHANGED = "access.changed"
+SERVER_RESTARTING = "server.restarting"  # to one socket's own channel: this process is shutting down
 PRESENCE_JOIN = "presence.join"
 PRESENCE_HERE = "presence.here"
 PRESENCE_LEAVE = "presence.leave"

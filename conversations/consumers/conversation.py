@@ -143,7 +143,13 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
             await realtime.send_to_group(group, {"type": realtime.PRESENCE_LEAVE, "channel": self.channel_name})
 
     async def close_for_restart(self) -> None:
-        """This process is shutting down: the page reconnects (to another process) and catches up."""
+        """This process is shutting down: the page reconnects (to another process) and catches up.
+
+        Sent through the socket's own channel, so the frames already queued for it (a `done`) go out first."""
+        if not await realtime.send_to_channel(self.channel_name, {"type": realtime.SERVER_RESTARTING}):
+            await self.server_restarting({})
+
+    async def server_restarting(self, event: dict) -> None:
         if getattr(self, "group", None):
             await self._leave()
             await self.close(code=CLOSE_UNAVAILABLE)

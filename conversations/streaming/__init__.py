@@ -23,7 +23,7 @@ from functools import partial
 
 from channels.db import database_sync_to_async
 
-from .. import events, services
+from .. import events, lifecycle, services
 from ..exceptions import ServerDraining, Unavailable
 from .generation import Generation, Upstream, close_control, flush_interval, from_model, open_control, upstream_options
 from .upkeep import wait_for_replies
@@ -65,9 +65,7 @@ async def reply_regenerate(
 
 
 async def _start(conversation_id: uuid.UUID, begin, *, upstream: Upstream = from_model) -> Generation:
-    from . import upkeep
-
-    if upkeep.draining:
+    if lifecycle.is_draining():
         raise ServerDraining()
     try:
         control = await open_control(conversation_id)

@@ -36,7 +36,6 @@ _live: dict = {}  # reply id -> Generation
 _unsaved: dict[int, tuple[uuid.UUID, dict]] = {}  # reply id -> (conversation id, reply_finish's fields)
 _sockets: weakref.WeakSet = weakref.WeakSet()  # this process's open sockets: orphans matter while any watch
 _task: asyncio.Task | None = None
-draining = False  # set by shutdown.drain: no new replies start here
 
 
 def live_count() -> int:
@@ -64,6 +63,11 @@ def socket_opened(socket) -> None:
 
 def socket_closed(socket) -> None:
     _sockets.discard(socket)
+
+
+def sockets() -> list:
+    """This process's open sockets (consumers), for shutdown.drain."""
+    return list(_sockets)
 
 
 def keep_unsaved(conversation_id: uuid.UUID, fields: dict) -> None:

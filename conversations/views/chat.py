@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import exports, permissions, selectors, services
+from .. import exports, lifecycle, permissions, selectors, services
 from ..exceptions import ChatError
 from ..forms import SYSTEM_PROMPT_MAX_CHARS, NewConversationForm, PublicLinkForm, RenameConversationForm, ShareForm
 from ..models import Conversation, Message, Share
@@ -124,4 +124,7 @@ def conversation_export(request: HttpRequest, conversation_id) -> HttpResponse:
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
+    """200 while this process serves; 503 once it drains (a deploy), so a load balancer sends people elsewhere."""
+    if lifecycle.is_draining():
+        return HttpResponse("draining", content_type="text/plain", status=503)
     return HttpResponse("ok", content_type="text/plain")

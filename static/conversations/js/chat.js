@@ -98,6 +98,8 @@
   let retryDelay = 500;
   let retryTimer = null;
   let lastDraft = "";
+  let lastRequest = null; // the last send or regenerate frame, sent again if its server was shutting down
+  let resendOnOpen = null;
   let finished = false; // the server closed for good (deleted, no access)
 
   const FINAL_CLOSE = {
@@ -272,6 +274,13 @@
       keepScrolled(wasNearBottom);
     },
     error({ code, message, message_id: id }) {
+      if (code === "draining" && lastRequest) {
+        // This server process is shutting down (a deploy): reconnect, through the proxy to another
+        // process, and send the same frame there. The person sees no error.
+        resendOnOpen = lastRequest;
+        socket?.close();
+        return;
+      }
       if (code === "reload") {
         window.location.reload();
         return;
@@ -297,13 +306,17 @@
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     socket = new WebSocket(`${scheme}//${window.location.host}${socketPath}?since=${since}`);
     socket.addEventListener("open", () => {
+      if (resendOnOpen) {
+        socket.send(JSON.stringify(resendOnOpen));
+        resendOnOpen = null;
+      }
       retryDelay = 500;
       connectionStatus.hidden = true;
       composer?.classList.remove("is-offline");
       if (canWrite && awaitingReply && streaming.size === 0) {
         // The first message came from the new-chat form: ask for its reply now.
         awaitingReply = false;
-        socket.send(JSON.stringify({ type: "regenerate", model: selectedModel() }));
+        send({ type: "regenerate", model: selectedModel() });
       }
     });
     socket.addEventListener("message", (event) => {
@@ -357,6 +370,7 @@
       return false;
     }
     socket.send(JSON.stringify(frame));
+    if (frame.type === "send" || frame.type === "regenerate") lastRequest = frame;
     return true;
   }
 
