@@ -12,6 +12,9 @@ ports, so the proxy sends new connections to another process and /healthz answer
 503, then runs conversations.shutdown.drain (CHAT_DRAIN_SECONDS for running replies
 to finish, the rest saved as interrupted), then stops. A second signal cuts the wait
 short: what still runs is interrupted and saved at once.
+
+A socket whose reader stopped reading is dropped once CHAT_SOCKET_BUFFER_BYTES wait
+unsent for it, so one stalled client cannot make the process buffer without limit.
 """
 
 import asyncio
@@ -19,6 +22,16 @@ import logging
 import signal
 
 log = logging.getLogger("chatsite.server")
+
+SOCKET_TOO_SLOW = 4008  # the page reconnects after it, and catches up
+
+
+def _buffered_bytes(transport) -> int:
+    """What Twisted holds for a TCP connection that the kernel would not take yet (0 if it cannot tell)."""
+    try:
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    except AttributeError:  # another kind of transport (TLS): not bounded here
+        return 0
 
 
 def main() -> None:
@@ -30,6 +43,25 @@ def main() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     from daphne.cli import CommandLineInterface
     from daphne.server import Server
+    from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+
+    class BoundedWebSocketProtocol(WebSocketProtocol):
+        """A socket whose reader stopped reading is dropped once this much waits unsent for it, instead of
+        buffering without limit until the ping timeout (its page reconnects and catches up with ?since)."""
+
+        def serverSend(self, content, binary=False):
+            from django.conf import settings
+
+            waiting = _buffered_bytes(self.transport)
+            if waiting > settings.CHAT_SOCKET_BUFFER_BYTES:
+                log.warning("Dropping a socket that stopped reading (%d bytes waiting)", waiting)
+                self.sendClose(code=SOCKET_TOO_SLOW, reason="Too far behind; reconnect to catch up.")
+                self.transport.abortConnection()
+                return
+            super().serverSend(content, binary)
+
+    # daphne builds its websocket protocols from this factory attribute; the subclass only adds the bound.
+    WebSocketFactory.protocol = BoundedWebSocketProtocol
 
     class DrainingServer(Server):
         def run(self) -> None:

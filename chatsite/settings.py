@@ -246,6 +246,9 @@ CHAT_SAVE_RETRY_SECONDS = env_number("CHAT_SAVE_RETRY_SECONDS", 30.0)
 # On SIGTERM (a deploy) a process stops taking new replies and lets running ones finish for this
 # long, then stops the rest, saving what they have. Give the process manager a little more.
 CHAT_DRAIN_SECONDS = env_number("CHAT_DRAIN_SECONDS", 25.0)
+# A socket whose reader stopped reading is dropped once this many bytes wait unsent for it
+# (its page reconnects and catches up); without a bound one stalled client grows the process.
+CHAT_SOCKET_BUFFER_BYTES = env_number("CHAT_SOCKET_BUFFER_BYTES", 8 * 1024 * 1024, int)
 # Connections the shared upstream client may hold open at once.
 CHAT_UPSTREAM_MAX_CONNECTIONS = env_number("CHAT_UPSTREAM_MAX_CONNECTIONS", 2000, int)
 # A 429 or 5xx (or a dropped connection) before any text arrived is tried again this many

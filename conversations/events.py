@@ -12,6 +12,7 @@ server → client
     {"type": "start", "message_id", "replaces"?, "context_start"?}   context_start: the first message sent, older ones left out
     {"type": "delta", "message_id", "offset", "content"}
     {"type": "done", "message_id", "status", "finish_reason", "usage", "html", "content", "error", "note", "note_class"}
+        a `done` or `message` too big for one frame has "content" and "html" null and "fetch": the URL to get them from
     {"type": "error", "code", "message", "message_id"?}
     {"type": "access", "role": "viewer" | "collaborator" | "owner"}   your role changed
     {"type": "presence", "people": [username, ...], "guests": int}      who else is here now
@@ -76,6 +77,31 @@ def access_frame(role: str) -> dict:
 
 def presence_frame(people: list[str], guests: int) -> dict:
     return {"type": "presence", "people": people, "guests": guests}
+
+
+# The largest frame a socket is sent: daphne refuses to send a message over 1 MiB (and closes the socket).
+MAX_FRAME_BYTES = 512 * 1024
+DELTA_PIECE_CHARS = 64 * 1024  # at most 4 bytes a character in UTF-8, so a piece is well within the limit
+
+
+def within_limit(frame: dict, encoded: str, fetch_url) -> list[dict]:
+    """`frame` as frames a socket can be sent: itself, or, over MAX_FRAME_BYTES, a delta split in pieces, or a
+    `done` / `message` whose text and HTML the page fetches from `fetch_url(message_id)` (field "fetch")."""
+    if len(encoded) * 4 <= MAX_FRAME_BYTES or len(encoded.encode()) <= MAX_FRAME_BYTES:
+        return [frame]
+    kind = frame["type"]
+    if kind == "delta":
+        content, offset = frame["content"], frame["offset"]
+        return [
+            delta_frame(frame["message_id"], offset + start, content[start : start + DELTA_PIECE_CHARS])
+            for start in range(0, len(content), DELTA_PIECE_CHARS)
+        ]
+    if kind == "done":
+        return [{**frame, "content": None, "html": None, "fetch": fetch_url(frame["message_id"])}]
+    if kind == "message":
+        payload = frame["message"]
+        return [message_frame({**payload, "content": None, "html": None, "fetch": fetch_url(payload["id"])})]
+    return [frame]
 
 
 # --- client → server ---------------------------------------------------------

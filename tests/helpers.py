@@ -197,9 +197,9 @@ async def connect(user, conversation_id, *, query: str = "", origin: str = "http
     return _communicator(path, cookie=cookie, origin=origin)
 
 
-def link_socket(token: str, *, cookie: str | None = None) -> WebsocketCommunicator:
+def link_socket(token: str, *, cookie: str | None = None, query: str = "") -> WebsocketCommunicator:
     """A socket to /ws/s/<token>/ as the public page opens it: no login unless `cookie`; not yet connected."""
-    return _communicator(f"/ws/s/{token}/", cookie=cookie)
+    return _communicator(f"/ws/s/{token}/" + (f"?{query}" if query else ""), cookie=cookie)
 
 
 async def opened(communicator: WebsocketCommunicator) -> WebsocketCommunicator:

@@ -11,6 +11,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -210,4 +211,10 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
             await self._send(events.access_frame(role.label))
 
     async def _send(self, frame: dict) -> None:
-        await self.send(text_data=_dumps(frame))
+        encoded = _dumps(frame)
+        for part in events.within_limit(frame, encoded, self.fetch_url):
+            await self.send(text_data=encoded if part is frame else _dumps(part))
+
+    def fetch_url(self, message_id: int) -> str:
+        """Where the page gets a message too big for a frame."""
+        return reverse("conversation_message", args=[self.conversation_id, message_id])

@@ -3,6 +3,7 @@
 import asyncio
 
 from channels.db import database_sync_to_async
+from django.urls import reverse
 from django.utils import timezone
 
 from .. import realtime, selectors
@@ -45,6 +46,9 @@ class PublicLinkConsumer(ConversationConsumer):
 
     def presence_name(self) -> str:
         return self.user.get_username() if self.user.is_authenticated else GUEST
+
+    def fetch_url(self, message_id: int) -> str:
+        return reverse("public_link_message", args=[self.scope["url_route"]["kwargs"]["token"], message_id])
 
     def groups_to_join(self) -> list[str]:
         # Also the site-wide switch for public links.

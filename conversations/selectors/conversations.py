@@ -143,7 +143,10 @@ def export_rows(conversation: Conversation) -> list[dict]:
     )
 
 
-def message_payload_of(message_id: int) -> dict | None:
-    """message_payload for the message with this id, None if it is gone."""
-    message = Message.objects.select_related("author").filter(pk=message_id).first()
+def message_payload_of(message_id: int, *, conversation_id: uuid.UUID | None = None) -> dict | None:
+    """message_payload for the message with this id (in this conversation, if given), None if there is none."""
+    messages = Message.objects.select_related("author").filter(pk=message_id)
+    if conversation_id is not None:
+        messages = messages.filter(conversation_id=conversation_id)
+    message = messages.first()
     return message_payload(message) if message is not None else None

@@ -1,7 +1,7 @@
 """The chat pages. Thin: read through selectors, write through services, access through permissions."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -119,6 +119,19 @@ def conversation_export(request: HttpRequest, conversation_id) -> HttpResponse:
     )
     response = HttpResponse(download.body, content_type=download.content_type)
     response["Content-Disposition"] = f'attachment; filename="{download.filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_GET
+def conversation_message(request: HttpRequest, conversation_id, message_id: int) -> HttpResponse:
+    """One message as the `message` frame carries it, for a page whose frame was too big to carry its text."""
+    conversation = conversation_or_404(request, conversation_id)
+    payload = selectors.conversations.message_payload_of(message_id, conversation_id=conversation.id)
+    if payload is None:
+        raise Http404("No such message.")
+    response = JsonResponse(payload)
     response["Cache-Control"] = "private, no-store"
     return response
 

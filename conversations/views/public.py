@@ -2,10 +2,10 @@
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import selectors, services
 from ..exceptions import PublicLinkNotFound, TooManyAttempts
@@ -65,6 +65,22 @@ def _password_page(request: HttpRequest, link: PublicLink) -> HttpResponse:
         form.add_error("password", _("That is not the password."))
     status = 403 if request.method == "POST" else 200
     return _private(render(request, "conversations/public_password.html", {"form": form}, status=status))
+
+
+@require_GET
+def public_link_message(request: HttpRequest, token: str, message_id: int) -> HttpResponse:
+    """One message of a live link's conversation, for a page whose frame was too big to carry its text."""
+    try:
+        link = selectors.sharing.public_link_for(token)
+    except PublicLinkNotFound as exc:
+        raise Http404(exc.message) from None
+    gate = selectors.sharing.public_link_gate(link, request.user, request.session)
+    if link.kind != PublicLink.Kind.LIVE or gate is not None:
+        raise Http404("No such message.")
+    payload = selectors.conversations.message_payload_of(message_id, conversation_id=link.conversation_id)
+    if payload is None:
+        raise Http404("No such message.")
+    return _private(JsonResponse(payload))
 
 
 @login_required

@@ -302,6 +302,28 @@
     },
   };
 
+  function handle(frame) {
+    handlers[frame.type]?.(frame);
+    if (frame.type !== "delta") {
+      updateSince();
+      setBusy();
+    }
+  }
+
+  // A reply too long for one frame comes without its text and HTML, and with where to fetch them.
+  const LOAD_FAILED = "A long message could not be loaded; reload the page.";
+  let handling = Promise.resolve();
+  async function whole(frame) {
+    const part = frame.type === "message" ? frame.message : frame;
+    if (!part.fetch) return frame;
+    const response = await fetch(part.fetch, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error(`${response.status} fetching ${part.fetch}`);
+    const saved = await response.json();
+    part.content = saved.content;
+    part.html = saved.html;
+    return frame;
+  }
+
   function connect() {
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     socket = new WebSocket(`${scheme}//${window.location.host}${socketPath}?since=${since}`);
@@ -321,11 +343,8 @@
     });
     socket.addEventListener("message", (event) => {
       const frame = JSON.parse(event.data);
-      handlers[frame.type]?.(frame);
-      if (frame.type !== "delta") {
-        updateSince();
-        setBusy();
-      }
+      // In order, even when a frame must first fetch what it could not carry.
+      handling = handling.then(() => whole(frame)).then(handle, () => showError(LOAD_FAILED));
     });
     socket.addEventListener("close", (event) => {
       socket = null;
