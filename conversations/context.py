@@ -3,8 +3,9 @@
 The request must hold the system prompt, the turns sent and the reply. With a
 context window set on the model, the oldest turns are left out until the rest
 fits, by an estimate (no tokenizer: the site talks to any OpenAI-compatible
-server). The person's newest message is always sent, even when it alone is too
-big: the server then answers context_length_exceeded, which is shown as such.
+server), and what is sent then starts with a message from the person. The
+person's newest message is always sent, even when it alone is too big: the
+server then answers context_length_exceeded, which is shown as such.
 """
 
 import math
@@ -38,6 +39,10 @@ def fit(spec: ModelSpec, turns: list[dict]) -> tuple[list[dict], int | None]:
 
     `turns` are dicts with id, role and content, oldest first. The newest turns are
     kept while they fit; the last one always is. Nothing is left out without a window.
+    When turns are left out, the first one kept is a user message: Mistral and many
+    llama.cpp chat templates insist on user/assistant alternation and refuse a request
+    whose first turn after the system prompt is a reply, so a reply whose question was
+    left out goes too.
     """
     window = spec.context_window
     if not window or not turns:
@@ -54,5 +59,17 @@ def fit(spec: ModelSpec, turns: list[dict]) -> tuple[list[dict], int | None]:
         budget -= cost
         first -= 1
     if first == 0:
+        # Nothing left out: sent as it is, even when it opens with a reply (a copy of a public link
+        # can). Dropping that reply would keep from the model, unmarked, what the person sees and
+        # likely asks about; most servers take it, and a strict one's refusal is shown on the reply.
         return turns, None
+    first = _first_user_turn(turns, first)
     return turns[first:], turns[first]["id"]
+
+
+def _first_user_turn(turns: list[dict], start: int) -> int:
+    """The index of the first user turn from `start` on; the last turn's if none comes before it."""
+    last = len(turns) - 1
+    while start < last and turns[start]["role"] != "user":
+        start += 1
+    return start

@@ -6,6 +6,8 @@ client → server
     {"type": "send", "content": str, "model": int | null (optional)}
     {"type": "stop"}
     {"type": "regenerate", "model": int | null (optional)}
+    A frame longer than max_frame_chars(CHAT_MAX_MESSAGE_CHARS) or nested more than MAX_FRAME_DEPTH deep
+    is refused before it is parsed.
 server → client
     {"type": "message", "message": {"id", "role", "content", "status", "html", "note", "note_class", "author",
                                     "context_start", ...}}
@@ -19,9 +21,12 @@ server → client
 """
 
 import json
+import re
 from dataclasses import dataclass
+from json.decoder import scanstring
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 from .validators import check_message_content
 
@@ -134,13 +139,31 @@ ClientFrame = Send | Stop | Regenerate
 
 
 def parse_client_frame(text: str | None, *, max_chars: int) -> ClientFrame:
-    """Validate one frame from the browser. Raises FrameError with a code and a readable message."""
+    """Validate one frame from the browser. Raises FrameError with a code and a readable message.
+
+    A frame longer than any valid one, or nested deeper than MAX_FRAME_DEPTH, is refused before it is
+    parsed: json.loads recurses once per level and would raise RecursionError on thousands of them.
+    """
     if text is None:
         raise FrameError("invalid_frame", "Send frames as JSON text, not binary.")
+    if len(text) > max_frame_chars(max_chars):
+        raise FrameError(
+            "content_too_long",
+            _("The frame is %(length)s characters: too long for a message (the limit is %(limit)s characters).")
+            % {"length": f"{len(text):,}", "limit": f"{max_chars:,}"},
+        )
+    if _nested_deeper_than(text, MAX_FRAME_DEPTH):
+        raise FrameError("invalid_frame", _("The frame is nested too deeply."))
     try:
         data = json.loads(text)
-    except ValueError:
+    except json.JSONDecodeError:
         raise FrameError("invalid_json", "The frame is not valid JSON.") from None
+    except ValueError:
+        # Valid JSON all the same: an integer longer than Python reads from a string (sys.get_int_max_str_digits).
+        raise FrameError("invalid_frame", _("A number in the frame is too long.")) from None
+    except RecursionError:
+        # The depth check above should make this impossible; it is the safety net that keeps the socket open.
+        raise FrameError("invalid_frame", _("The frame is nested too deeply.")) from None
     if not isinstance(data, dict):
         raise FrameError("invalid_frame", "A frame must be a JSON object with a 'type'.")
     kind = data.get("type")
@@ -153,6 +176,76 @@ def parse_client_frame(text: str | None, *, max_chars: int) -> ClientFrame:
     if not isinstance(kind, str):
         raise FrameError("invalid_frame", "A frame must have a string 'type'.")
     raise FrameError("unknown_type", f"Unknown frame type {kind[:40]!r}; use send, stop or regenerate.")
+
+
+# --- bounds checked before parsing --------------------------------------------
+
+MAX_FRAME_DEPTH = 8  # our frames are one object deep; this leaves room for whatever extra keys a client adds
+# JSON may write any character as a \uXXXX escape (6 characters), and one outside the Basic Multilingual
+# Plane, an emoji say, as two: Python's json.dumps does so by default. A valid frame is at most its content
+# written that way, plus the keys, a model id and whatever whitespace the client's encoder adds.
+_ESCAPED_CHARS_PER_CHAR = 12
+_FRAME_ENVELOPE_CHARS = 1_000
+
+_BRACKETS_AS_SQUARE = bytes.maketrans(b"{}", b"[]")  # the kind does not change the depth; json.loads checks it
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_MANY_STRINGS = 64  # our frames hold at most six; past this many, one regex pass costs less than a call each
+# A JSON string with its escapes. Possessive, so a scan is linear; one left open runs to the end of the text.
+_JSON_STRING = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"?', re.DOTALL)
+
+
+def max_frame_chars(max_chars: int) -> int:
+    """The longest a valid frame can be when a message holds at most `max_chars` characters."""
+    return max_chars * _ESCAPED_CHARS_PER_CHAR + _FRAME_ENVELOPE_CHARS
+
+
+def _nested_deeper_than(text: str, limit: int) -> bool:
+    """Whether arrays and objects in the JSON `text` nest more than `limit` deep, found without parsing it.
+
+    Linear in the text, and almost free for a frame with few brackets; brackets inside strings do not
+    count. For text that is not valid JSON the answer can go either way, but when it is False,
+    json.loads fails before nesting more than 2 * limit deep.
+    """
+    if not _has_more_opening_brackets_than(text, limit):
+        return False  # too few brackets to nest that deep, wherever they are: most frames stop here
+    brackets = _outside_strings(text).encode("utf-8", "surrogatepass").translate(_BRACKETS_AS_SQUARE, _NOT_BRACKETS)
+    for _pass in range(limit):
+        # Each pass takes out the innermost pairs, so a pair still there after `limit` passes held more levels.
+        fewer = brackets.replace(b"[]", b"")
+        if len(fewer) == len(brackets):
+            break
+        brackets = fewer
+    # Left: such a pair, or brackets without a partner (closing ones first, then opening ones).
+    return b"[]" in brackets or len(brackets.lstrip(b"]")) > limit
+
+
+def _has_more_opening_brackets_than(text: str, limit: int) -> bool:
+    found = 0
+    for bracket in "[{":
+        at = text.find(bracket)  # memchr-fast on ASCII, unlike str.count
+        while at >= 0:
+            found += 1
+            if found > limit:
+                return True
+            at = text.find(bracket, at + 1)
+    return False
+
+
+def _outside_strings(text: str) -> str:
+    """`text` with its JSON strings cut out, up to the first string json.loads would refuse."""
+    parts, at = [], 0
+    for _string in range(_MANY_STRINGS):
+        quote = text.find('"', at)
+        if quote < 0:
+            parts.append(text[at:])
+            return "".join(parts)
+        parts.append(text[at:quote])
+        try:
+            at = scanstring(text, quote + 1)[1]  # json's own C string scanner: escapes, strictness and all
+        except ValueError:
+            return "".join(parts)  # json.loads stops at this string too
+    parts.append(_JSON_STRING.sub("", text[at:]))
+    return "".join(parts)
 
 
 def _content(data: dict, max_chars: int) -> str:

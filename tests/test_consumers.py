@@ -183,6 +183,8 @@ async def test_demo_model_answers_when_no_model_is_configured(user, conversation
         ('{"type": "send", "content": "hi", "model": "gpt"}', "invalid_frame"),
         ('{"type": "send", "content": "hi", "model": true}', "invalid_frame"),
         ('{"type": "send", "content": "12345678901"}', "content_too_long"),
+        ('{"type": "stop"}' + " " * 1_200, "content_too_long"),  # longer than any frame with 10 characters
+        ('{"type": "stop", "x": ' + "[" * 8 + "]" * 8 + "}", "invalid_frame"),  # nested 9 deep
     ],
 )
 async def test_bad_frame_gets_error_and_socket_stays_open(user, conversation, settings, raw, code):
@@ -196,6 +198,17 @@ async def test_bad_frame_gets_error_and_socket_stays_open(user, conversation, se
     await send(communicator, "ok")
     frames = await receive_until(communicator, done)
     assert frames[-1]["status"] == "complete"
+    await communicator.disconnect()
+
+
+async def test_a_frame_nested_100000_deep_gets_an_error_and_the_socket_keeps_serving(user, conversation):
+    communicator = await open_socket(user, conversation)
+    await communicator.send_to(text_data="[" * 100_000)
+    frame = await communicator.receive_json_from()
+    assert frame == {"type": "error", "code": "invalid_frame", "message": "The frame is nested too deeply."}
+    await send(communicator, "Still there?")
+    frames = await receive_until(communicator, done)
+    assert "Still there?" in text_of(frames) and frames[-1]["status"] == "complete"
     await communicator.disconnect()
 
 

@@ -21,9 +21,14 @@ def spec(window: int | None = None, **fields) -> ModelSpec:
     return spec_for(context_window=window, **fields)
 
 
-def turns(*contents: str) -> list[dict]:
-    roles = ("user", "assistant")
-    return [{"id": 10 + index, "role": roles[index % 2], "content": content} for index, content in enumerate(contents)]
+def turns(*contents: str, roles: tuple[str, ...] = ("user", "assistant")) -> list[dict]:
+    """Turns with these contents, their roles taken from `roles` in turn: by default a question, then its reply."""
+    return [
+        {"id": 10 + index, "role": roles[index % len(roles)], "content": content} for index, content in enumerate(contents)
+    ]
+
+
+QUESTIONS = ("user",)  # for the window's arithmetic alone: where the cut falls, no reply is left without its question
 
 
 FORTY = "x" * 40  # 10 tokens, 14 with the message overhead
@@ -52,13 +57,13 @@ def test_the_oldest_turns_are_left_out_first():
 
 
 def test_one_token_short_leaves_one_more_out():
-    history = turns(*[FORTY] * 6)
+    history = turns(*[FORTY] * 6, roles=QUESTIONS)
     kept, first_kept = fit(spec(155, parameters={"max_tokens": 100}), history)
     assert kept == history[3:] and first_kept == history[3]["id"]
 
 
 def test_the_system_prompt_takes_its_share_of_the_window():
-    history = turns(*[FORTY] * 6)
+    history = turns(*[FORTY] * 6, roles=QUESTIONS)
     kept, first_kept = fit(spec(156, parameters={"max_tokens": 100}, system_prompt=FORTY), history)
     assert kept == history[3:] and first_kept == history[3]["id"]
 
@@ -78,6 +83,34 @@ def test_newer_turns_are_never_skipped_to_fit_an_older_small_one():
     history = turns("a", "y" * 400, FORTY)
     kept, _ = fit(spec(156, parameters={"max_tokens": 100}), history)
     assert kept == history[2:]  # the 104-token turn does not fit, so the tiny one before it is not sent either
+
+
+def test_a_reply_whose_question_was_left_out_is_left_out_too():
+    history = turns(*[FORTY] * 7)  # ends with the person's newest message
+    # 56 tokens for turns: the last 4 fit, and the first of them is a reply.
+    kept, first_kept = fit(spec(156, parameters={"max_tokens": 100}), history)
+    assert kept == history[4:] and kept[0]["role"] == "user"
+    assert first_kept == history[4]["id"]
+
+
+def test_every_turn_before_the_first_question_kept_is_left_out():
+    history = turns(*[FORTY] * 6, roles=("user", "assistant", "assistant"))
+    # 70 tokens for turns: the last 5 fit, and the first two of them are replies.
+    kept, first_kept = fit(spec(170, parameters={"max_tokens": 100}), history)
+    assert [turn["role"] for turn in kept] == ["user", "assistant", "assistant"]
+    assert first_kept == history[3]["id"]
+
+
+def test_when_the_newest_fits_only_with_the_reply_before_it_the_newest_goes_alone():
+    history = turns(FORTY, FORTY, FORTY)
+    kept, first_kept = fit(spec(128, parameters={"max_tokens": 100}), history)  # room for two turns
+    assert kept == history[2:] and first_kept == history[2]["id"]
+
+
+def test_a_conversation_that_fits_is_sent_whole_even_when_it_opens_with_a_reply():
+    # A copy of a public link can open with a reply; with nothing left out, nothing is dropped.
+    history = turns(FORTY, FORTY, FORTY, roles=("assistant", "user"))
+    assert fit(spec(156, parameters={"max_tokens": 100}), history) == (history, None)
 
 
 @pytest.mark.parametrize(
@@ -101,7 +134,7 @@ def test_reserve_from_max_completion_tokens_leaves_turns_out():
 
 
 def test_default_reserve_is_a_quarter_of_a_small_window():
-    history = turns(*[FORTY] * 30)
+    history = turns(*[FORTY] * 30, roles=QUESTIONS)
     kept, _ = fit(spec(400), history)  # 100 kept for the reply, 300 for turns: 21 of 14 tokens
     assert len(kept) == 21
 
@@ -109,6 +142,10 @@ def test_default_reserve_is_a_quarter_of_a_small_window():
 # --- end to end over the socket -------------------------------------------------------------------
 
 OLD = "o" * 396  # with its "007 " prefix, 400 characters: 104 tokens with the overhead
+# With 20 old turns and a new message: 1000 - 200 for the reply - 8 for the new message leaves 792,
+# room for the last 7 old turns (728). The first of those, old[13], is a reply whose question is
+# left out, so it goes too: old[14], a question, is the first message sent.
+FIRST_SENT = 14
 
 
 @sync_to_async
@@ -148,10 +185,22 @@ async def test_a_long_conversation_sends_only_the_newest_turns(user, conversatio
     old = await long_conversation(conversation, model_config)
     frames = await send_and_finish(user, conversation)
 
-    # 1000 - 200 for the reply - 8 for the new message leaves 792: the last 7 old turns (728).
     sent = upstream.requests[-1].body["messages"]
-    assert [message["content"] for message in sent] == [message.content for message in old[13:]] + ["Newest question?"]
+    assert [message["content"] for message in sent] == [message.content for message in old[FIRST_SENT:]] + ["Newest question?"]
     assert frames[-1]["status"] == "complete"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_history_sent_after_a_cut_starts_with_a_question(user, conversation, model_config, upstream):
+    old = await long_conversation(conversation, model_config)
+    model_config.system_prompt = "Be brief."
+    await model_config.asave()
+    await send_and_finish(user, conversation)
+
+    sent = upstream.requests[-1].body["messages"]
+    assert [message["role"] for message in sent[:3]] == ["system", "user", "assistant"]
+    assert sent[1]["content"] == old[FIRST_SENT].content
+    assert old[FIRST_SENT - 1].content not in [message["content"] for message in sent]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -160,9 +209,9 @@ async def test_the_reply_remembers_and_announces_where_the_sent_history_starts(u
     frames = await send_and_finish(user, conversation)
 
     start = next(frame for frame in frames if frame["type"] == "start")
-    assert start["context_start"] == old[13].id
+    assert start["context_start"] == old[FIRST_SENT].id
     reply = await Message.objects.aget(pk=start["message_id"])
-    assert reply.context_start == old[13].id
+    assert reply.context_start == old[FIRST_SENT].id
 
 
 @pytest.mark.django_db(transaction=True)
@@ -173,7 +222,7 @@ async def test_a_reconnecting_page_learns_where_the_sent_history_starts(user, co
 
     again = await open_socket(user, conversation, query=f"since={old[-1].id}")
     caught_up = await receive_until(again, lambda frame: frame["type"] == "message" and frame["message"]["id"] == reply_id)
-    assert caught_up[-1]["message"]["context_start"] == old[13].id
+    assert caught_up[-1]["message"]["context_start"] == old[FIRST_SENT].id
 
 
 @pytest.mark.django_db(transaction=True)
@@ -186,7 +235,7 @@ async def test_the_page_marks_where_older_messages_were_left_out(user, conversat
     assert len(markers) == 1
     text, before_id = markers[0]
     assert "not sent to the model" in text and "context window" in text
-    assert int(before_id) == old[13].id
+    assert int(before_id) == old[FIRST_SENT].id
 
 
 @pytest.mark.django_db(transaction=True)

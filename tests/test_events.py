@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conversations import events
-from conversations.events import FrameError, Regenerate, Send, Stop, parse_client_frame
+from conversations.events import MAX_FRAME_DEPTH, FrameError, Regenerate, Send, Stop, max_frame_chars, parse_client_frame
 
 LIMIT = 20
 
@@ -88,7 +88,7 @@ def test_unknown_type_is_reported_as_such(kind):
 
 def test_unknown_type_message_does_not_echo_a_huge_type():
     with pytest.raises(FrameError) as caught:
-        parse({"type": "x" * 10_000})
+        parse({"type": "x" * 1_000})  # a longer frame is refused for its length first
     assert caught.value.code == "unknown_type"
     assert len(caught.value.message) < 200
 
@@ -155,6 +155,104 @@ def test_frame_error_is_a_value_error_with_code_and_message():
     error = FrameError("invalid_frame", "Nope.")
     assert isinstance(error, ValueError)
     assert (error.code, error.message, str(error)) == ("invalid_frame", "Nope.", "Nope.")
+
+
+# --- frames too long or too deep to parse --------------------------------------------
+
+TOO_DEEP = "The frame is nested too deeply."
+STOP = '{"type": "stop"}'
+
+
+def stop_with(extra: str) -> str:
+    """A stop frame with an extra key holding `extra` (JSON text): one level deeper than `extra`."""
+    return '{"type": "stop", "extra": ' + extra + "}"
+
+
+def arrays(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def objects(depth: int) -> str:
+    return '{"a": ' * depth + "1" + "}" * depth
+
+
+def refusal(text: str, max_chars: int = LIMIT) -> tuple[str, str]:
+    with pytest.raises(FrameError) as caught:
+        parse_client_frame(text, max_chars=max_chars)
+    return caught.value.code, caught.value.message
+
+
+@pytest.mark.parametrize("nested", [arrays, objects])
+def test_a_frame_nested_as_deep_as_the_bound_is_parsed(nested):
+    assert parse(stop_with(nested(MAX_FRAME_DEPTH - 1))) == Stop()
+
+
+@pytest.mark.parametrize("nested", [arrays, objects])
+def test_a_frame_nested_one_level_deeper_is_refused(nested):
+    assert refusal(stop_with(nested(MAX_FRAME_DEPTH))) == ("invalid_frame", TOO_DEEP)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, arrays(50_000), objects(20_000)], ids=["unclosed", "arrays", "objects"])
+def test_thousands_of_levels_are_refused_not_raised(text):
+    # json.loads would raise RecursionError here, and the socket would close with 1011.
+    assert refusal(text, max_chars=100_000) == ("invalid_frame", TOO_DEEP)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        stop_with(json.dumps("[" * 50 + "{" * 50)),
+        stop_with(json.dumps('say "[[[[[[[[[[" \\ [[[[[[[[[[')),  # an escaped quote and backslash inside
+        stop_with(json.dumps(["[[["] * 100)),  # more strings than the one-call-each scan takes
+    ],
+    ids=["brackets", "escapes", "many-strings"],
+)
+def test_brackets_inside_strings_do_not_count(text):
+    assert parse(text) == Stop()
+
+
+def test_brackets_inside_the_content_do_not_count():
+    assert parse({"type": "send", "content": "[{" * (LIMIT // 2)}) == Send(content="[{" * (LIMIT // 2))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        stop_with('["\\\\", ' + arrays(MAX_FRAME_DEPTH - 1) + "]"),  # one escaped backslash: the quote after is real
+        stop_with("[" + '"]", ' * 100 + arrays(MAX_FRAME_DEPTH - 1) + "]"),  # past many strings
+    ],
+    ids=["after-an-escaped-backslash", "after-many-strings"],
+)
+def test_brackets_outside_strings_count_wherever_they_are(text):
+    assert refusal(text) == ("invalid_frame", TOO_DEEP)
+
+
+def test_a_frame_as_long_as_the_bound_is_parsed():
+    assert parse(STOP + " " * (max_frame_chars(LIMIT) - len(STOP))) == Stop()
+
+
+def test_a_frame_one_character_longer_than_the_bound_is_refused_unparsed():
+    code, message = refusal(STOP + " " * (max_frame_chars(LIMIT) - len(STOP) + 1))
+    assert code == "content_too_long"
+    assert f"the limit is {LIMIT} characters" in message
+
+
+def test_the_longest_valid_send_fits_the_bound():
+    # json.dumps writes each emoji as two \uXXXX escapes: 12 characters for 1 of the limit.
+    content = "\U0001f600" * 1_000
+    text = json.dumps({"type": "send", "content": content, "model": 2**63 - 1}, indent=4)
+    assert parse_client_frame(text, max_chars=1_000) == Send(content=content, model=2**63 - 1)
+
+
+def test_a_huge_integer_is_an_invalid_frame():
+    # Valid JSON, but longer than Python reads an int from a string (4,300 digits by default).
+    code, message = refusal('{"type": "send", "content": "hi", "model": ' + "9" * 5_000 + "}", max_chars=1_000)
+    assert (code, message) == ("invalid_frame", "A number in the frame is too long.")
+
+
+def test_a_recursion_error_still_ends_as_a_frame_error(monkeypatch):
+    monkeypatch.setattr(events, "MAX_FRAME_DEPTH", 10**6)  # as if the depth check let it through
+    assert refusal("[" * 100_000, max_chars=100_000) == ("invalid_frame", TOO_DEEP)
 
 
 # --- server frames -----------------------------------------------------------------
