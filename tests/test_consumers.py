@@ -8,8 +8,8 @@ from asgiref.sync import sync_to_async
 
 from conversations import streaming
 from conversations.models import Conversation, Message
-from tests.fake_openai import DROP, Script, chunk, error, reply, sse
-from tests.helpers import connect, done, login, open_socket, receive_until, send, text_of
+from tests.fake_openai import DONE, DROP, Script, chunk, error, reply, sse
+from tests.helpers import connect, done, is_error, login, open_socket, receive_until, send, text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -350,6 +350,39 @@ async def test_length_finish_reason_is_reported(user, conversation, model_config
     assert frames[-1]["finish_reason"] == "length"
     saved = await reply_of(frames[-1]["message_id"])
     assert saved.finish_reason == "length"
+    await communicator.disconnect()
+
+
+# --- named events and error lines in the stream ------------------------------------------
+
+
+async def test_ping_events_between_chunks_are_not_part_of_the_reply(user, conversation, model_config, upstream):
+    ping = b"event: ping\ndata: 2025-01-06T10:00:00Z\n\n"
+    upstream.push(Script([ping, chunk("Pinged "), ping, chunk("through", finish_reason="stop"), ping, DONE]))
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, done)
+    final = frames[-1]
+    assert (final["status"], final["content"], final["finish_reason"], final["note"]) == (
+        "complete", "Pinged through", "stop", ""
+    )
+    await communicator.disconnect()
+
+
+async def test_llama_cpp_error_line_ends_the_reply_with_its_message_and_keeps_the_text(
+    user, conversation, model_config, upstream
+):
+    error_line = b'error: {"code":500,"message":"Context size has been exceeded.","type":"server_error"}\n\n'
+    upstream.push(Script([chunk("", role="assistant"), chunk("Once "), chunk("upon"), error_line, DONE]))
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, is_error)
+    reason = "The model server reported an error mid-reply: Context size has been exceeded."
+    reply_id = frames[-1]["message_id"]
+    assert (frames[-1]["code"], frames[-1]["message"]) == ("upstream_error", reason)
+    assert text_of(frames, reply_id) == "Once upon"
+    saved = await reply_of(reply_id)
+    assert (saved.status, saved.content, saved.error) == ("error", "Once upon", reason)
     await communicator.disconnect()
 
 

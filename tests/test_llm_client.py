@@ -13,7 +13,7 @@ from conversations.llm.demo import reply_text
 from tests.factories import TEST_KEY, TEST_OPTIONS, spec_for
 from tests.fake_openai import DONE, DROP, Script, chunk, error, reply, sse, usage_chunk
 from tests.helpers import free_port
-from tests.test_sse import RECORDED
+from tests.test_sse import RECORDED, RECORDED_FAILURES
 
 HISTORY = [
     {"role": "user", "content": "Hi"},
@@ -119,6 +119,14 @@ async def test_stream_ending_without_done_still_completes(upstream):
     assert usages(pieces) == [Usage(5, 7)]
 
 
+async def test_nul_characters_in_the_read_that_ends_the_stream_are_made_storable_too(upstream):
+    upstream.push(Script([b'data: {"choices": [{"index": 0, "delta": {"content": "a\\u0000b"}}]}\n\n' + DONE]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "ab"
+
+
 async def test_last_event_missing_its_blank_line_is_still_read(upstream):
     upstream.push(Script([chunk("", role="assistant"), chunk("Otters"), chunk(None, finish_reason="stop")[:-1]]))
 
@@ -154,6 +162,25 @@ async def test_keep_alive_comments_keep_a_slow_reply_from_timing_out(upstream):
     pieces = await collect(spec_for(upstream, timeout=0.3))
 
     assert text_of(pieces) == "Otters"
+
+
+async def test_ping_events_between_chunks_are_skipped(upstream):
+    ping = b"event: ping\ndata: 2025-01-06T10:00:00Z\n\n"
+    upstream.push(Script([ping, chunk("Ot"), ping, chunk("ters", finish_reason="stop"), ping, DONE]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters"
+    assert finish_reasons(pieces) == ["stop"]
+
+
+async def test_id_and_retry_lines_are_ignored(upstream):
+    upstream.push(Script([b"retry: 3000\n\n", b"id: 1\n" + chunk("Otters"), b"id: 2\nretry: 10\n" + DONE]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters"
+    assert finish_reasons(pieces) == []
 
 
 @pytest.mark.parametrize("name", RECORDED)
@@ -357,6 +384,37 @@ async def test_error_event_mid_stream_raises_with_its_message(upstream):
     assert text_of(pieces) == "Otters"
     assert raised.code == "upstream_error"
     assert "Overloaded" in raised.message
+
+
+@pytest.mark.parametrize("name", RECORDED_FAILURES)
+async def test_recorded_failure_mid_stream_raises_its_message_after_the_text_before_it(upstream, name):
+    stream, text, message = RECORDED_FAILURES[name]
+    upstream.push(Script([stream[i : i + 61] for i in range(0, len(stream), 61)]))
+
+    pieces, raised = await collect_until_error(spec_for(upstream))
+
+    assert text_of(pieces) == text
+    assert raised.code == "upstream_error"
+    assert raised.message == f"The model server reported an error mid-reply: {message}"
+
+
+async def test_error_line_with_a_key_in_its_message_is_scrubbed(upstream):
+    line = b'error: {"code":401,"message":"Invalid key %s","type":"authentication_error"}\n\n' % TEST_KEY.encode()
+    upstream.push(Script([chunk("Otters"), line]))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert raised.code == "upstream_error"
+    assert TEST_KEY not in raised.message and "Invalid key [key]" in raised.message
+
+
+async def test_error_line_that_is_not_json_is_ignored_as_an_unknown_field(upstream):
+    upstream.push(Script([chunk("Otters"), b"error: nothing to see\n\n", chunk(None, finish_reason="stop"), DONE]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters"
+    assert finish_reasons(pieces) == ["stop"]
 
 
 async def test_malformed_json_chunk_is_a_bad_response(upstream):

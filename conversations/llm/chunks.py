@@ -17,6 +17,7 @@ from .types import Chunk, ModelSpec, UpstreamError, Usage
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
 MAX_COMPLETION_BODY_BYTES = 16 * 1024 * 1024  # a whole reply sent at once, when the server ignores `stream`
+REPLY_EVENTS = ("message", "error")  # the event names that carry the reply ("" is "message"), or its failure
 
 
 async def read_limited(response: httpx.Response, limit: int = MAX_ERROR_BODY_BYTES) -> bytes:
@@ -50,16 +51,26 @@ async def read_json(response: httpx.Response, spec: ModelSpec) -> dict:
 def merge_events(events: list[ServerSentEvent], spec: ModelSpec) -> tuple[Chunk | None, UpstreamError | None, bool]:
     """One chunk for all the events of one network read (most reads hold several).
 
-    Returns the merged chunk, an error that followed it, and whether the stream is finished.
+    Returns the merged chunk, an error that followed it, and whether the stream is finished
+    (`[DONE]`, or the error). Named events other than the reply's (pings) are skipped.
     """
-    merged = None
+    merged, error, finished = None, None, False
     for event in events:
+        if event.field == "error":
+            error = error_line_error(event.data, spec)
+            if error is None:
+                continue  # not a JSON error object: an unknown field, ignored as the format says
+            break
+        if event.event not in REPLY_EVENTS:
+            continue  # a ping or another event outside the API: no part of the reply
         if event.data == "[DONE]":
-            return merged, None, True
+            finished = True
+            break
         try:
             chunk = parse_chunk(event.data, event.event, spec)
         except UpstreamError as exc:
-            return merged, exc, True
+            error = exc
+            break
         if merged is None:
             merged = chunk
             continue
@@ -69,7 +80,22 @@ def merge_events(events: list[ServerSentEvent], spec: ModelSpec) -> tuple[Chunk 
         merged.model = merged.model or chunk.model
     if merged is not None and merged.text:
         merged.text = clean_text(merged.text)
-    return merged, None, False
+    return merged, error, finished or error is not None
+
+
+def error_line_error(value: str, spec: ModelSpec) -> UpstreamError | None:
+    """The failure llama.cpp reports on an `error: {...}` line; None when the value is not a JSON object."""
+    try:
+        payload = json.loads(value)
+    except ValueError:
+        return None
+    return mid_reply_error(payload, spec) if isinstance(payload, dict) else None
+
+
+def mid_reply_error(payload: dict, spec: ModelSpec) -> UpstreamError:
+    """The error a stream reported after it began, in the server's words."""
+    message = api_error_message(payload, spec) or "no details given"
+    return UpstreamError("upstream_error", f"The model server reported an error mid-reply: {message}")
 
 
 def parse_chunk(data: str, event: str, spec: ModelSpec) -> Chunk:
@@ -94,8 +120,7 @@ def _load_event(data: str, event: str, spec: ModelSpec) -> dict:
     if not isinstance(payload, dict):
         raise UpstreamError("bad_response", "The model server sent a piece of the reply that is not a JSON object.")
     if payload.get("error") or event == "error":
-        message = api_error_message(payload, spec) or "no details given"
-        raise UpstreamError("upstream_error", f"The model server reported an error mid-reply: {message}")
+        raise mid_reply_error(payload, spec)
     return payload
 
 
