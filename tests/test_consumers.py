@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 
 from conversations import streaming
 from conversations.models import Conversation, Message
-from tests.fake_openai import DONE, DROP, Script, chunk, error, reply, sse
+from tests.fake_openai import DONE, DROP, Script, answer, chunk, error, reply, sse
 from tests.helpers import connect, done, is_error, login, open_socket, receive_until, send, text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -383,6 +383,41 @@ async def test_llama_cpp_error_line_ends_the_reply_with_its_message_and_keeps_th
     assert text_of(frames, reply_id) == "Once upon"
     saved = await reply_of(reply_id)
     assert (saved.status, saved.content, saved.error) == ("error", "Once upon", reason)
+    await communicator.disconnect()
+
+
+# --- a 200 that is no stream, a stream that does not say it finished ------------------
+
+
+@pytest.mark.parametrize(
+    "script, reason",
+    [
+        (
+            answer(b"<!doctype html>\n<title>502 Bad Gateway</title>\n", content_type="text/html"),
+            "The model server answered with an HTML page instead of a stream (text/html): "
+            "<!doctype html> <title>502 Bad Gateway</title>",
+        ),
+        (
+            answer(b"", content_type="text/event-stream"),
+            "The model server answered with an empty body instead of a stream (text/event-stream).",
+        ),
+    ],
+    ids=["html-page", "empty-body"],
+)
+async def test_200_that_is_no_stream_ends_the_reply_as_an_error_with_the_reason(
+    user, conversation, model_config, upstream, script, reason
+):
+    upstream.push(script)
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, is_error)
+    done_frame = next(f for f in frames if f["type"] == "done")
+    assert (done_frame["status"], done_frame["error"], done_frame["note"]) == ("error", reason, reason)
+    assert done_frame["note_class"] == "message-error"
+    assert (frames[-1]["code"], frames[-1]["message"]) == ("bad_response", reason)
+    saved = await messages_of(conversation)
+    assert [(m.role, m.status) for m in saved] == [("user", "complete"), ("assistant", "error")]
+    assert (saved[1].content, saved[1].error) == ("", reason)
     await communicator.disconnect()
 
 

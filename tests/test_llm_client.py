@@ -11,7 +11,7 @@ from conversations.llm import Chunk, ModelSpec, UpstreamError, Usage, stream_rep
 from conversations.llm.client import shared_client
 from conversations.llm.demo import reply_text
 from tests.factories import TEST_KEY, TEST_OPTIONS, spec_for
-from tests.fake_openai import DONE, DROP, Script, chunk, error, reply, sse, usage_chunk
+from tests.fake_openai import DONE, DROP, Script, answer, chunk, error, reply, sse, usage_chunk
 from tests.helpers import free_port
 from tests.test_sse import RECORDED, RECORDED_FAILURES
 
@@ -117,6 +117,16 @@ async def test_stream_ending_without_done_still_completes(upstream):
 
     assert text_of(pieces) == "Otters are mustelids"
     assert usages(pieces) == [Usage(5, 7)]
+
+
+async def test_stream_of_only_keep_alives_is_a_bad_response(upstream):
+    upstream.push(Script([b": keep-alive\n\n", b": keep-alive\n\n"]))
+
+    pieces, raised = await collect_until_error(spec_for(upstream))
+
+    assert pieces == []
+    assert raised.code == "bad_response"
+    assert raised.message == "The model server ended the stream without sending any part of a reply."
 
 
 async def test_nul_characters_in_the_read_that_ends_the_stream_are_made_storable_too(upstream):
@@ -492,6 +502,141 @@ async def test_long_json_completion_comes_through_whole(upstream):
     pieces = await collect(spec_for(upstream))
 
     assert text_of(pieces) == content
+
+
+async def test_json_completion_under_another_content_type_comes_through(upstream):
+    upstream.push(answer(completion_json("Otters float."), content_type="text/plain; charset=utf-8"))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters float."
+
+
+# --- a 200 that is no reply ----------------------------------------------------------------------
+
+BAD_GATEWAY_PAGE = b"<!doctype html>\n<title>502 Bad Gateway</title>\n<h1>Bad Gateway</h1>\n<p>The upstream did not answer.</p>\n"
+
+
+async def test_html_page_instead_of_a_stream_is_a_bad_response_showing_how_it_starts(upstream):
+    upstream.push(answer(BAD_GATEWAY_PAGE, content_type="text/html; charset=utf-8"))
+
+    pieces, raised = await collect_until_error(spec_for(upstream))
+
+    assert pieces == []
+    assert raised.code == "bad_response"
+    assert raised.message == (
+        "The model server answered with an HTML page instead of a stream (text/html): <!doctype html> "
+        "<title>502 Bad Gateway</title> <h1>Bad Gateway</h1> <p>The upstream did not answer.</p>"
+    )
+
+
+async def test_html_page_sent_as_an_event_stream_is_still_an_html_page(upstream):
+    upstream.push(answer(BAD_GATEWAY_PAGE, content_type="text/event-stream"))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert raised.message.startswith(
+        "The model server answered with an HTML page instead of a stream (text/event-stream): <!doctype html>"
+    )
+
+
+async def test_long_page_is_shown_cut_to_about_200_characters_with_whitespace_collapsed(upstream):
+    page = b"<html>\n  <head>\n\n\t<style>" + b"body { color: red; }\n" * 100 + b"</style></head></html>"
+    upstream.push(answer(page, content_type="text/html"))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    shown = raised.message.split("(text/html): ", 1)[1]
+    assert shown.startswith("<html> <head> <style>body { color: red; } body")
+    assert shown.endswith("…") and 190 <= len(shown) <= 201
+    assert "\n" not in shown and "  " not in shown
+
+
+@pytest.mark.parametrize("content_type", ["text/event-stream", "application/json", None])
+async def test_empty_body_is_a_bad_response(upstream, content_type):
+    upstream.push(answer(b"", content_type=content_type))
+
+    pieces, raised = await collect_until_error(spec_for(upstream))
+
+    assert pieces == []
+    assert raised.code == "bad_response"
+    shown_type = content_type or "no Content-Type"
+    assert raised.message == f"The model server answered with an empty body instead of a stream ({shown_type})."
+
+
+async def test_text_that_is_no_stream_is_a_bad_response_showing_it(upstream):
+    upstream.push(answer(b"upstream connect error or disconnect/reset before headers. reset reason: overflow"))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert raised.code == "bad_response"
+    assert raised.message == (
+        "The model server answered with something other than a stream (text/plain): "
+        "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+    )
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/event-stream"])
+async def test_json_error_object_with_a_200_is_an_upstream_error_with_its_message(upstream, content_type):
+    body = json.dumps({"error": {"message": "Model is loading", "type": "server_error", "code": 503}}).encode()
+    upstream.push(answer(body, content_type=content_type))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert raised.code == "upstream_error"
+    assert raised.message == "The model server reported an error: Model is loading"
+
+
+async def test_json_that_is_not_a_completion_is_a_bad_response_showing_it(upstream):
+    upstream.push(answer(b'{"status": "queued", "position": 3}', content_type="application/json"))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert raised.code == "bad_response"
+    assert raised.message == (
+        'The model server answered with JSON that is not a completion (application/json): {"status": "queued", "position": 3}'
+    )
+
+
+async def test_api_key_in_a_page_instead_of_a_stream_is_scrubbed(upstream):
+    upstream.push(answer(b"<html><p>Request with key %s was blocked</p></html>" % TEST_KEY.encode(), content_type="text/html"))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert TEST_KEY not in raised.message
+    assert "Request with key [key] was blocked" in raised.message
+
+
+@pytest.mark.parametrize(
+    "first_bytes",
+    [b"", b"\xef\xbb\xbf", b"\n\n", b"\r\n", b": ok\n\n", b"event: message\n", b"id: 7\n", b"retry: 1000\n"],
+    ids=["data", "bom", "blank-lines", "crlf", "comment", "event", "id", "retry"],
+)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json", "text/html", None])
+async def test_event_stream_under_a_wrong_or_missing_content_type_still_streams(upstream, first_bytes, content_type):
+    steps = [first_bytes + chunk("Ot"), chunk("ters", finish_reason="stop"), DONE]
+    upstream.push(Script(steps, headers={"content-type": content_type} if content_type else {}))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters"
+    assert finish_reasons(pieces) == ["stop"]
+
+
+async def test_event_stream_whose_first_read_is_one_byte_still_streams(upstream):
+    upstream.push(Script([b"d", 0.02, b"ata", 0.02, chunk("Otters")[4:], chunk(None, finish_reason="stop"), DONE]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters"
+
+
+async def test_llama_cpp_error_line_as_the_first_line_is_its_error(upstream):
+    upstream.push(Script([b'error: {"code":500,"message":"Context size has been exceeded.","type":"server_error"}\n\n', DONE]))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert raised.message == "The model server reported an error mid-reply: Context size has been exceeded."
 
 
 # --- secrets -------------------------------------------------------------------------------------
