@@ -421,6 +421,27 @@ async def test_200_that_is_no_stream_ends_the_reply_as_an_error_with_the_reason(
     await communicator.disconnect()
 
 
+async def test_stream_ending_without_saying_it_finished_is_kept_with_a_note_that_it_may_be_cut_off(
+    user, conversation, model_config, upstream
+):
+    upstream.push(Script([chunk("", role="assistant"), chunk("Cut "), chunk("short")]))
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, done)
+    note = "This reply may be cut off: the model server ended the stream without saying it had finished."
+    final = frames[-1]
+    assert (final["status"], final["content"], final["finish_reason"]) == ("complete", "Cut short", "incomplete")
+    assert (final["note"], final["note_class"], final["error"]) == (note, "message-note", "")
+    assert not any(f["type"] == "error" for f in frames)
+    saved = await reply_of(final["message_id"])
+    assert (saved.status, saved.content, saved.finish_reason, saved.error) == ("complete", "Cut short", "incomplete", "")
+    await communicator.disconnect()
+    again = await open_socket(user, conversation, query=f"since={final['message_id']}")
+    caught_up = await again.receive_json_from()
+    assert (caught_up["message"]["note"], caught_up["message"]["note_class"]) == (note, "message-note")
+    await again.disconnect()
+
+
 # --- the reply belongs to the conversation, not the socket ------------------------------
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from conversations.llm import Chunk, ModelSpec, UpstreamError, Usage, stream_reply
+from conversations.llm import INCOMPLETE, Chunk, ModelSpec, UpstreamError, Usage, stream_reply
 from conversations.llm.client import shared_client
 from conversations.llm.demo import reply_text
 from tests.factories import TEST_KEY, TEST_OPTIONS, spec_for
@@ -117,6 +117,27 @@ async def test_stream_ending_without_done_still_completes(upstream):
 
     assert text_of(pieces) == "Otters are mustelids"
     assert usages(pieces) == [Usage(5, 7)]
+    assert finish_reasons(pieces) == ["stop"]
+
+
+async def test_stream_ending_with_done_but_no_finish_reason_is_a_normal_end(upstream):
+    upstream.push(Script([chunk("", role="assistant"), chunk("Otters"), usage_chunk(5, 1), DONE]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters"
+    assert finish_reasons(pieces) == []
+
+
+async def test_stream_ending_with_neither_done_nor_finish_reason_keeps_its_text_and_says_incomplete(upstream):
+    upstream.push(Script([chunk("", role="assistant"), chunk("Otters hold "), chunk("hands"), usage_chunk(5, 3)]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters hold hands"
+    assert pieces[-1] == Chunk(finish_reason=INCOMPLETE)
+    assert finish_reasons(pieces) == [INCOMPLETE]
+    assert usages(pieces) == [Usage(5, 3)]
 
 
 async def test_stream_of_only_keep_alives_is_a_bad_response(upstream):

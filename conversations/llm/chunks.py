@@ -9,7 +9,9 @@ A 200 is not taken at its word: gateways and proxies answer 200 with an HTML
 page, and some servers stream real events under a wrong or missing
 Content-Type. So the first bytes decide (`body_kind`): an event stream, a
 whole JSON completion (the server ignored `stream`), or no reply at all, which
-is an error that shows how the body starts.
+is an error that shows how the body starts. And a stream that ends with
+neither `data: [DONE]` nor a finish_reason says so: its last chunk carries
+INCOMPLETE, so a reply cut off by a proxy or a crash is not taken as whole.
 """
 
 import json
@@ -21,7 +23,7 @@ import httpx
 
 from .errors import api_error_message, error_from_status, not_a_reply_error
 from .sse import ServerSentEvent, SSEDecoder
-from .types import Chunk, ModelSpec, UpstreamError, Usage
+from .types import INCOMPLETE, Chunk, ModelSpec, UpstreamError, Usage
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
 MAX_COMPLETION_BODY_BYTES = 16 * 1024 * 1024  # a whole reply sent at once, when the server ignores `stream`
@@ -59,7 +61,8 @@ async def read_reply(response: httpx.Response, spec: ModelSpec) -> AsyncIterator
     """The reply in a 200's body as Chunks: streamed events, or one chunk for a whole JSON completion.
 
     Raises UpstreamError for a body that holds no reply (an HTML page, an error object, nothing) and
-    for a failure the stream reports.
+    for a failure the stream reports. A stream that ends with neither `[DONE]` nor a finish_reason
+    ends with a chunk whose finish_reason is INCOMPLETE.
     """
     content_type = response.headers.get("content-type", "")
     async with aclosing(response.aiter_bytes()) as body:
@@ -114,19 +117,23 @@ def _content_start(head: bytes) -> bytes:
 async def _stream_chunks(head: bytes, body: AsyncIterator[bytes], spec: ModelSpec) -> AsyncIterator[Chunk]:
     """An event stream's chunks, one per network read, `head` (already read) first."""
     decoder = SSEDecoder()
-    replied = False
+    replied = said_finished = False
     async with aclosing(_events_per_read(decoder, head, body)) as reads:
         async for events in reads:
             chunk, error, finished = merge_events(events, spec)
             if chunk is not None:
                 replied = True
+                said_finished = said_finished or bool(chunk.finish_reason)
                 yield chunk
             if error is not None:
                 raise error
             if finished:
                 return
-    if not replied:  # the body ended without a single event of the reply
+    # The body ended, the HTTP response complete, without `[DONE]`.
+    if not replied:
         raise UpstreamError("bad_response", "The model server ended the stream without sending any part of a reply.")
+    if not said_finished:
+        yield Chunk(finish_reason=INCOMPLETE)
 
 
 async def _events_per_read(

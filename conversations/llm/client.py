@@ -14,8 +14,10 @@ has arrived nothing is retried: the person has seen it, and a second answer
 would not continue the first.
 
 A 200 is read for what its body is, not what its Content-Type claims: an
-HTML page or an error object in place of a stream raises UpstreamError. What
-a response says is read in chunks.py and mapped to errors in errors.py.
+HTML page or an error object in place of a stream raises UpstreamError, and a
+stream that ends without saying it finished (no `[DONE]`, no finish_reason)
+ends with a chunk whose finish_reason is INCOMPLETE. What a response says is
+read in chunks.py and mapped to errors in errors.py.
 The options come from the caller: this package reads no settings.
 """
 
