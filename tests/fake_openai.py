@@ -5,6 +5,7 @@ Tests push scripts; each request takes the next one (or the default reply):
     server.push(reply("Hello there", delay=0.01))
     server.push(error(429, "Slow down", headers={"retry-after": "2"}))
     server.push(Script([chunk("Hel"), chunk("lo"), DROP]))
+    server.push(answer(b"<html>…</html>", content_type="text/html"))  # a 200 that is no stream
 
 Steps of a Script: bytes (sent as one HTTP chunk), float (sleep that many
 seconds), DROP (close the connection without ending the body), or a callable
@@ -102,6 +103,11 @@ def reply(
 def error(status: int, message: str, *, type: str = "invalid_request_error", code=None, headers=None) -> Script:
     body = json.dumps({"error": {"message": message, "type": type, "param": None, "code": code}}).encode()
     return Script([body], status=status, headers={"content-type": "application/json", **(headers or {})})
+
+
+def answer(body: bytes, *, content_type: str | None = "text/plain", status: int = 200) -> Script:
+    """A response whose body is `body` as it is (a gateway's HTML page, say), with no Content-Type when None."""
+    return Script([body] if body else [], status=status, headers={"content-type": content_type} if content_type else {})
 
 
 def _default_script(body: dict | None) -> Script:

@@ -8,8 +8,8 @@ from asgiref.sync import sync_to_async
 
 from conversations import streaming
 from conversations.models import Conversation, Message
-from tests.fake_openai import DROP, Script, chunk, error, reply, sse
-from tests.helpers import connect, done, login, open_socket, receive_until, send, text_of
+from tests.fake_openai import DONE, DROP, Script, answer, chunk, error, reply, sse
+from tests.helpers import connect, done, is_error, login, open_socket, receive_until, send, text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -364,6 +364,95 @@ async def test_length_finish_reason_is_reported(user, conversation, model_config
     saved = await reply_of(frames[-1]["message_id"])
     assert saved.finish_reason == "length"
     await communicator.disconnect()
+
+
+# --- named events and error lines in the stream ------------------------------------------
+
+
+async def test_ping_events_between_chunks_are_not_part_of_the_reply(user, conversation, model_config, upstream):
+    ping = b"event: ping\ndata: 2025-01-06T10:00:00Z\n\n"
+    upstream.push(Script([ping, chunk("Pinged "), ping, chunk("through", finish_reason="stop"), ping, DONE]))
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, done)
+    final = frames[-1]
+    assert (final["status"], final["content"], final["finish_reason"], final["note"]) == (
+        "complete", "Pinged through", "stop", ""
+    )
+    await communicator.disconnect()
+
+
+async def test_llama_cpp_error_line_ends_the_reply_with_its_message_and_keeps_the_text(
+    user, conversation, model_config, upstream
+):
+    error_line = b'error: {"code":500,"message":"Context size has been exceeded.","type":"server_error"}\n\n'
+    upstream.push(Script([chunk("", role="assistant"), chunk("Once "), chunk("upon"), error_line, DONE]))
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, is_error)
+    reason = "The model server reported an error mid-reply: Context size has been exceeded."
+    reply_id = frames[-1]["message_id"]
+    assert (frames[-1]["code"], frames[-1]["message"]) == ("upstream_error", reason)
+    assert text_of(frames, reply_id) == "Once upon"
+    saved = await reply_of(reply_id)
+    assert (saved.status, saved.content, saved.error) == ("error", "Once upon", reason)
+    await communicator.disconnect()
+
+
+# --- a 200 that is no stream, a stream that does not say it finished ------------------
+
+
+@pytest.mark.parametrize(
+    "script, reason",
+    [
+        (
+            answer(b"<!doctype html>\n<title>502 Bad Gateway</title>\n", content_type="text/html"),
+            "The model server answered with an HTML page instead of a stream (text/html): "
+            "<!doctype html> <title>502 Bad Gateway</title>",
+        ),
+        (
+            answer(b"", content_type="text/event-stream"),
+            "The model server answered with an empty body instead of a stream (text/event-stream).",
+        ),
+    ],
+    ids=["html-page", "empty-body"],
+)
+async def test_200_that_is_no_stream_ends_the_reply_as_an_error_with_the_reason(
+    user, conversation, model_config, upstream, script, reason
+):
+    upstream.push(script)
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, is_error)
+    done_frame = next(f for f in frames if f["type"] == "done")
+    assert (done_frame["status"], done_frame["error"], done_frame["note"]) == ("error", reason, reason)
+    assert done_frame["note_class"] == "message-error"
+    assert (frames[-1]["code"], frames[-1]["message"]) == ("bad_response", reason)
+    saved = await messages_of(conversation)
+    assert [(m.role, m.status) for m in saved] == [("user", "complete"), ("assistant", "error")]
+    assert (saved[1].content, saved[1].error) == ("", reason)
+    await communicator.disconnect()
+
+
+async def test_stream_ending_without_saying_it_finished_is_kept_with_a_note_that_it_may_be_cut_off(
+    user, conversation, model_config, upstream
+):
+    upstream.push(Script([chunk("", role="assistant"), chunk("Cut "), chunk("short")]))
+    communicator = await open_socket(user, conversation)
+    await send(communicator)
+    frames = await receive_until(communicator, done)
+    note = "This reply may be cut off: the model server ended the stream without saying it had finished."
+    final = frames[-1]
+    assert (final["status"], final["content"], final["finish_reason"]) == ("complete", "Cut short", "incomplete")
+    assert (final["note"], final["note_class"], final["error"]) == (note, "message-note", "")
+    assert not any(f["type"] == "error" for f in frames)
+    saved = await reply_of(final["message_id"])
+    assert (saved.status, saved.content, saved.finish_reason, saved.error) == ("complete", "Cut short", "incomplete", "")
+    await communicator.disconnect()
+    again = await open_socket(user, conversation, query=f"since={final['message_id']}")
+    caught_up = await again.receive_json_from()
+    assert (caught_up["message"]["note"], caught_up["message"]["note_class"]) == (note, "message-note")
+    await again.disconnect()
 
 
 # --- the reply belongs to the conversation, not the socket ------------------------------

@@ -7,13 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from conversations.llm import Chunk, ModelSpec, UpstreamError, Usage, stream_reply
+from conversations.llm import INCOMPLETE, Chunk, ModelSpec, UpstreamError, Usage, stream_reply
 from conversations.llm.client import shared_client
 from conversations.llm.demo import reply_text
 from tests.factories import TEST_KEY, TEST_OPTIONS, spec_for
-from tests.fake_openai import DONE, DROP, Script, chunk, error, reply, sse, usage_chunk
+from tests.fake_openai import DONE, DROP, Script, answer, chunk, error, reply, sse, usage_chunk
 from tests.helpers import free_port
-from tests.test_sse import RECORDED
+from tests.test_sse import RECORDED, RECORDED_FAILURES
 
 HISTORY = [
     {"role": "user", "content": "Hi"},
@@ -117,6 +117,45 @@ async def test_stream_ending_without_done_still_completes(upstream):
 
     assert text_of(pieces) == "Otters are mustelids"
     assert usages(pieces) == [Usage(5, 7)]
+    assert finish_reasons(pieces) == ["stop"]
+
+
+async def test_stream_ending_with_done_but_no_finish_reason_is_a_normal_end(upstream):
+    upstream.push(Script([chunk("", role="assistant"), chunk("Otters"), usage_chunk(5, 1), DONE]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters"
+    assert finish_reasons(pieces) == []
+
+
+async def test_stream_ending_with_neither_done_nor_finish_reason_keeps_its_text_and_says_incomplete(upstream):
+    upstream.push(Script([chunk("", role="assistant"), chunk("Otters hold "), chunk("hands"), usage_chunk(5, 3)]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters hold hands"
+    assert pieces[-1] == Chunk(finish_reason=INCOMPLETE)
+    assert finish_reasons(pieces) == [INCOMPLETE]
+    assert usages(pieces) == [Usage(5, 3)]
+
+
+async def test_stream_of_only_keep_alives_is_a_bad_response(upstream):
+    upstream.push(Script([b": keep-alive\n\n", b": keep-alive\n\n"]))
+
+    pieces, raised = await collect_until_error(spec_for(upstream))
+
+    assert pieces == []
+    assert raised.code == "bad_response"
+    assert raised.message == "The model server ended the stream without sending any part of a reply."
+
+
+async def test_nul_characters_in_the_read_that_ends_the_stream_are_made_storable_too(upstream):
+    upstream.push(Script([b'data: {"choices": [{"index": 0, "delta": {"content": "a\\u0000b"}}]}\n\n' + DONE]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "ab"
 
 
 async def test_last_event_missing_its_blank_line_is_still_read(upstream):
@@ -154,6 +193,25 @@ async def test_keep_alive_comments_keep_a_slow_reply_from_timing_out(upstream):
     pieces = await collect(spec_for(upstream, timeout=0.3))
 
     assert text_of(pieces) == "Otters"
+
+
+async def test_ping_events_between_chunks_are_skipped(upstream):
+    ping = b"event: ping\ndata: 2025-01-06T10:00:00Z\n\n"
+    upstream.push(Script([ping, chunk("Ot"), ping, chunk("ters", finish_reason="stop"), ping, DONE]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters"
+    assert finish_reasons(pieces) == ["stop"]
+
+
+async def test_id_and_retry_lines_are_ignored(upstream):
+    upstream.push(Script([b"retry: 3000\n\n", b"id: 1\n" + chunk("Otters"), b"id: 2\nretry: 10\n" + DONE]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters"
+    assert finish_reasons(pieces) == []
 
 
 @pytest.mark.parametrize("name", RECORDED)
@@ -359,6 +417,37 @@ async def test_error_event_mid_stream_raises_with_its_message(upstream):
     assert "Overloaded" in raised.message
 
 
+@pytest.mark.parametrize("name", RECORDED_FAILURES)
+async def test_recorded_failure_mid_stream_raises_its_message_after_the_text_before_it(upstream, name):
+    stream, text, message = RECORDED_FAILURES[name]
+    upstream.push(Script([stream[i : i + 61] for i in range(0, len(stream), 61)]))
+
+    pieces, raised = await collect_until_error(spec_for(upstream))
+
+    assert text_of(pieces) == text
+    assert raised.code == "upstream_error"
+    assert raised.message == f"The model server reported an error mid-reply: {message}"
+
+
+async def test_error_line_with_a_key_in_its_message_is_scrubbed(upstream):
+    line = b'error: {"code":401,"message":"Invalid key %s","type":"authentication_error"}\n\n' % TEST_KEY.encode()
+    upstream.push(Script([chunk("Otters"), line]))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert raised.code == "upstream_error"
+    assert TEST_KEY not in raised.message and "Invalid key [key]" in raised.message
+
+
+async def test_error_line_that_is_not_json_is_ignored_as_an_unknown_field(upstream):
+    upstream.push(Script([chunk("Otters"), b"error: nothing to see\n\n", chunk(None, finish_reason="stop"), DONE]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters"
+    assert finish_reasons(pieces) == ["stop"]
+
+
 async def test_malformed_json_chunk_is_a_bad_response(upstream):
     upstream.push(Script([chunk("", role="assistant"), chunk("Otters"), b'data: {"choices": [{"delta": \n\n']))
 
@@ -434,6 +523,141 @@ async def test_long_json_completion_comes_through_whole(upstream):
     pieces = await collect(spec_for(upstream))
 
     assert text_of(pieces) == content
+
+
+async def test_json_completion_under_another_content_type_comes_through(upstream):
+    upstream.push(answer(completion_json("Otters float."), content_type="text/plain; charset=utf-8"))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters float."
+
+
+# --- a 200 that is no reply ----------------------------------------------------------------------
+
+BAD_GATEWAY_PAGE = b"<!doctype html>\n<title>502 Bad Gateway</title>\n<h1>Bad Gateway</h1>\n<p>The upstream did not answer.</p>\n"
+
+
+async def test_html_page_instead_of_a_stream_is_a_bad_response_showing_how_it_starts(upstream):
+    upstream.push(answer(BAD_GATEWAY_PAGE, content_type="text/html; charset=utf-8"))
+
+    pieces, raised = await collect_until_error(spec_for(upstream))
+
+    assert pieces == []
+    assert raised.code == "bad_response"
+    assert raised.message == (
+        "The model server answered with an HTML page instead of a stream (text/html): <!doctype html> "
+        "<title>502 Bad Gateway</title> <h1>Bad Gateway</h1> <p>The upstream did not answer.</p>"
+    )
+
+
+async def test_html_page_sent_as_an_event_stream_is_still_an_html_page(upstream):
+    upstream.push(answer(BAD_GATEWAY_PAGE, content_type="text/event-stream"))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert raised.message.startswith(
+        "The model server answered with an HTML page instead of a stream (text/event-stream): <!doctype html>"
+    )
+
+
+async def test_long_page_is_shown_cut_to_about_200_characters_with_whitespace_collapsed(upstream):
+    page = b"<html>\n  <head>\n\n\t<style>" + b"body { color: red; }\n" * 100 + b"</style></head></html>"
+    upstream.push(answer(page, content_type="text/html"))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    shown = raised.message.split("(text/html): ", 1)[1]
+    assert shown.startswith("<html> <head> <style>body { color: red; } body")
+    assert shown.endswith("…") and 190 <= len(shown) <= 201
+    assert "\n" not in shown and "  " not in shown
+
+
+@pytest.mark.parametrize("content_type", ["text/event-stream", "application/json", None])
+async def test_empty_body_is_a_bad_response(upstream, content_type):
+    upstream.push(answer(b"", content_type=content_type))
+
+    pieces, raised = await collect_until_error(spec_for(upstream))
+
+    assert pieces == []
+    assert raised.code == "bad_response"
+    shown_type = content_type or "no Content-Type"
+    assert raised.message == f"The model server answered with an empty body instead of a stream ({shown_type})."
+
+
+async def test_text_that_is_no_stream_is_a_bad_response_showing_it(upstream):
+    upstream.push(answer(b"upstream connect error or disconnect/reset before headers. reset reason: overflow"))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert raised.code == "bad_response"
+    assert raised.message == (
+        "The model server answered with something other than a stream (text/plain): "
+        "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+    )
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/event-stream"])
+async def test_json_error_object_with_a_200_is_an_upstream_error_with_its_message(upstream, content_type):
+    body = json.dumps({"error": {"message": "Model is loading", "type": "server_error", "code": 503}}).encode()
+    upstream.push(answer(body, content_type=content_type))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert raised.code == "upstream_error"
+    assert raised.message == "The model server reported an error: Model is loading"
+
+
+async def test_json_that_is_not_a_completion_is_a_bad_response_showing_it(upstream):
+    upstream.push(answer(b'{"status": "queued", "position": 3}', content_type="application/json"))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert raised.code == "bad_response"
+    assert raised.message == (
+        'The model server answered with JSON that is not a completion (application/json): {"status": "queued", "position": 3}'
+    )
+
+
+async def test_api_key_in_a_page_instead_of_a_stream_is_scrubbed(upstream):
+    upstream.push(answer(b"<html><p>Request with key %s was blocked</p></html>" % TEST_KEY.encode(), content_type="text/html"))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert TEST_KEY not in raised.message
+    assert "Request with key [key] was blocked" in raised.message
+
+
+@pytest.mark.parametrize(
+    "first_bytes",
+    [b"", b"\xef\xbb\xbf", b"\n\n", b"\r\n", b": ok\n\n", b"event: message\n", b"id: 7\n", b"retry: 1000\n"],
+    ids=["data", "bom", "blank-lines", "crlf", "comment", "event", "id", "retry"],
+)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json", "text/html", None])
+async def test_event_stream_under_a_wrong_or_missing_content_type_still_streams(upstream, first_bytes, content_type):
+    steps = [first_bytes + chunk("Ot"), chunk("ters", finish_reason="stop"), DONE]
+    upstream.push(Script(steps, headers={"content-type": content_type} if content_type else {}))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters"
+    assert finish_reasons(pieces) == ["stop"]
+
+
+async def test_event_stream_whose_first_read_is_one_byte_still_streams(upstream):
+    upstream.push(Script([b"d", 0.02, b"ata", 0.02, chunk("Otters")[4:], chunk(None, finish_reason="stop"), DONE]))
+
+    pieces = await collect(spec_for(upstream))
+
+    assert text_of(pieces) == "Otters"
+
+
+async def test_llama_cpp_error_line_as_the_first_line_is_its_error(upstream):
+    upstream.push(Script([b'error: {"code":500,"message":"Context size has been exceeded.","type":"server_error"}\n\n', DONE]))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert raised.message == "The model server reported an error mid-reply: Context size has been exceeded."
 
 
 # --- secrets -------------------------------------------------------------------------------------

@@ -501,6 +501,21 @@ def test_check_connection_times_out_with_the_providers_read_timeout(upstream):
     assert "sent nothing for 1 s" in result.reply_error
 
 
+def test_check_connection_reports_a_page_in_place_of_the_reply(upstream):
+    from asgiref.sync import async_to_sync
+
+    from tests.fake_openai import answer
+
+    provider = make_provider(upstream=upstream)
+    make_model_config(provider=provider)
+    upstream.push(answer(b"<html><title>Sign in</title></html>", content_type="text/html"))
+    result = async_to_sync(check_connection)(provider_probe_spec(provider))
+    assert not result.ok
+    assert result.reply_error == (
+        "The model server answered with an HTML page instead of a stream (text/html): <html><title>Sign in</title></html>"
+    )
+
+
 # --- Import models ---------------------------------------------------------------------------------
 
 

@@ -139,7 +139,37 @@ OPENROUTER_STREAM = (
     b"data: [DONE]\n\n"
 )
 
-# name -> (stream, the reply text, the finish reason, (prompt_tokens, completion_tokens), data events)
+# A gateway's named keep-alive events between the chunks: `event: ping`, whose data is a time, not a chunk.
+PING_STREAM = (
+    b"event: ping\ndata: 2025-01-06T10:00:00Z\n\n"
+    b'data: {"id":"chatcmpl-Pg1","object":"chat.completion.chunk","created":1736157600,"model":"gpt-4o-mini",'
+    b'"choices":[{"index":0,"delta":{"role":"assistant","content":"Still"},"finish_reason":null}]}\n\n'
+    b"event: ping\ndata: 2025-01-06T10:00:15Z\n\n"
+    b'data: {"id":"chatcmpl-Pg1","object":"chat.completion.chunk","created":1736157600,"model":"gpt-4o-mini",'
+    b'"choices":[{"index":0,"delta":{"content":" here"},"finish_reason":null}]}\n\n'
+    b'data: {"id":"chatcmpl-Pg1","object":"chat.completion.chunk","created":1736157600,"model":"gpt-4o-mini",'
+    b'"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":8,"completion_tokens":2,"total_tokens":10}}\n\n'
+    b"event: ping\ndata: 2025-01-06T10:00:30Z\n\n"
+    b"data: [DONE]\n\n"
+)
+
+# A server on an SSE framework: CRLF line endings, a `retry:` delay first, every event numbered with `id:`.
+ID_RETRY_STREAM = (
+    b"retry: 3000\r\n\r\n"
+    b'id: 1\r\ndata: {"id":"chatcmpl-Nb7","object":"chat.completion.chunk","created":1736157600,"model":"qwen2.5",'
+    b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\r\n\r\n'
+    b'id: 2\r\ndata: {"id":"chatcmpl-Nb7","object":"chat.completion.chunk","created":1736157600,"model":"qwen2.5",'
+    b'"choices":[{"index":0,"delta":{"content":"Numbered"},"finish_reason":null}]}\r\n\r\n'
+    b'id: 3\r\nretry: 5000\r\ndata: {"id":"chatcmpl-Nb7","object":"chat.completion.chunk","created":1736157600,'
+    b'"model":"qwen2.5","choices":[{"index":0,"delta":{"content":" events"},"finish_reason":null}]}\r\n\r\n'
+    b'id: 4\r\ndata: {"id":"chatcmpl-Nb7","object":"chat.completion.chunk","created":1736157600,"model":"qwen2.5",'
+    b'"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":14,"completion_tokens":2,"total_tokens":16}}\r\n\r\n'
+    b"id: 5\r\ndata: [DONE]\r\n\r\n"
+)
+
+# name -> (stream, the reply text, the finish reason, (prompt_tokens, completion_tokens), events)
 RECORDED = {
     "openai": (OPENAI_STREAM, "Caf\u00e9 \u4e2d\u6587 \U0001f44b", "stop", (9, 4), 7),
     "azure": (AZURE_STREAM, "Hello from Azure", "stop", (12, 3), 7),
@@ -147,6 +177,35 @@ RECORDED = {
     "vllm": (VLLM_STREAM, "Bonjour \u00e0 tous", "length", (20, 5), 6),
     "llama.cpp": (LLAMA_CPP_STREAM, "Hello world", "stop", (10, 2), 5),
     "openrouter": (OPENROUTER_STREAM, "Hi friend", "stop", (10, 2), 5),
+    "ping-events": (PING_STREAM, "Still here", "stop", (8, 2), 7),
+    "id-and-retry": (ID_RETRY_STREAM, "Numbered events", "stop", (14, 2), 5),
+}
+
+# llama.cpp's llama-server when generation fails mid-reply: the failure comes on a line whose FIELD NAME is
+# "error" (its server_sent_event(sink, "error", …)), which the format would drop, then [DONE] as usual.
+LLAMA_CPP_ERROR_STREAM = (
+    b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"role":"assistant","content":null}}],'
+    b'"created":1733000000,"id":"chatcmpl-xK9","model":"gpt-3.5-turbo","system_fingerprint":"b4600-5d0c8c5b",'
+    b'"object":"chat.completion.chunk"}\n\n'
+    b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":"Once upon"}}],"created":1733000000,'
+    b'"id":"chatcmpl-xK9","model":"gpt-3.5-turbo","system_fingerprint":"b4600-5d0c8c5b",'
+    b'"object":"chat.completion.chunk"}\n\n'
+    b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":" a time"}}],"created":1733000000,'
+    b'"id":"chatcmpl-xK9","model":"gpt-3.5-turbo","system_fingerprint":"b4600-5d0c8c5b",'
+    b'"object":"chat.completion.chunk"}\n\n'
+    b'error: {"code":500,"message":"Context size has been exceeded.","type":"server_error"}\n\n'
+    b"data: [DONE]\n\n"
+)
+LLAMA_CPP_ERROR = '{"code":500,"message":"Context size has been exceeded.","type":"server_error"}'
+
+# name -> (stream, the text before the failure, the server's message)
+RECORDED_FAILURES = {
+    "llama.cpp": (LLAMA_CPP_ERROR_STREAM, "Once upon a time", "Context size has been exceeded."),
+}
+
+# Every recorded stream by name, those that fail included: what the decoder is fed in pieces.
+STREAMS = {name: entry[0] for name, entry in RECORDED.items()} | {
+    f"{name}-failure": entry[0] for name, entry in RECORDED_FAILURES.items()
 }
 
 
@@ -171,6 +230,8 @@ def reply_of(events: list[ServerSentEvent]) -> tuple[str, str | None, tuple | No
     """Text, finish reason and usage, read the way a client reads chat.completion.chunk events."""
     text, finish_reason, usage = "", None, None
     for event in events:
+        if event.event != "message":
+            continue  # pings and the like
         if event.data == "[DONE]":
             break
         payload = json.loads(event.data)
@@ -251,22 +312,53 @@ def test_recorded_stream_decodes_to_its_reply(name):
     assert reply_of(events) == (text, finish_reason, usage)
 
 
-@pytest.mark.parametrize("name", RECORDED)
+@pytest.mark.parametrize("name", STREAMS)
 def test_recorded_stream_split_at_every_point_decodes_the_same(name):
-    stream = RECORDED[name][0]
+    stream = STREAMS[name]
     whole = decode(stream)
 
     for cut in range(len(stream) + 1):
         assert decode(stream[:cut], stream[cut:]) == whole, f"{name} split at byte {cut}"
 
 
-@pytest.mark.parametrize("name", RECORDED)
+@pytest.mark.parametrize("name", STREAMS)
 def test_recorded_stream_fed_in_three_byte_pieces_decodes_the_same(name):
-    stream = RECORDED[name][0]
+    stream = STREAMS[name]
 
     pieces = [stream[i : i + 3] for i in range(0, len(stream), 3)]
 
     assert decode(*pieces) == decode(stream)
+
+
+def test_llama_cpp_error_line_comes_out_in_its_place_between_the_text_and_done():
+    events = decode(LLAMA_CPP_ERROR_STREAM)
+
+    assert [(event.event, event.field) for event in events] == [("message", "data")] * 3 + [
+        ("error", "error"),
+        ("message", "data"),
+    ]
+    assert events[3].data == LLAMA_CPP_ERROR
+    assert events[4].data == "[DONE]"
+
+
+def test_llama_cpp_error_stream_fed_byte_by_byte_decodes_the_same():
+    stream = LLAMA_CPP_ERROR_STREAM
+
+    assert decode(*[stream[i : i + 1] for i in range(len(stream))]) == decode(stream)
+
+
+def test_ping_events_keep_their_name_and_data_for_the_reader_to_skip():
+    pings = [event for event in decode(PING_STREAM) if event.event == "ping"]
+
+    assert [event.data for event in pings] == ["2025-01-06T10:00:00Z", "2025-01-06T10:00:15Z", "2025-01-06T10:00:30Z"]
+
+
+def test_id_and_retry_lines_leave_the_data_as_it_is():
+    events = decode(ID_RETRY_STREAM)
+
+    assert [event.id for event in events] == ["1", "2", "3", "4", "5"]
+    assert all(event.event == "message" and event.field == "data" for event in events)
+    assert reply_of(events)[0] == "Numbered events"
 
 
 def test_azure_first_event_has_no_choices_only_prompt_filter_results():
@@ -386,6 +478,24 @@ def test_lone_data_line_with_no_colon_is_an_empty_event():
 
 def test_field_names_are_case_sensitive():
     assert decode(b"Data: x\n\n") == []
+
+
+def test_error_line_is_an_event_of_its_own():
+    assert decode(b'error: {"message":"boom"}\n\n') == [
+        ServerSentEvent(data='{"message":"boom"}', event="error", field="error")
+    ]
+
+
+def test_error_line_without_a_blank_line_at_the_end_of_the_stream_is_delivered():
+    events = decode(b"data: a\n\nerror: {}")
+
+    assert events == [ServerSentEvent(data="a"), ServerSentEvent(data="{}", event="error", field="error")]
+
+
+def test_error_line_inside_an_event_ends_that_event_first():
+    events = decode(b"data: a\nerror: {}\ndata: b\n\n")
+
+    assert [(event.data, event.field) for event in events] == [("a", "data"), ("{}", "error"), ("b", "data")]
 
 
 def test_unknown_fields_are_ignored():

@@ -10,16 +10,15 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, replace
 
 import httpx
 
-from .chunks import chunk_from_completion, error_from_response, merge_events, read_json, read_limited
+from .chunks import error_from_response, read_limited, read_reply
 from .errors import network_errors, scrub
 from .prompts import request_body
 from .providers import request_headers, request_url
-from .sse import SSEDecoder
 from .types import ModelSpec, UpstreamError
 
 MAX_MODELS_BODY_BYTES = 8 * 1024 * 1024  # OpenRouter lists a few hundred models with long descriptions
@@ -73,17 +72,9 @@ async def one_token(spec: ModelSpec) -> str:
             try:
                 if response.status_code != 200:
                     raise await error_from_response(response, spec)
-                content_type = response.headers.get("content-type", "")
-                if "text/event-stream" not in content_type and "json" in content_type:
-                    return chunk_from_completion(await read_json(response, spec)).text  # the server ignored `stream`
-                decoder = SSEDecoder()
-                async for data in response.aiter_bytes():
-                    chunk, error, finished = merge_events(decoder.feed(data), spec)
-                    text += chunk.text if chunk is not None else ""
-                    if error is not None:
-                        raise error
-                    if finished:
-                        break
+                async with aclosing(read_reply(response, spec)) as chunks:
+                    async for chunk in chunks:
+                        text += chunk.text
             finally:
                 await response.aclose()
     return text

@@ -13,7 +13,11 @@ for: the error is reported at once, with the wait in its message. Once text
 has arrived nothing is retried: the person has seen it, and a second answer
 would not continue the first.
 
-What a response says is read in chunks.py and mapped to errors in errors.py.
+A 200 is read for what its body is, not what its Content-Type claims: an
+HTML page or an error object in place of a stream raises UpstreamError, and a
+stream that ends without saying it finished (no `[DONE]`, no finish_reason)
+ends with a chunk whose finish_reason is INCOMPLETE. What a response says is
+read in chunks.py and mapped to errors in errors.py.
 The options come from the caller: this package reads no settings.
 """
 
@@ -27,11 +31,10 @@ from contextlib import aclosing
 import httpx
 
 from . import demo
-from .chunks import chunk_from_completion, error_from_response, merge_events, read_json
+from .chunks import error_from_response, read_reply
 from .errors import network_errors
 from .prompts import request_body
 from .providers import request_headers, request_url, server_host
-from .sse import SSEDecoder
 from .transport import StreamingTransport
 from .types import Chunk, ClientOptions, ModelSpec, UpstreamError
 
@@ -162,22 +165,6 @@ async def _stream_once(
         ) as response:
             if response.status_code != 200:
                 raise await error_from_response(response, spec)
-            content_type = response.headers.get("content-type", "")
-            if "text/event-stream" not in content_type and "json" in content_type:
-                # The server ignored `stream: true` and sent the whole completion at once.
-                yield chunk_from_completion(await read_json(response, spec))
-                return
-            decoder = SSEDecoder()
-            async for data in response.aiter_bytes():
-                chunk, error, finished = merge_events(decoder.feed(data), spec)
-                if chunk is not None:
+            async with aclosing(read_reply(response, spec)) as chunks:
+                async for chunk in chunks:
                     yield chunk
-                if error is not None:
-                    raise error
-                if finished:
-                    return
-            chunk, error, _ = merge_events(decoder.close(), spec)
-            if chunk is not None:
-                yield chunk
-            if error is not None:
-                raise error

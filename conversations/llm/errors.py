@@ -42,6 +42,16 @@ CONTEXT_TOO_LONG_PHRASES = ("context_length_exceeded", "maximum context length",
 
 SECRET_PATTERN = re.compile(r"\b(sk-|key-)[A-Za-z0-9_\-*.]{6,}")
 
+# A 200 whose body holds no reply, by what the body turned out to be (see chunks.body_kind).
+NOT_A_REPLY = {
+    "empty": "The model server answered with an empty body instead of a stream",
+    "html": "The model server answered with an HTML page instead of a stream",
+    "other": "The model server answered with something other than a stream",
+    "json": "The model server answered with JSON that is not a completion",
+    "unparsable_json": "The model server answered with JSON that does not parse",
+}
+EXCERPT_CHARS = 200
+
 
 def error_from_status(status: int, headers: httpx.Headers, body: bytes, spec: ModelSpec) -> UpstreamError:
     """The error for a response that is not a 200: its status, the server's Retry-After and the start of its body."""
@@ -66,6 +76,20 @@ def error_from_status(status: int, headers: httpx.Headers, body: bytes, spec: Mo
     if detail:
         message += f": {detail}"
     return UpstreamError(code, message, status=status, retry_after=retry_after)
+
+
+def not_a_reply_error(kind: str, body: bytes, content_type: str, spec: ModelSpec) -> UpstreamError:
+    """A 200 whose body is no reply: what it was (a key of NOT_A_REPLY), its Content-Type and how the body starts."""
+    media_type = scrub(content_type.split(";")[0].strip()[:100], spec) or "no Content-Type"
+    message = f"{NOT_A_REPLY[kind]} ({media_type})"
+    excerpt = body_excerpt(body, spec)
+    return UpstreamError("bad_response", f"{message}: {excerpt}" if excerpt else f"{message}.")
+
+
+def body_excerpt(body: bytes, spec: ModelSpec, limit: int = EXCERPT_CHARS) -> str:
+    """How a body starts, as one line a person can read: whitespace collapsed, keys scrubbed, about `limit` characters."""
+    text = scrub(" ".join(body.decode("utf-8", "replace").removeprefix("\ufeff").split()), spec)
+    return text if len(text) <= limit else text[:limit].rstrip() + "…"
 
 
 def context_too_long(api_code: str, detail: str) -> bool:

@@ -5,7 +5,11 @@ events come out. Lines may end in LF, CRLF or CR; comment lines (":" keep-
 alives) are skipped; several data lines join with a newline. Unlike a
 browser, an event left without its closing blank line when the stream ends
 is still delivered: some servers end the stream right after the last data
-line, and dropping it would lose the end of a reply.
+line, and dropping it would lose the end of a reply. And a line whose field
+name is `error`, which the format would drop as unknown, comes out as an event
+of its own (`field="error"`): llama.cpp's server reports a failure mid-stream
+on such a line, `error: {"code":500,"message":"…"}`, and dropping it would make
+a cut reply look finished.
 """
 
 from dataclasses import dataclass
@@ -22,6 +26,7 @@ class ServerSentEvent:
     data: str
     event: str = "message"
     id: str | None = None
+    field: str = "data"  # the line that carried `data`: "data", or "error" for an `error:` line
 
 
 class SSEDecoder:
@@ -95,7 +100,11 @@ class SSEDecoder:
             self._event = value.decode("utf-8", "replace")
         elif name == b"id" and b"\0" not in value:
             self._last_id = value.decode("utf-8", "replace")
-        # "retry" and unknown fields are ignored, as the format says.
+        elif name == b"error":
+            self._dispatch(events)  # text before the failure comes out before it
+            data = value.decode("utf-8", "replace")
+            events.append(ServerSentEvent(data=data, event="error", id=self._last_id, field="error"))
+        # "retry" and other unknown fields are ignored, as the format says.
 
     def _dispatch(self, events: list[ServerSentEvent]) -> None:
         if self._data:

@@ -49,9 +49,18 @@ class Usage:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
 
 
+# Our own finish_reason, never one an API sends: the stream ended cleanly (the HTTP response complete) with
+# neither `data: [DONE]` nor a finish_reason, so the reply may be cut off. It travels where the API's reasons
+# do, so whoever stores and explains those ("stop", "length", …) handles it with no extra path.
+INCOMPLETE = "incomplete"
+
+
 @dataclass(slots=True)
 class Chunk:
-    """What one streamed event added: text, and sometimes why it ended, the usage or the model name."""
+    """What one streamed event added: text, and sometimes why it ended, the usage or the model name.
+
+    `finish_reason` is the API's, or INCOMPLETE on the last chunk of a stream that ended without saying so.
+    """
 
     text: str = ""
     finish_reason: str | None = None

@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _lazy
 
 from .. import permissions
 from ..exceptions import ConversationNotFound
+from ..llm import INCOMPLETE
 from ..models import Conversation, Message, Share
 from ..rendering import render_plain
 
@@ -49,10 +50,11 @@ def has_several_writers(conversation: Conversation) -> bool:
     """Whether anyone besides the owner may write, so messages need their author's name."""
     return conversation.shares.filter(role=Share.Role.COLLABORATOR).exists()
 
-# Why a reply ended, shown under it, when that is worth saying (the API's finish_reason).
+# Why a reply ended, shown under it, when that is worth saying (the API's finish_reason, or the client's INCOMPLETE).
 FINISH_NOTES = {
     "length": _lazy("Cut off: the reply reached its length limit."),
     "content_filter": _lazy("Cut off by the provider's content filter."),
+    INCOMPLETE: _lazy("This reply may be cut off: the model server ended the stream without saying it had finished."),
 }
 
 
