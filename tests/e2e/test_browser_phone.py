@@ -1,0 +1,114 @@
+"""Phone widths in real headless Chromium: the sidebar that slides over the page opens and closes (its
+button, Escape, a tap outside) with the focus following it.
+"""
+
+import pytest
+
+from tests.e2e.browser import by_id, css, log_in, require_chromium, severe_errors, waiter
+from tests.e2e.live import demo_app
+
+pytestmark = pytest.mark.browser
+
+USERNAME, PASSWORD = "pia", "pia-password-123"
+PHONE = (390, 844)
+
+
+@pytest.fixture(scope="module")
+def phone_app(tmp_path_factory):
+    """The app served by daphne with pia."""
+    require_chromium()
+    with demo_app(tmp_path_factory.mktemp("browser-phone"), users=[(USERNAME, PASSWORD)], demo_delay="0") as server:
+        yield server
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+def sidebar_state(driver) -> dict:
+    """Where the sidebar is, whether it is open (and still sliding), and who has the focus."""
+    return driver.execute_script(
+        """
+        const sidebar = document.getElementById("sidebar");
+        const toggle = document.querySelector(".sidebar-toggle");
+        const box = sidebar.getBoundingClientRect();
+        return {
+          open: document.body.classList.contains("sidebar-open"),
+          expanded: toggle.getAttribute("aria-expanded"),
+          left: Math.round(box.left),
+          right: Math.round(box.right),
+          visibility: getComputedStyle(sidebar).visibility,
+          focusInSidebar: sidebar.contains(document.activeElement),
+          focusOnToggle: document.activeElement === toggle,
+          moving: sidebar.getAnimations().length > 0,
+        };
+        """
+    )
+
+
+def settled(driver) -> dict | bool:
+    """The sidebar's state once it has stopped sliding, else False (for waiting on)."""
+    state = sidebar_state(driver)
+    return False if state["moving"] else state
+
+
+def open_sidebar(driver) -> None:
+    """Press ☰; the sidebar slides in with the focus in it."""
+    toggle = css(driver, ".sidebar-toggle")[0]
+    assert toggle.is_displayed() and toggle.get_attribute("aria-expanded") == "false"
+    toggle.click()
+    state = waiter(driver).until(lambda d: (s := settled(d)) and s["open"] and s)
+    assert state["expanded"] == "true"
+    assert state["left"] == 0 and state["visibility"] == "visible"
+    assert state["focusInSidebar"]
+    assert by_id(driver, "sidebar").is_displayed()
+
+
+def assert_closed(driver) -> None:
+    """The sidebar is off-screen and hidden (not reachable by Tab), and the focus is back on ☰."""
+    state = waiter(driver).until(lambda d: (s := settled(d)) and not s["open"] and s)
+    assert state["expanded"] == "false"
+    assert state["right"] <= 0 and state["visibility"] == "hidden"
+    assert not by_id(driver, "sidebar").is_displayed()
+    assert state["focusOnToggle"]
+
+
+def tap(driver, x: int, y: int) -> None:
+    """A finger's tap at (x, y) in the page, on whatever is drawn there."""
+    from selenium.webdriver.common.actions import interaction
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.pointer_input import PointerInput
+
+    actions = ActionBuilder(driver, mouse=PointerInput(interaction.POINTER_TOUCH, "finger"))
+    actions.pointer_action.move_to_location(x, y).pointer_down().pointer_up()
+    actions.perform()
+
+
+# --- the phone sidebar ------------------------------------------------------------
+
+
+def test_phone_sidebar_closes_by_its_button_by_escape_and_by_a_tap_outside(phone_app, open_browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    driver = open_browser(*PHONE)
+    log_in(driver, phone_app.url, USERNAME, PASSWORD)
+    start = sidebar_state(driver)
+    assert start["right"] <= 0 and start["expanded"] == "false" and not by_id(driver, "sidebar").is_displayed()
+
+    open_sidebar(driver)
+    close = css(driver, "#sidebar .sidebar-close")[0]
+    assert close.is_displayed() and close.accessible_name == "Close the conversation list"
+    box = close.rect
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE[0] and box["y"] >= 0
+    close.click()  # Selenium refuses to click what something else covers
+    assert_closed(driver)
+
+    open_sidebar(driver)
+    ActionChains(driver).send_keys(Keys.ESCAPE).perform()
+    assert_closed(driver)
+
+    open_sidebar(driver)
+    sidebar_right = sidebar_state(driver)["right"]
+    tap(driver, (sidebar_right + PHONE[0]) // 2, PHONE[1] // 2)  # the dimmed page beside the sidebar
+    assert_closed(driver)
+    assert severe_errors(driver) == []
