@@ -1,5 +1,5 @@
 """Phone widths in real headless Chromium: the sidebar that slides over the page opens and closes (its
-button, Escape, a tap outside) with the focus following it.
+button, Escape, a tap outside) with the focus following it, and My usage fits 390 px.
 """
 
 import pytest
@@ -12,12 +12,35 @@ pytestmark = pytest.mark.browser
 USERNAME, PASSWORD = "pia", "pia-password-123"
 PHONE = (390, 844)
 
+# Usage with long names and large numbers, the widest the usage tables get, for pia (My usage).
+SETUP = f"""
+from decimal import Decimal
+from django.contrib.auth import get_user_model
+from conversations.models import Limit
+from tests import factories
+
+pia = get_user_model().objects.get(username="{USERNAME}")
+model = factories.make_model_config(
+    provider=factories.make_provider(name="Research lab"), display_name="gpt-4o-mini-2024-07-18 (long context)"
+)
+team = factories.make_team(name="Interdisciplinary research group", members=[pia])
+Limit.objects.create(user=pia, daily_tokens=50_000_000, monthly_tokens=900_000_000, requests_per_minute=60)
+Limit.objects.create(team=team, monthly_tokens=900_000_000)
+chat = factories.make_conversation(owner=pia, title="A fairly long conversation title about otters and rivers")
+for number in range(5):
+    factories.make_usage_record(
+        user=pia, team=team, model_config=model, prompt_tokens=1_234_567, completion_tokens=765_432,
+        message=factories.make_message(conversation=chat, role="assistant", content="Otters."),
+        cost=Decimal("12.345678"), estimated=bool(number % 2),
+    )
+"""
+
 
 @pytest.fixture(scope="module")
 def phone_app(tmp_path_factory):
-    """The app served by daphne with pia."""
+    """The app served by daphne with pia, who has usage."""
     require_chromium()
-    with demo_app(tmp_path_factory.mktemp("browser-phone"), users=[(USERNAME, PASSWORD)], demo_delay="0") as server:
+    with demo_app(tmp_path_factory.mktemp("browser-phone"), users=[(USERNAME, PASSWORD)], demo_delay="0", setup=SETUP) as server:
         yield server
 
 
@@ -111,4 +134,21 @@ def test_phone_sidebar_closes_by_its_button_by_escape_and_by_a_tap_outside(phone
     sidebar_right = sidebar_state(driver)["right"]
     tap(driver, (sidebar_right + PHONE[0]) // 2, PHONE[1] // 2)  # the dimmed page beside the sidebar
     assert_closed(driver)
+    assert severe_errors(driver) == []
+
+
+# --- pages that must fit ----------------------------------------------------------
+
+
+def test_my_usage_fits_a_phone_without_sideways_scrolling(phone_app, open_browser):
+    driver = open_browser(*PHONE)
+    log_in(driver, phone_app.url, USERNAME, PASSWORD)
+    driver.get(phone_app.url + "/usage/")
+    waiter(driver).until(lambda d: css(d, "#usage-recent"))
+    assert css(driver, "#usage-limits") and css(driver, "#usage-models")
+    widths = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth];")
+    assert widths[0] <= widths[1], f"the page is {widths[0]} px wide in a {widths[1]} px window"
+    # Each number is still on screen, labelled with what it counts.
+    cost = css(driver, "#usage-recent tbody tr td[data-field=cost]")[0]
+    assert cost.is_displayed() and cost.text == "12.345678" and cost.get_attribute("data-label") == "Cost"
     assert severe_errors(driver) == []
