@@ -1,5 +1,6 @@
 """Phone widths in real headless Chromium: the sidebar that slides over the page opens and closes (its
-button, Escape, a tap outside) with the focus following it, and My usage fits 390 px.
+button, Escape, a tap outside) with the focus following it, My usage fits 390 px, and the usage admin
+shows every column at 1280 px.
 """
 
 import pytest
@@ -10,9 +11,11 @@ from tests.e2e.live import demo_app
 pytestmark = pytest.mark.browser
 
 USERNAME, PASSWORD = "pia", "pia-password-123"
+ADMIN, ADMIN_PASSWORD = "root", "pw-root"  # as factories.make_superuser makes them
 PHONE = (390, 844)
 
-# Usage with long names and large numbers, the widest the usage tables get, for pia (My usage).
+# Usage with long names and large numbers, the widest the usage tables get, for pia (My usage) and for
+# the admin's list; a superuser to read that list.
 SETUP = f"""
 from decimal import Decimal
 from django.contrib.auth import get_user_model
@@ -20,6 +23,7 @@ from conversations.models import Limit
 from tests import factories
 
 pia = get_user_model().objects.get(username="{USERNAME}")
+factories.make_superuser(username="{ADMIN}")
 model = factories.make_model_config(
     provider=factories.make_provider(name="Research lab"), display_name="gpt-4o-mini-2024-07-18 (long context)"
 )
@@ -38,7 +42,7 @@ for number in range(5):
 
 @pytest.fixture(scope="module")
 def phone_app(tmp_path_factory):
-    """The app served by daphne with pia, who has usage."""
+    """The app served by daphne with pia (who has usage) and a superuser."""
     require_chromium()
     with demo_app(tmp_path_factory.mktemp("browser-phone"), users=[(USERNAME, PASSWORD)], demo_delay="0", setup=SETUP) as server:
         yield server
@@ -152,3 +156,29 @@ def test_my_usage_fits_a_phone_without_sideways_scrolling(phone_app, open_browse
     cost = css(driver, "#usage-recent tbody tr td[data-field=cost]")[0]
     assert cost.is_displayed() and cost.text == "12.345678" and cost.get_attribute("data-label") == "Cost"
     assert severe_errors(driver) == []
+
+
+def test_usage_admin_shows_every_column_at_1280(phone_app, open_browser):
+    driver = open_browser(1280, 900)
+    driver.get(phone_app.url + "/admin/login/?next=/admin/conversations/usagerecord/")
+    by_id(driver, "id_username").send_keys(ADMIN)
+    by_id(driver, "id_password").send_keys(ADMIN_PASSWORD)
+    css(driver, "#login-form [type=submit]")[0].click()
+    waiter(driver).until(lambda d: css(d, "#result_list tbody tr"))
+    assert by_id(driver, "nav-sidebar").is_displayed()  # the admin's own sidebar open, as it starts
+    fits = driver.execute_script(
+        """
+        const results = document.querySelector("#changelist .results");
+        const costs = [...document.querySelectorAll("#result_list .column-cost, #result_list td.field-cost")];
+        return {
+          page: document.documentElement.scrollWidth <= window.innerWidth,
+          table: results.scrollWidth <= results.clientWidth,
+          costs: costs.length,
+          costsInView: costs.every((cell) => {
+            const box = cell.getBoundingClientRect();
+            return box.left >= 0 && box.right <= window.innerWidth && box.width > 0;
+          }),
+        };
+        """
+    )
+    assert fits == {"page": True, "table": True, "costs": 6, "costsInView": True}
