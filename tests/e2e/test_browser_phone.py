@@ -1,11 +1,11 @@
-"""Phone widths in real headless Chromium: the sidebar that slides over the page opens and closes (its
-button, Escape, a tap outside) with the focus following it, My usage fits 390 px, and the usage admin
-shows every column at 1280 px.
+"""Phone widths and error pages in real headless Chromium: the sidebar that slides over the page opens and
+closes (its button, Escape, a tap outside) with the focus following it, My usage fits 390 px, the usage
+admin shows every column at 1280 px, and a missing page is the site's own 404 with a way home.
 """
 
 import pytest
 
-from tests.e2e.browser import by_id, css, log_in, require_chromium, severe_errors, waiter
+from tests.e2e.browser import by_id, css, log_in, not_found, require_chromium, severe_errors, waiter
 from tests.e2e.live import demo_app
 
 pytestmark = pytest.mark.browser
@@ -182,3 +182,25 @@ def test_usage_admin_shows_every_column_at_1280(phone_app, open_browser):
         """
     )
     assert fits == {"page": True, "table": True, "costs": 6, "costsInView": True}
+
+
+# --- error pages ------------------------------------------------------------------
+
+
+def test_a_missing_page_is_the_sites_own_404_with_a_working_link_home(phone_app, open_browser):
+    from selenium.webdriver.common.by import By
+
+    driver = open_browser(*PHONE)
+    log_in(driver, phone_app.url, USERNAME, PASSWORD)
+    driver.get(phone_app.url + "/no-such-page/")
+    waiter(driver).until(not_found)
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Page not found"
+    # In the site's look: its stylesheet applied (its system font, not the browser's default serif).
+    assert driver.execute_script("return getComputedStyle(document.body).fontFamily;").startswith("system-ui")
+    # Nothing refused (a style or script the policy blocks would be logged), only the 404 itself.
+    assert [error["message"] for error in severe_errors(driver)] == [
+        f"{phone_app.url}/no-such-page/ - Failed to load resource: the server responded with a status of 404 (Not Found)"
+    ]
+    driver.find_element(By.LINK_TEXT, "Back to your conversations").click()
+    waiter(driver).until(lambda d: css(d, "#new-chat-input"))
+    assert driver.current_url == phone_app.url + "/"
