@@ -132,8 +132,8 @@ def severe_errors(driver) -> list:
 
 
 def not_found(driver) -> bool:
-    """Django's 404 page (DEBUG off): Selenium sees no status code, only the page."""
-    return driver.title == "Not Found" and "The requested resource was not found" in driver.page_source
+    """The site's 404 page (templates/404.html): Selenium sees no status code, only the page."""
+    return bool(css(driver, 'main.error-page[data-status="404"]'))
 
 
 def screenshot(driver, name: str) -> Path:

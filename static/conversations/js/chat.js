@@ -30,11 +30,33 @@
     });
   });
 
+  // On a phone the sidebar slides over the page and covers its ☰ toggle, so it closes from inside
+  // (its ✕), by Escape, or by a tap on the dimmed page beside it. The focus goes into it when it
+  // opens and back to ☰ when it closes, so a keyboard is never left behind the sidebar.
   const toggle = document.querySelector(".sidebar-toggle");
-  if (toggle) {
-    toggle.addEventListener("click", () => {
-      const open = document.body.classList.toggle("sidebar-open");
+  const sidebar = document.getElementById("sidebar");
+  if (toggle && sidebar) {
+    const closeButton = sidebar.querySelector(".sidebar-close");
+    const sidebarOpen = () => document.body.classList.contains("sidebar-open");
+    const setSidebar = (open, { moveFocus = true } = {}) => {
+      document.body.classList.toggle("sidebar-open", open);
       toggle.setAttribute("aria-expanded", String(open));
+      if (moveFocus) (open ? closeButton : toggle)?.focus();
+    };
+    toggle.addEventListener("click", () => setSidebar(!sidebarOpen()));
+    closeButton?.addEventListener("click", () => setSidebar(false));
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && sidebarOpen()) setSidebar(false);
+    });
+    // The dimming over the page (app.css) takes the tap, so nothing under it is followed.
+    document.addEventListener("click", (event) => {
+      if (sidebarOpen() && !sidebar.contains(event.target) && !toggle.contains(event.target)) setSidebar(false);
+    });
+    // Tabbing out of the open sidebar closes it, leaving the focus where Tab put it.
+    sidebar.addEventListener("focusout", (event) => {
+      if (sidebarOpen() && event.relatedTarget && !sidebar.contains(event.relatedTarget)) {
+        setSidebar(false, { moveFocus: false });
+      }
     });
   }
 
