@@ -1,7 +1,9 @@
 """Real daphne processes for end-to-end tests (and bench/): the app as `make run` serves it, on a free port."""
 
+import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -145,3 +147,54 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.log.close()
+
+
+async def frames_until(socket, predicate, timeout: float = 10.0) -> list[dict]:
+    """Frames from a live socket (the websockets library's) up to and including the first `predicate` accepts."""
+    frames = []
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await socket.recv())
+            frames.append(frame)
+            if predicate(frame):
+                return frames
+
+
+class RedisServer:
+    """A redis-server on a free port, keeping nothing on disk; stop() and start() again on the same port."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()  # as a crash or a restart cuts every connection
+            self.process.wait(5)
+
+    def __enter__(self) -> "RedisServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -7,26 +7,12 @@ import uuid
 import psycopg
 import pytest
 
-from tests.e2e.live import LiveServer, app_env, manage, seed_users
+from tests.e2e.live import LiveServer, app_env, frames_until, manage, seed_users
 from tests.fake_openai import reply
 from tests.helpers import text_of
-from tests.infra import ensure_postgres, ensure_redis
+from tests.infra import ensure_redis
 
 pytestmark = pytest.mark.infra
-
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture
-def postgres_database():
-    ensure_postgres()
-    name = f"chatsite_live_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgres://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
 
 @pytest.fixture
 def two_servers(postgres_database, fake_openai_server):
@@ -45,16 +31,6 @@ def two_servers(postgres_database, fake_openai_server):
     with LiveServer(env) as first, LiveServer(env) as second:
         yield first, second, person, postgres_database
     fake_openai_server.reset()
-
-
-async def frames_until(socket, predicate, timeout: float = 10.0) -> list[dict]:
-    frames = []
-    async with asyncio.timeout(timeout):
-        while True:
-            frame = json.loads(await socket.recv())
-            frames.append(frame)
-            if predicate(frame):
-                return frames
 
 
 async def test_reply_on_one_process_is_watched_and_stopped_from_another(two_servers, fake_openai_server):
