@@ -1,8 +1,15 @@
+from django import get_version
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.decorators.cache import cache_page
+from django.views.i18n import JavaScriptCatalog
+
+# The translations chat.js shows (gettext in the browser); they change only with a deploy.
+javascript_catalog = cache_page(86400, key_prefix=f"jsi18n-{get_version()}")(JavaScriptCatalog.as_view())
 
 urlpatterns = [
+    path("jsi18n/", javascript_catalog, name="javascript-catalog"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

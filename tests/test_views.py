@@ -554,3 +554,10 @@ def test_the_page_carries_the_template_new_messages_are_built_from(logged_in, co
     assert '<li class="context-marker" role="separator">Older messages above were not sent' in template
     assert '<li class="message"><p class="message-author" hidden></p><div class="message-body"></div>' in template
     assert '<p class="message-note" hidden></p></li>' in template
+
+
+def test_the_javascript_catalog_is_served_to_everyone_and_every_page_loads_it(client):
+    response = client.get("/jsi18n/")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/javascript")
+    assert b"django.gettext" in response.content
+    assert '<script src="/jsi18n/" defer></script>' in client.get("/accounts/login/").content.decode()

@@ -6,6 +6,11 @@
 (() => {
   "use strict";
 
+  // Every string a person reads is translated: Django's JavaScript catalog (/jsi18n/) defines these.
+  const gettext = window.gettext || ((text) => text);
+  const ngettext = window.ngettext || ((one, many, count) => (count === 1 ? one : many));
+  const interpolate = window.interpolate || ((format, values) => values.reduce((text, value) => text.replace("%s", value), format));
+
   // --- page-wide niceties ---------------------------------------------------------
 
   // Enter submits, Shift+Enter makes a new line (and IME composition is left alone).
@@ -125,10 +130,10 @@
   let finished = false; // the server closed for good (deleted, no access)
 
   const FINAL_CLOSE = {
-    4401: "You are logged out. Reload to log in again.",
-    4403: "Your access to this conversation was removed.",
-    4404: "This conversation is not available.",
-    4410: "This conversation was deleted.",
+    4401: gettext("You are logged out. Reload to log in again."),
+    4403: gettext("Your access to this conversation was removed."),
+    4404: gettext("This conversation is not available."),
+    4410: gettext("This conversation was deleted."),
   };
 
   function nearBottom() {
@@ -318,8 +323,8 @@
     presence({ people, guests }) {
       if (!presence) return;
       const parts = [...people];
-      if (guests) parts.push(guests === 1 ? "1 guest" : `${guests} guests`);
-      presence.textContent = parts.length ? `Also here: ${parts.join(", ")}` : "";
+      if (guests) parts.push(interpolate(ngettext("%s guest", "%s guests", guests), [guests]));
+      presence.textContent = parts.length ? interpolate(gettext("Also here: %s"), [parts.join(", ")]) : "";
       presence.hidden = !parts.length;
     },
   };
@@ -333,7 +338,7 @@
   }
 
   // A reply too long for one frame comes without its text and HTML, and with where to fetch them.
-  const LOAD_FAILED = "A long message could not be loaded; reload the page.";
+  const LOAD_FAILED = gettext("A long message could not be loaded; reload the page.");
   let handling = Promise.resolve();
   async function whole(frame) {
     const part = frame.type === "message" ? frame.message : frame;
@@ -407,7 +412,7 @@
 
   function send(frame) {
     if (!socket || socket.readyState !== WebSocket.OPEN) {
-      showError("Offline: the message was not sent. It will be here when the connection is back.");
+      showError(gettext("Offline: the message was not sent. It will be here when the connection is back."));
       return false;
     }
     socket.send(JSON.stringify(frame));
