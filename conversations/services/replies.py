@@ -248,6 +248,11 @@ def replies_checkpoint(contents: dict[int, str]) -> None:
         )
 
 
+def replies_renew(reply_ids) -> None:
+    """Renew the leases of running replies whose text did not change since their last checkpoint."""
+    Message.objects.filter(pk__in=list(reply_ids), status=Message.Status.STREAMING).update(updated=timezone.now())
+
+
 def reply_finish(
     *,
     reply_id: int,

@@ -105,18 +105,22 @@ async def _run() -> None:
 
 
 async def checkpoint(*, renew_all: bool = False) -> None:
-    """Save the text of every reply that grew (every running reply with `renew_all`), in one transaction."""
-    batch = {}
+    """Save the text of every reply that grew, in one transaction; with `renew_all`, renew the others' leases."""
+    batch, unchanged = {}, []
     now = time.monotonic()
     for generation in live():
-        if renew_all or generation.length != generation.saved_length:
+        if generation.length != generation.saved_length:
             batch[generation.reply_id] = generation.text()
             generation.saved_length, generation.saved_at = generation.length, now
-    if renew_all:
-        # A reply whose final save failed still belongs to this process: its lease is renewed with the rest.
-        batch.update({reply_id: fields["content"] for reply_id, (_, fields) in _unsaved.items()})
+        elif renew_all:
+            unchanged.append(generation.reply_id)
     if batch:
         await database_sync_to_async(services.replies.replies_checkpoint)(batch)
+    if renew_all:
+        # A reply whose final save failed still belongs to this process: its lease is renewed with the rest.
+        unchanged += list(_unsaved)
+        if unchanged:
+            await database_sync_to_async(services.replies.replies_renew)(unchanged)
 
 
 async def apply_recorded_stops() -> None:
