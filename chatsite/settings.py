@@ -163,6 +163,23 @@ else:
         }
     }
 
+# The cache holds counters every process must share (throttling, limits): in Redis when it is
+# configured, else in this process's memory (one process).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("CHANNELS_PREFIX", "chatsite"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Proxies whose X-Forwarded-For header is believed (addresses or networks, comma-separated), so
+# that limits and lockouts key on the client's address, not the proxy's (conversations/clients.py).
+CHAT_TRUSTED_PROXIES = env_list("CHAT_TRUSTED_PROXIES", "")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import selectors, services
+from .. import clients, selectors, services
 from ..exceptions import PublicLinkNotFound, TooManyAttempts
 from ..forms import LinkPasswordForm
 from ..models import PublicLink
@@ -53,7 +53,7 @@ def _password_page(request: HttpRequest, link: PublicLink) -> HttpResponse:
     """Ask for the link's password; a right one unlocks the link for this browser session."""
     form = LinkPasswordForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
-        address = request.META.get("REMOTE_ADDR", "")
+        address = clients.request_address(request)
         try:
             unlocked = services.sharing.public_link_unlock(link=link, password=form.cleaned_data["password"], address=address)
         except TooManyAttempts as exc:
