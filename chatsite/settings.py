@@ -100,6 +100,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "conversations.middleware.PrivatePagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -218,6 +219,17 @@ X_FRAME_OPTIONS = "DENY"
 if env_bool("DJANGO_SECURE_COOKIES", False):
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+# Behind a proxy that terminates HTTPS: the header it sets to say so, as "HTTP_X_FORWARDED_PROTO,https".
+# Only set it when the proxy always sets (or strips) that header: a client could otherwise claim HTTPS.
+if os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER"):
+    _header, _, _value = os.environ["DJANGO_SECURE_PROXY_SSL_HEADER"].partition(",")
+    SECURE_PROXY_SSL_HEADER = (_header.strip(), _value.strip() or "https")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers check over plain HTTP
+# HTTP Strict Transport Security: 0 (off) until the whole site is served over HTTPS for good.
+SECURE_HSTS_SECONDS = env_number("DJANGO_HSTS_SECONDS", 0, int)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
 
 LOGGING = {
     "version": 1,

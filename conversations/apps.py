@@ -37,6 +37,7 @@ class ConversationsConfig(AppConfig):
 
     def _connect_access_signals(self) -> None:
         from django.contrib.auth import get_user_model
+        from django.contrib.auth.signals import user_logged_out
 
         from . import signals
         from .models import Conversation, PublicLink, Share, SiteSettings, TeamMembership
@@ -53,3 +54,4 @@ class ConversationsConfig(AppConfig):
         )
         post_save.connect(signals.site_settings_changed, sender=SiteSettings, dispatch_uid="access-site-settings")
         post_delete.connect(signals.conversation_deleted, sender=Conversation, dispatch_uid="access-conversation-deleted")
+        user_logged_out.connect(signals.logged_out, dispatch_uid="access-logged-out")

@@ -1,8 +1,11 @@
-"""A Content-Security-Policy on every response: the last line of defence if model output ever slipped through.
+"""Response headers every page gets: a Content-Security-Policy (the last line of defence if model output ever
+slipped through), and no caching of a logged-in person's pages.
 
 Scripts and styles come only from this site, nothing may frame the pages,
 and images from elsewhere load only when a reader clicks for one.
 """
+
+from django.utils.cache import patch_cache_control
 
 POLICY = "; ".join(
     [
@@ -28,4 +31,18 @@ class ContentSecurityPolicyMiddleware:
         # The admin ships inline scripts and styles of its own; it shows no model output as HTML.
         if not request.path.startswith("/admin/"):
             response.headers.setdefault("Content-Security-Policy", POLICY)
+        return response
+
+
+class PrivatePagesMiddleware:
+    """A logged-in person's pages are theirs: no browser cache or proxy keeps them (a shared computer's back
+    button, a caching proxy). Responses that say how they may be cached keep their own word."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not response.has_header("Cache-Control") and request.user.is_authenticated:
+            patch_cache_control(response, private=True, no_store=True)
         return response

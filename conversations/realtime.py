@@ -8,6 +8,7 @@ Who listens where:
                             (check again who may stay), PRESENCE_*.
     generation_group(id)    the conversation's running reply, in whichever process runs it
                             (streaming.py): GENERATION_STOP, GENERATION_SNAPSHOT.
+    session_group(key)      every socket of one login session: SESSION_ENDED (it logged out).
     a socket's own channel  GENERATION_STOPPING (the reply heard this socket's stop), SNAPSHOT.
     PUBLIC_LINKS_GROUP      sockets opened through a public link, for the site-wide switch.
 
@@ -39,6 +40,7 @@ ALIVE = "chat.alive"
 DELETED = "chat.deleted"
 ACCESS_CHANGED = "access.changed"
 SERVER_RESTARTING = "server.restarting"  # to one socket's own channel: this process is shutting down
+SESSION_ENDED = "session.ended"  # to a session's sockets: it logged out
 PRESENCE_JOIN = "presence.join"
 PRESENCE_HERE = "presence.here"
 PRESENCE_LEAVE = "presence.leave"
@@ -57,6 +59,11 @@ PUBLIC_LINKS_GROUP = "public-links"
 def conversation_group(conversation_id: uuid.UUID) -> str:
     """Every open socket of the conversation listens here."""
     return f"conversation.{conversation_id.hex}"
+
+
+def session_group(session_key: str) -> str:
+    """Every open socket of one login session listens here (logging out closes them)."""
+    return f"session.{session_key}"
 
 
 def generation_group(conversation_id: uuid.UUID) -> str:
@@ -142,6 +149,13 @@ def deleted_after_commit(conversation_id: uuid.UUID) -> None:
         async_to_sync(announce_deleted)(conversation_id)
 
     transaction.on_commit(announce_deleted_now, robust=True)
+
+
+def session_ended_after_commit(session_key: str) -> None:
+    def announce_session_ended_now() -> None:
+        async_to_sync(send_to_group)(session_group(session_key), {"type": SESSION_ENDED}, retry_for=5.0)
+
+    transaction.on_commit(announce_session_ended_now, robust=True)
 
 
 def public_links_changed_after_commit() -> None:

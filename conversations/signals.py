@@ -36,3 +36,10 @@ def site_settings_changed(sender, instance: SiteSettings, **kwargs) -> None:
 def conversation_deleted(sender, instance: Conversation, **kwargs) -> None:
     """However it was deleted (the page, the admin, a deleted account), its reply stops and its sockets close."""
     realtime.deleted_after_commit(instance.pk)
+
+
+def logged_out(sender, request, user, **kwargs) -> None:
+    """The session's open sockets close too (logging out in one tab ends the others' sockets)."""
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if session_key:
+        realtime.session_ended_after_commit(session_key)

@@ -167,11 +167,13 @@ def _add_form_errors(client, changelist: str, data: dict) -> dict:
 _open_communicators: list[WebsocketCommunicator] = []
 
 
-def _communicator(path: str, *, cookie: str | None = None, origin: str = "http://testserver") -> WebsocketCommunicator:
+def _communicator(
+    path: str, *, cookie: str | None = None, origin: str = "http://testserver", host: str = "testserver"
+) -> WebsocketCommunicator:
     """A socket to `path` on the real ASGI application (origin check and auth included), not yet connected."""
     from chatsite.asgi import application
 
-    headers = [(b"origin", origin.encode()), (b"host", b"testserver")]
+    headers = [(b"origin", origin.encode()), (b"host", host.encode())]
     if cookie is not None:
         headers.append((b"cookie", f"sessionid={cookie}".encode()))
     communicator = WebsocketCommunicator(application, path, headers=headers)
@@ -190,16 +192,40 @@ async def disconnect_open_sockets() -> None:
         await communicator.disconnect()
 
 
-async def connect(user, conversation_id, *, query: str = "", origin: str = "http://testserver") -> WebsocketCommunicator:
-    """A socket to a conversation as `user` (anonymous when None), not yet connected: the test connects it."""
-    cookie = await sync_to_async(session_cookie)(user) if user is not None else None
+async def connect(
+    user,
+    conversation_id,
+    *,
+    query: str = "",
+    origin: str = "http://testserver",
+    host: str = "testserver",
+    session: str | None = None,
+) -> WebsocketCommunicator:
+    """A socket to a conversation as `user` (anonymous when None; in the login `session` if given), not yet
+    connected: the test connects it."""
+    cookie = session or (await sync_to_async(session_cookie)(user) if user is not None else None)
     path = f"/ws/conversations/{conversation_id}/" + (f"?{query}" if query else "")
-    return _communicator(path, cookie=cookie, origin=origin)
+    return _communicator(path, cookie=cookie, origin=origin, host=host)
 
 
 def link_socket(token: str, *, cookie: str | None = None, query: str = "") -> WebsocketCommunicator:
     """A socket to /ws/s/<token>/ as the public page opens it: no login unless `cookie`; not yet connected."""
     return _communicator(f"/ws/s/{token}/" + (f"?{query}" if query else ""), cookie=cookie)
+
+
+async def closed_with(communicator: WebsocketCommunicator) -> int:
+    """The close code a refused socket gets: accepted, then closed at once with the reason (nothing else sent)."""
+    connected, code = await communicator.connect()
+    assert connected, f"refused at the handshake ({code}), not closed with a code"
+    output = await communicator.receive_output(timeout=5)
+    assert output["type"] == "websocket.close", output
+    return output["code"]
+
+
+async def refused_at_handshake(communicator: WebsocketCommunicator) -> bool:
+    """Whether the socket was refused before it was accepted (HTTP 403: the origin check)."""
+    connected, _ = await communicator.connect()
+    return not connected
 
 
 async def opened(communicator: WebsocketCommunicator) -> WebsocketCommunicator:

@@ -34,7 +34,7 @@ from conversations.permissions import FORBIDDEN_MESSAGES, Action
 from conversations.rendering import render_markdown
 from tests.factories import make_user
 from tests.fake_openai import reply
-from tests.helpers import connect, done, is_error, login, open_socket, receive_until
+from tests.helpers import closed_with, connect, done, is_error, login, open_socket, receive_until
 
 # fmt: off
 HTTP_ACTIONS =           ("page",      "rename", "delete", "share", "revoke", "export", "public_link", "open_link", "deleted_link")
@@ -306,13 +306,12 @@ async def assert_unchanged(world, upstream) -> None:
 
 async def socket_connect(world, role, outcome, upstream):
     communicator = await connect(world.user(role), world.conversation.id)
-    connected, code = await communicator.connect()
     if outcome == "accepted":
+        connected, _ = await communicator.connect()
         assert connected
         assert await communicator.receive_nothing(timeout=0.1)
     else:
-        assert not connected
-        assert code == int(outcome)
+        assert await closed_with(communicator) == int(outcome)
     await communicator.disconnect()
 
 

@@ -9,7 +9,19 @@ from asgiref.sync import sync_to_async
 from conversations import streaming
 from conversations.models import Conversation, Message
 from tests.fake_openai import DONE, DROP, Script, answer, chunk, error, reply, sse
-from tests.helpers import connect, done, is_error, login, open_socket, receive_until, send, text_of
+from tests.helpers import (
+    closed_with,
+    connect,
+    done,
+    is_error,
+    login,
+    open_socket,
+    opened,
+    receive_until,
+    refused_at_handshake,
+    send,
+    text_of,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,32 +40,56 @@ def reply_of(message_id) -> Message:
 
 
 async def test_anonymous_socket_is_refused(conversation):
-    communicator = await connect(None, conversation.id)
-    connected, code = await communicator.connect()
-    assert not connected
-    assert code == 4401
+    assert await closed_with(await connect(None, conversation.id)) == 4401
 
 
 async def test_another_users_conversation_is_refused(conversation, make_user):
     mallory = await sync_to_async(make_user)("mallory")
-    communicator = await connect(mallory, conversation.id)
-    connected, code = await communicator.connect()
-    assert not connected
-    assert code == 4404
+    assert await closed_with(await connect(mallory, conversation.id)) == 4404
 
 
 async def test_unknown_conversation_is_refused(user):
     import uuid
 
-    communicator = await connect(user, uuid.uuid4())
-    connected, _code = await communicator.connect()
-    assert not connected
+    assert await closed_with(await connect(user, uuid.uuid4())) == 4404
 
 
-async def test_foreign_origin_is_refused(user, conversation):
-    communicator = await connect(user, conversation.id, origin="https://evil.example")
-    connected, _ = await communicator.connect()
-    assert not connected
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example",
+        "https://testserver",  # the site's host over another scheme
+        "http://testserver:8080",  # or another port
+        "null",
+        "",
+    ],
+)
+async def test_a_socket_from_another_origin_is_refused_at_the_handshake(user, conversation, origin):
+    assert await refused_at_handshake(await connect(user, conversation.id, origin=origin))
+
+
+async def test_a_page_on_another_host_pointing_at_this_server_is_refused(user, conversation):
+    # DNS rebinding: the attacker's name resolves to this server; Origin and Host agree, but the host is not ours.
+    socket = await connect(user, conversation.id, origin="http://evil.example", host="evil.example")
+    assert await refused_at_handshake(socket)
+
+
+async def test_a_trusted_origin_is_accepted(user, conversation, settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.com"]
+    assert not await refused_at_handshake(await connect(user, conversation.id, origin="https://chat.example.com"))
+
+
+async def test_logging_out_closes_that_sessions_sockets(user, conversation):
+    from django.test import Client
+
+    client = Client()
+    await sync_to_async(client.force_login)(user)
+    session = client.cookies["sessionid"].value
+    socket = await opened(await connect(user, conversation.id, session=session))
+    other_session = await open_socket(user, conversation)  # another login of the same person stays
+    await sync_to_async(client.post)("/accounts/logout/")
+    assert (await socket.receive_output(timeout=5)) == {"type": "websocket.close", "code": 4401}
+    assert await other_session.receive_nothing(timeout=0.3)
 
 
 # --- a reply, end to end ---------------------------------------------------------

@@ -7,7 +7,6 @@ import time
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.db import transaction
 from django.test import Client
 
@@ -16,6 +15,7 @@ from conversations.models import Message, PublicLink, Share, SiteSettings, Team
 from tests.factories import make_team
 from tests.fake_openai import reply
 from tests.helpers import (
+    closed_with,
     done,
     link_socket,
     login,
@@ -66,12 +66,6 @@ async def live_link(conversation, **extra) -> PublicLink:
 
 
 # --- sockets ----------------------------------------------------------------------------------
-
-
-async def refused_code(communicator: WebsocketCommunicator) -> int:
-    connected, code = await communicator.connect()
-    assert not connected
-    return code
 
 
 async def until_closed(communicator, timeout: float = WAIT) -> tuple[list[dict], int]:
@@ -469,23 +463,23 @@ async def test_deleting_a_live_link_closes_its_sockets_within_a_second(user, con
     # The other link still works: its socket watches the owner's next reply.
     owner_frames = await assert_sends_a_reply(owner)
     assert await until_done(other_guest) == owner_frames
-    assert await refused_code(link_socket(link.token)) == CLOSE_NOT_FOUND
+    assert await closed_with(link_socket(link.token)) == CLOSE_NOT_FOUND
 
 
 async def test_snapshot_link_socket_is_refused(conversation):
     link = await sync_to_async(services.sharing.public_link_create)(
         conversation=conversation, kind=PublicLink.Kind.SNAPSHOT, audience=PublicLink.Audience.ANYONE
     )
-    assert await refused_code(link_socket(link.token)) == CLOSE_NOT_FOUND
+    assert await closed_with(link_socket(link.token)) == CLOSE_NOT_FOUND
 
 
 async def test_unknown_link_socket_is_refused(conversation):
-    assert await refused_code(link_socket("no-such-token")) == CLOSE_NOT_FOUND
+    assert await closed_with(link_socket("no-such-token")) == CLOSE_NOT_FOUND
 
 
 async def test_password_link_socket_needs_the_unlock_from_the_links_page(conversation):
     link = await live_link(conversation, password="open sesame")
-    assert await refused_code(link_socket(link.token)) == CLOSE_NOT_FOUND
+    assert await closed_with(link_socket(link.token)) == CLOSE_NOT_FOUND
 
     visitor = Client()
     wrong = await sync_to_async(visitor.post)(f"/s/{link.token}/", {"password": "guess"})
@@ -498,7 +492,7 @@ async def test_password_link_socket_needs_the_unlock_from_the_links_page(convers
 
 async def test_users_only_link_socket_refuses_anonymous_visitors(conversation, make_user):
     link = await live_link(conversation, audience=PublicLink.Audience.USERS)
-    assert await refused_code(link_socket(link.token)) == CLOSE_NOT_FOUND
+    assert await closed_with(link_socket(link.token)) == CLOSE_NOT_FOUND
 
     dave = await sync_to_async(make_user)("dave")  # any account will do; nothing was shared with dave
     cookie = await sync_to_async(session_cookie)(dave)
@@ -518,7 +512,7 @@ async def test_turning_public_links_off_closes_open_live_link_sockets(user, conv
     await assert_closed_for_revocation(guest, started)
 
     await until_presence(owner, [], guests=0)
-    assert await refused_code(link_socket(link.token)) == CLOSE_NOT_FOUND
+    assert await closed_with(link_socket(link.token)) == CLOSE_NOT_FOUND
 
 
 async def test_a_logged_in_visitor_on_a_live_link_shows_by_name(user, conversation, make_user):
@@ -566,7 +560,7 @@ async def test_a_live_link_socket_closes_itself_when_the_link_expires(conversati
     frames, code = await until_closed(guest, timeout=5)
     assert code == CLOSE_REVOKED  # nothing announced the expiry: the socket kept the time itself
     assert frames[-1]["code"] == "access_revoked"
-    assert await refused_code(link_socket(link.token)) == CLOSE_NOT_FOUND
+    assert await closed_with(link_socket(link.token)) == CLOSE_NOT_FOUND
 
 
 async def test_deactivating_an_account_closes_its_open_sockets(user, conversation, bob):

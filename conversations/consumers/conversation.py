@@ -74,11 +74,11 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
         self.user = self.scope["user"]
         self.conversation_id = self.scope["url_route"]["kwargs"].get("conversation_id")
         if not self.user.is_authenticated and self.requires_login:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._refuse(CLOSE_UNAUTHENTICATED)
             return
         self.role = await self.current_role()
         if self.role == Role.NONE:
-            await self.close(code=CLOSE_NOT_FOUND)
+            await self._refuse(CLOSE_NOT_FOUND)
             return
         self.init_relay()
         self.init_presence()
@@ -101,7 +101,23 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
     requires_login = True
 
     def groups_to_join(self) -> list[str]:
-        return [self.group]
+        groups = [self.group]
+        session_key = getattr(self.scope.get("session"), "session_key", None)
+        if self.user.is_authenticated and session_key:
+            groups.append(realtime.session_group(session_key))  # logging out closes this socket
+        return groups
+
+    async def _refuse(self, code: int) -> None:
+        # Accepted, then closed with the code, so the page learns why (and does not retry): a refusal before
+        # accepting would reach the browser as an HTTP 403 at the handshake, which it cannot tell from a blip.
+        await self.accept()
+        await self.close(code=code)
+
+    async def session_ended(self, event: dict) -> None:
+        """This socket's session logged out (in another tab, say)."""
+        if getattr(self, "group", None):
+            await self._leave()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def current_role(self) -> Role:
         """This socket's person's role now; Role.NONE once they may no longer see the conversation."""
