@@ -275,6 +275,16 @@ CHAT_SAVE_RETRY_SECONDS = env_number("CHAT_SAVE_RETRY_SECONDS", 30.0)
 # On SIGTERM (a deploy) a process stops taking new replies and lets running ones finish for this
 # long, then stops the rest, saving what they have. Give the process manager a little more.
 CHAT_DRAIN_SECONDS = env_number("CHAT_DRAIN_SECONDS", 25.0)
+# What one client may do, so that no single one can stall everyone (conversations/throttle.py;
+# 0 turns a limit off). Frames per second per socket (bursts of twice that), open sockets per
+# person and per client address (public-link guests included), new sockets per address per
+# minute, replies started per person per minute, and conversations created per person per hour.
+CHAT_FRAMES_PER_SECOND = env_number("CHAT_FRAMES_PER_SECOND", 10, int)
+CHAT_SOCKETS_PER_PERSON = env_number("CHAT_SOCKETS_PER_PERSON", 30, int)
+CHAT_SOCKETS_PER_ADDRESS = env_number("CHAT_SOCKETS_PER_ADDRESS", 200, int)
+CHAT_CONNECTS_PER_MINUTE = env_number("CHAT_CONNECTS_PER_MINUTE", 120, int)
+CHAT_SENDS_PER_MINUTE = env_number("CHAT_SENDS_PER_MINUTE", 30, int)
+CHAT_CONVERSATIONS_PER_HOUR = env_number("CHAT_CONVERSATIONS_PER_HOUR", 120, int)
 # A socket whose reader stopped reading is dropped once this many bytes wait unsent for it
 # (its page reconnects and catches up); without a bound one stalled client grows the process.
 CHAT_SOCKET_BUFFER_BYTES = env_number("CHAT_SOCKET_BUFFER_BYTES", 8 * 1024 * 1024, int)

@@ -213,10 +213,13 @@ def link_socket(token: str, *, cookie: str | None = None, query: str = "") -> We
     return _communicator(f"/ws/s/{token}/" + (f"?{query}" if query else ""), cookie=cookie)
 
 
-async def closed_with(communicator: WebsocketCommunicator) -> int:
-    """The close code a refused socket gets: accepted, then closed at once with the reason (nothing else sent)."""
+async def closed_with(communicator: WebsocketCommunicator, *, skip_frames: int = 0) -> int:
+    """The close code a refused socket gets: accepted, then closed at once with the reason (after `skip_frames`
+    frames, such as the error that says why)."""
     connected, code = await communicator.connect()
     assert connected, f"refused at the handshake ({code}), not closed with a code"
+    for _ in range(skip_frames):
+        assert (await communicator.receive_output(timeout=5))["type"] == "websocket.send"
     output = await communicator.receive_output(timeout=5)
     assert output["type"] == "websocket.close", output
     return output["code"]

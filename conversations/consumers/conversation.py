@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import events, permissions, realtime, streaming
+from .. import clients, events, permissions, realtime, streaming, throttle
 from ..exceptions import ChatError
 from ..permissions import Action, Role
 from ..streaming import upkeep
@@ -31,6 +31,10 @@ CLOSE_REVOKED = 4403
 CLOSE_DELETED = 4410
 # and reconnects after these (through the proxy, to another process), catching up with ?since:
 CLOSE_UNAVAILABLE = 4503  # the message broker cannot be reached, or this process is shutting down
+CLOSE_TOO_MANY = 4429  # too many sockets (the page retries later), or a socket that kept flooding frames
+
+# A socket that sent this many frames over its budget since it last kept to the rate is closed.
+FLOOD_CLOSE_AFTER = 200
 
 
 def _dumps(frame: dict) -> str:
@@ -80,6 +84,16 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
         if self.role == Role.NONE:
             await self._refuse(CLOSE_NOT_FOUND)
             return
+        self.address = clients.scope_address(self.scope)
+        self.counted_as = self.user.pk if self.user.is_authenticated else None
+        refusal = await database_sync_to_async(throttle.socket_open)(user_id=self.counted_as, address=self.address)
+        if refusal is not None:
+            self.counted_as = self.address = None  # nothing to count down
+            await self.accept()
+            await self.send(text_data=_dumps(events.error_frame("rate_limited", refusal)))
+            await self.close(code=CLOSE_TOO_MANY)
+            return
+        self.frames = throttle.FrameBudget()
         self.init_relay()
         self.init_presence()
         self.group = realtime.conversation_group(self.conversation_id)
@@ -113,6 +127,15 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
         await self.accept()
         await self.close(code=code)
 
+    async def _over_budget(self) -> None:
+        """A frame over the socket's budget is dropped unread: the first says so, a flood that goes on is closed."""
+        if self.frames.dropped == 1:
+            message = _("Too many frames: slow down. Frames over the limit are ignored.")
+            await self._send(events.error_frame("rate_limited", message))
+        elif self.frames.dropped >= FLOOD_CLOSE_AFTER and getattr(self, "group", None):
+            await self._leave()
+            await self.close(code=CLOSE_TOO_MANY)
+
     async def session_ended(self, event: dict) -> None:
         """This socket's session logged out (in another tab, say)."""
         if getattr(self, "group", None):
@@ -143,6 +166,9 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         await self._leave()
+        if getattr(self, "address", None) is not None:
+            address, self.address = self.address, None
+            await database_sync_to_async(throttle.socket_closed)(user_id=self.counted_as, address=address)
 
     async def _leave(self) -> None:
         upkeep.socket_closed(self)
@@ -172,6 +198,9 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAVAILABLE)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.frames.take():
+            await self._over_budget()
+            return
         received_at = timezone.now()  # what decides whether a stop came before or after a send, across processes
         try:
             frame = events.parse_client_frame(text_data, max_chars=settings.CHAT_MAX_MESSAGE_CHARS)

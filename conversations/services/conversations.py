@@ -2,7 +2,7 @@
 
 from django.db import transaction
 
-from .. import metering, selectors
+from .. import metering, selectors, throttle
 from ..exceptions import InvalidChange, ModelNotAvailable
 from ..llm import ModelSpec
 from ..models import Conversation, Message
@@ -22,6 +22,7 @@ def conversation_create(*, owner, model_config_id: int | None = None, content: s
     ModelNotAvailable if the model picked is disabled or not open to the owner.
     LimitExceeded if a first message is given and the owner is over a budget (its reply would be refused).
     """
+    throttle.conversations_check(owner)
     if content:
         metering.limits_check(owner)
     # The conversation keeps the model it starts with (the owner's default unless one was picked).
@@ -78,6 +79,7 @@ def conversation_settings_update(
 @transaction.atomic
 def conversation_copy(*, owner, title: str, rows: list[dict]) -> Conversation:
     """A new conversation owned by `owner` holding these messages (role and content): "Continue in my own chat"."""
+    throttle.conversations_check(owner)
     conversation = Conversation.objects.create(
         owner=owner, title=title_from(title), model_config_id=selectors.providers.default_model_id(owner)
     )

@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .. import context, metering, permissions, selectors
+from .. import context, metering, permissions, selectors, throttle
 from ..exceptions import ConversationNotFound, ModelNotAvailable, NothingToRegenerate, ReplyInProgress
 from ..llm import ModelSpec, Usage
 from ..models import Conversation, Message
@@ -58,6 +58,7 @@ def reply_begin(
         conversation, rows = _open_for_reply(user, conversation_id)
         model_id, spec = _reply_model(conversation, model_config_id, user)
         metering.limits_check(user)  # before anything is saved or sent
+        throttle.sends_check(user)
         user_message_id, reply_id = _sql_insert_turn(conversation.id, user.pk, content)
         _touch(conversation, model_id, title=conversation.title or title_from(content))
         user_message = Message(id=user_message_id, role=Message.Role.USER, content=content, author=user)
@@ -78,6 +79,7 @@ def reply_regenerate_begin(
         conversation, rows = _open_for_reply(user, conversation_id)
         model_id, spec = _reply_model(conversation, model_config_id, user)
         metering.limits_check(user)
+        throttle.sends_check(user)
         replaced_id = None
         if rows and rows[-1].role == Message.Role.ASSISTANT:
             replaced_id = rows.pop().id

@@ -1,5 +1,6 @@
 """Public links: /s/<token>/ shows a conversation read-only, without an account unless the owner asked for one."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -8,7 +9,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import clients, selectors, services
-from ..exceptions import PublicLinkNotFound, TooManyAttempts
+from ..exceptions import ChatError, PublicLinkNotFound, TooManyAttempts
 from ..forms import LinkPasswordForm
 from ..models import PublicLink
 
@@ -95,5 +96,9 @@ def public_link_continue(request: HttpRequest, token: str) -> HttpResponse:
         return redirect("public_link", token=token)
     title = str(link.conversation) if link.kind == PublicLink.Kind.LIVE else link.title
     rows = selectors.sharing.public_link_rows(link)
-    conversation = services.conversations.conversation_copy(owner=request.user, title=title, rows=rows)
+    try:
+        conversation = services.conversations.conversation_copy(owner=request.user, title=title, rows=rows)
+    except ChatError as exc:  # too many new conversations this hour
+        messages.error(request, exc.message)
+        return redirect("public_link", token=token)
     return redirect("conversation", conversation_id=conversation.id)

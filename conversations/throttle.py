@@ -1,0 +1,126 @@
+"""Limits on what one person, one address or one socket may do, so that no single client can stall everyone else.
+
+    frames per socket      CHAT_FRAMES_PER_SECOND (a burst of twice that): more are dropped unread, the
+                           first with a `rate_limited` error; a socket that keeps flooding is closed (4429)
+    sockets                CHAT_SOCKETS_PER_PERSON open at once per person, CHAT_SOCKETS_PER_ADDRESS per
+                           client address (public-link guests included), CHAT_CONNECTS_PER_MINUTE per address
+    sends                  CHAT_SENDS_PER_MINUTE replies started per person (the admin's Limits are budgets)
+    conversations          CHAT_CONVERSATIONS_PER_HOUR created per person
+
+Counters live in Django's cache: in Redis when it is configured, so every process counts together.
+Open-socket counts expire an hour after their last change, so a process that died with sockets open
+cannot lock anyone out for longer. The frame rate is per socket, so it is counted in the process.
+"""
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from .exceptions import ChatError
+
+SOCKET_COUNT_SECONDS = 3600
+
+
+class RateLimited(ChatError):
+    code = "rate_limited"
+    message = "Too many requests; slow down."
+
+
+def _hit(key: str, window: float) -> int:
+    """Count one event under `key` in a fixed window of `window` seconds; the count so far."""
+    cache.add(key, 0, timeout=window)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=window)
+        return 1
+
+
+def sends_check(user) -> None:
+    """RateLimited when this person has started CHAT_SENDS_PER_MINUTE replies in the current minute."""
+    limit = settings.CHAT_SENDS_PER_MINUTE
+    if limit and _hit(f"throttle:sends:{user.pk}:{int(time.time() // 60)}", 60) > limit:
+        raise RateLimited(
+            ngettext(
+                "You are sending too fast: at most %(limit)d message a minute. Try again in a moment.",
+                "You are sending too fast: at most %(limit)d messages a minute. Try again in a moment.",
+                limit,
+            )
+            % {"limit": limit}
+        )
+
+
+def conversations_check(user) -> None:
+    """RateLimited when this person has created CHAT_CONVERSATIONS_PER_HOUR conversations in the current hour."""
+    limit = settings.CHAT_CONVERSATIONS_PER_HOUR
+    if limit and _hit(f"throttle:conversations:{user.pk}:{int(time.time() // 3600)}", 3600) > limit:
+        raise RateLimited(
+            _("You have started %(limit)d conversations in the last hour; try again later.") % {"limit": limit}
+        )
+
+
+def _socket_keys(user_id: int | None, address: str) -> list[tuple[str, int]]:
+    keys = [(f"throttle:sockets:address:{address}", settings.CHAT_SOCKETS_PER_ADDRESS)]
+    if user_id is not None:
+        keys.append((f"throttle:sockets:user:{user_id}", settings.CHAT_SOCKETS_PER_PERSON))
+    return keys
+
+
+def socket_open(*, user_id: int | None, address: str) -> str | None:
+    """Count a new socket of this person (None: a guest) from this address. None if allowed, else why not
+    (the socket is then not counted)."""
+    limit = settings.CHAT_CONNECTS_PER_MINUTE
+    if limit and _hit(f"throttle:connects:{address}:{int(time.time() // 60)}", 60) > limit:
+        return _("Too many connections from your address; wait a minute.")
+    counted = []
+    for key, cap in _socket_keys(user_id, address):
+        cache.add(key, 0, timeout=SOCKET_COUNT_SECONDS)
+        count = cache.incr(key)
+        cache.touch(key, SOCKET_COUNT_SECONDS)
+        counted.append(key)
+        if cap and count > cap:
+            for done in counted:
+                _decrement(done)
+            return _("Too many open connections; close some tabs and try again.")
+    return None
+
+
+def socket_closed(*, user_id: int | None, address: str) -> None:
+    for key, _cap in _socket_keys(user_id, address):
+        _decrement(key)
+
+
+def _decrement(key: str) -> None:
+    try:
+        if cache.decr(key) < 0:
+            cache.set(key, 0, timeout=SOCKET_COUNT_SECONDS)
+    except ValueError:  # expired meanwhile: nothing left to count down
+        pass
+
+
+class FrameBudget:
+    """A token bucket for one socket's frames: CHAT_FRAMES_PER_SECOND, with a burst of twice that."""
+
+    def __init__(self) -> None:
+        self.rate = settings.CHAT_FRAMES_PER_SECOND
+        self.capacity = 2 * self.rate
+        self.tokens = float(self.capacity)
+        self.at = time.monotonic()
+        self.dropped = 0  # frames refused since the socket last kept to the rate
+
+    def take(self) -> bool:
+        """Whether one more frame may be read now."""
+        if not self.rate:
+            return True
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            self.dropped = 0
+            return True
+        self.dropped += 1
+        return False
