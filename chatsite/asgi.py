@@ -13,11 +13,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from conversations.origin import SameOriginValidator  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
+from conversations.throttle import ConnectLimiter  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # An allowed Host, and an Origin with the site's own scheme, host and port (conversations/origin.py).
-        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # Then at most CHAT_CONNECTS_PER_MINUTE new sockets per address, before any database work.
+        "websocket": SameOriginValidator(ConnectLimiter(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),
     }
 )

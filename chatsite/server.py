@@ -24,6 +24,10 @@ import signal
 log = logging.getLogger("chatsite.server")
 
 SOCKET_TOO_SLOW = 4008  # the page reconnects after it, and catches up
+# Frames a socket may send, as a multiple of CHAT_FRAMES_PER_SECOND (the consumer's own, politer limit),
+# and how many over it before the connection is cut.
+FLOOD_RATE_FACTOR = 2
+FLOOD_DROP_AFTER = 200
 
 
 def _buffered_bytes(transport) -> int:
@@ -47,7 +51,26 @@ def main() -> None:
 
     class BoundedWebSocketProtocol(WebSocketProtocol):
         """A socket whose reader stopped reading is dropped once this much waits unsent for it, instead of
-        buffering without limit until the ping timeout (its page reconnects and catches up with ?since)."""
+        buffering without limit until the ping timeout (its page reconnects and catches up with ?since).
+
+        And a socket that floods frames is cut off here, before its frames are queued for the app: a
+        flood parsed and queued faster than the consumer can refuse it starved every other connection
+        of the process (bench/flood.py). The consumer keeps the politer limit (an error, then 4429)."""
+
+        def onMessage(self, payload, isBinary):
+            from conversations.throttle import FrameBudget
+
+            budget = getattr(self, "frame_budget", None) or FrameBudget(rate_factor=FLOOD_RATE_FACTOR)
+            self.frame_budget = budget
+            if budget.take():
+                super().onMessage(payload, isBinary)
+            elif budget.dropped > FLOOD_DROP_AFTER and self.state != self.STATE_CLOSED:
+                from conversations import clients, throttle
+
+                address = clients.client_address(self.transport.getPeer().host, self.http_headers.get("x-forwarded-for", ""))
+                log.warning("Dropping a socket from %s that floods frames (%d over its budget)", address, budget.dropped)
+                asyncio.get_running_loop().run_in_executor(None, throttle.penalise, address)
+                self.dropConnection(abort=True)
 
         def serverSend(self, content, binary=False):
             from django.conf import settings

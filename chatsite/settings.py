@@ -285,6 +285,8 @@ CHAT_SOCKETS_PER_ADDRESS = env_number("CHAT_SOCKETS_PER_ADDRESS", 200, int)
 CHAT_CONNECTS_PER_MINUTE = env_number("CHAT_CONNECTS_PER_MINUTE", 120, int)
 CHAT_SENDS_PER_MINUTE = env_number("CHAT_SENDS_PER_MINUTE", 30, int)
 CHAT_CONVERSATIONS_PER_HOUR = env_number("CHAT_CONVERSATIONS_PER_HOUR", 120, int)
+# An address whose socket was cut off for flooding frames may open no socket for this long.
+CHAT_FLOOD_PENALTY_SECONDS = env_number("CHAT_FLOOD_PENALTY_SECONDS", 60, int)
 # A socket whose reader stopped reading is dropped once this many bytes wait unsent for it
 # (its page reconnects and catches up); without a bound one stalled client grows the process.
 CHAT_SOCKET_BUFFER_BYTES = env_number("CHAT_SOCKET_BUFFER_BYTES", 8 * 1024 * 1024, int)

@@ -1,9 +1,11 @@
 """Limits on what one person, one address or one socket may do, so that no single client can stall everyone else.
 
     frames per socket      CHAT_FRAMES_PER_SECOND (a burst of twice that): more are dropped unread, the
-                           first with a `rate_limited` error; a socket that keeps flooding is closed (4429)
+                           first with a `rate_limited` error; a socket that keeps flooding is closed (4429),
+                           and its address may open no socket for CHAT_FLOOD_PENALTY_SECONDS
     sockets                CHAT_SOCKETS_PER_PERSON open at once per person, CHAT_SOCKETS_PER_ADDRESS per
-                           client address (public-link guests included), CHAT_CONNECTS_PER_MINUTE per address
+                           client address (public-link guests included), CHAT_CONNECTS_PER_MINUTE new ones per
+                           address (refused at the handshake, before any database work: ConnectLimiter)
     sends                  CHAT_SENDS_PER_MINUTE replies started per person (the admin's Limits are budgets)
     conversations          CHAT_CONVERSATIONS_PER_HOUR created per person
 
@@ -14,6 +16,8 @@ cannot lock anyone out for longer. The frame rate is per socket, so it is counte
 
 import time
 
+from asgiref.sync import sync_to_async
+from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.core.cache import cache
 from django.utils.translation import gettext as _
@@ -69,12 +73,54 @@ def _socket_keys(user_id: int | None, address: str) -> list[tuple[str, int]]:
     return keys
 
 
+# Addresses this process penalised, until when: refused without even asking the cache.
+_penalised_here: dict[str, float] = {}
+
+
+def penalised_here(address: str) -> bool:
+    until = _penalised_here.get(address)
+    if until is not None and until < time.monotonic():
+        del _penalised_here[address]
+        return False
+    return until is not None
+
+
+def connect_allowed(address: str) -> bool:
+    """Count a new socket from this address; False past CHAT_CONNECTS_PER_MINUTE in the current minute, or
+    while the address is penalised for a flood."""
+    if penalised_here(address) or cache.get(f"throttle:penalty:{address}"):
+        return False
+    limit = settings.CHAT_CONNECTS_PER_MINUTE
+    return not limit or _hit(f"throttle:connects:{address}:{int(time.time() // 60)}", 60) <= limit
+
+
+def penalise(address: str) -> None:
+    """An address whose socket was cut off for flooding may open no socket for CHAT_FLOOD_PENALTY_SECONDS."""
+    if settings.CHAT_FLOOD_PENALTY_SECONDS:
+        _penalised_here[address] = time.monotonic() + settings.CHAT_FLOOD_PENALTY_SECONDS
+        cache.set(f"throttle:penalty:{address}", True, timeout=settings.CHAT_FLOOD_PENALTY_SECONDS)
+
+
+class ConnectLimiter:
+    """ASGI middleware: a websocket from an address over CHAT_CONNECTS_PER_MINUTE is refused at the handshake,
+    before its session and user are looked up: a client that reconnects in a loop costs almost nothing."""
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            from .clients import scope_address
+
+            address = scope_address(scope)
+            if penalised_here(address) or not await sync_to_async(connect_allowed, thread_sensitive=False)(address):
+                return await WebsocketDenier()(scope, receive, send)
+        return await self.application(scope, receive, send)
+
+
 def socket_open(*, user_id: int | None, address: str) -> str | None:
     """Count a new socket of this person (None: a guest) from this address. None if allowed, else why not
     (the socket is then not counted)."""
-    limit = settings.CHAT_CONNECTS_PER_MINUTE
-    if limit and _hit(f"throttle:connects:{address}:{int(time.time() // 60)}", 60) > limit:
-        return _("Too many connections from your address; wait a minute.")
     counted = []
     for key, cap in _socket_keys(user_id, address):
         cache.add(key, 0, timeout=SOCKET_COUNT_SECONDS)
@@ -104,12 +150,12 @@ def _decrement(key: str) -> None:
 class FrameBudget:
     """A token bucket for one socket's frames: CHAT_FRAMES_PER_SECOND, with a burst of twice that."""
 
-    def __init__(self) -> None:
-        self.rate = settings.CHAT_FRAMES_PER_SECOND
+    def __init__(self, *, rate_factor: float = 1) -> None:
+        self.rate = settings.CHAT_FRAMES_PER_SECOND * rate_factor
         self.capacity = 2 * self.rate
         self.tokens = float(self.capacity)
         self.at = time.monotonic()
-        self.dropped = 0  # frames refused since the socket last kept to the rate
+        self.dropped = 0  # frames refused since the bucket was last full (a flooder never lets it refill)
 
     def take(self) -> bool:
         """Whether one more frame may be read now."""
@@ -118,9 +164,10 @@ class FrameBudget:
         now = time.monotonic()
         self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
         self.at = now
+        if self.tokens >= self.capacity:
+            self.dropped = 0  # quiet long enough to refill: the past is forgiven
         if self.tokens >= 1:
             self.tokens -= 1
-            self.dropped = 0
             return True
         self.dropped += 1
         return False

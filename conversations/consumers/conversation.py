@@ -133,6 +133,7 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
             message = _("Too many frames: slow down. Frames over the limit are ignored.")
             await self._send(events.error_frame("rate_limited", message))
         elif self.frames.dropped >= FLOOD_CLOSE_AFTER and getattr(self, "group", None):
+            await database_sync_to_async(throttle.penalise)(self.address)
             await self._leave()
             await self.close(code=CLOSE_TOO_MANY)
 

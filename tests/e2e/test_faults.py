@@ -338,3 +338,21 @@ def stalled_socket(server: LiveServer, person: dict) -> sockets.socket:
     )
     assert client.recv(12) == b"HTTP/1.1 101"
     return client
+
+
+# --- a flood of frames -----------------------------------------------------------------------
+
+
+async def test_a_socket_flooding_frames_is_cut_off_and_its_address_kept_out_for_a_while(cluster):
+    servers = cluster(CHAT_FLOOD_PENALTY_SECONDS="30")
+    flooder, _ = await servers.sockets()
+    with pytest.raises(websockets.ConnectionClosed):
+        for _ in range(200_000):
+            await flooder.send('{"type":"stop"}')
+    assert "floods frames" in open(servers.first.log.name).read()
+    with pytest.raises(websockets.InvalidStatus):  # refused at the handshake, before any database work
+        await servers.first.open_socket(servers.person["conversation"], servers.person["sessionid"])
+    # Pages are served meanwhile, and the penalty is shared: the other process refuses the address too.
+    assert httpx.get(servers.first.url + "/healthz").status_code == 200
+    with pytest.raises(websockets.InvalidStatus):
+        await servers.second.open_socket(servers.person["conversation"], servers.person["sessionid"])
