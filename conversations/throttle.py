@@ -94,6 +94,11 @@ def connect_allowed(address: str) -> bool:
     return not limit or _hit(f"throttle:connects:{address}:{int(time.time() // 60)}", 60) <= limit
 
 
+def forget_penalties() -> None:
+    """This process forgets the addresses it penalised (tests; the shared cache is cleared on its own)."""
+    _penalised_here.clear()
+
+
 def penalise(address: str) -> None:
     """An address whose socket was cut off for flooding may open no socket for CHAT_FLOOD_PENALTY_SECONDS."""
     if settings.CHAT_FLOOD_PENALTY_SECONDS:

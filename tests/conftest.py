@@ -57,12 +57,16 @@ async def finish_replies():
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    """Django's cache (password-guess counters) starts empty: ids repeat from test to test."""
+    """Django's cache (password-guess counters, limits) starts empty: ids and addresses repeat from test to test."""
     from django.core.cache import cache
 
+    from conversations.throttle import forget_penalties
+
     cache.clear()
+    forget_penalties()
     yield
     cache.clear()
+    forget_penalties()
 
 
 @pytest.fixture(autouse=True)
