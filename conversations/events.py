@@ -17,7 +17,8 @@ server → client
         a `done` or `message` too big for one frame has "content" and "html" null and "fetch": the URL to get them from
     {"type": "error", "code", "message", "message_id"?}
     {"type": "access", "role": "viewer" | "collaborator" | "owner"}   your role changed
-    {"type": "presence", "people": [username, ...], "guests": int}      who else is here now
+    {"type": "presence", "people": [username, ...], "guests": int, "more"?: int}   who else is here now
+    {"type": "presence", "people": [], "guests": 0, "others": int}     the same, for a public link's socket
 """
 
 import json
@@ -80,8 +81,15 @@ def access_frame(role: str) -> dict:
     return {"type": "access", "role": role}
 
 
-def presence_frame(people: list[str], guests: int) -> dict:
-    return {"type": "presence", "people": people, "guests": guests}
+def presence_frame(people: list[str], guests: int, *, more: int = 0, others: int | None = None) -> dict:
+    """Who else is here: `people` (at most a few names), `more` people not named, `guests` (anonymous
+    visitors). A public link's socket gets only `others`: how many are here besides itself."""
+    frame = {"type": "presence", "people": people, "guests": guests}
+    if more:
+        frame["more"] = more
+    if others is not None:
+        frame["others"] = others
+    return frame
 
 
 # The largest frame a socket is sent: daphne refuses to send a message over 1 MiB (and closes the socket).

@@ -5,7 +5,8 @@ Who listens where:
     conversation_group(id)  every open socket of the conversation (consumers.py). Message types:
                             FRAME (forward a protocol frame), SNAPSHOT (a streaming reply's text so
                             far), ALIVE (a silent reply is still running), DELETED, ACCESS_CHANGED
-                            (check again who may stay), PRESENCE_*.
+                            (check again who may stay).
+    presence.<id>           each process's presence counts for the conversation (consumers/presence.py).
     generation_group(id)    the conversation's running reply, in whichever process runs it
                             (streaming.py): GENERATION_STOP, GENERATION_SNAPSHOT.
     session_group(key)      every socket of one login session: SESSION_ENDED (it logged out).
@@ -41,9 +42,6 @@ DELETED = "chat.deleted"
 ACCESS_CHANGED = "access.changed"
 SERVER_RESTARTING = "server.restarting"  # to one socket's own channel: this process is shutting down
 SESSION_ENDED = "session.ended"  # to a session's sockets: it logged out
-PRESENCE_JOIN = "presence.join"
-PRESENCE_HERE = "presence.here"
-PRESENCE_LEAVE = "presence.leave"
 
 # To a conversation's running generation, and its answer to the socket that asked.
 GENERATION_STOP = "generation.stop"

@@ -6,6 +6,7 @@ import pytest
 from channels.layers import channel_layers
 
 from conversations import llm, streaming
+from conversations.consumers import presence
 from conversations.models import Conversation, ModelConfig, Provider
 from tests import factories
 from tests.fake_openai import FakeOpenAI
@@ -47,6 +48,7 @@ async def finish_replies():
     await disconnect_open_sockets()
     await streaming.wait_for_replies(timeout=10)
     streaming.upkeep.forget()
+    presence.forget()
     await llm.close_shared_client()
     # A server has one event loop; each test has its own. channels-redis keeps connections
     # bound to the loop that made them, so every test closes them and starts a fresh layer.

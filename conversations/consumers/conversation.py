@@ -19,6 +19,7 @@ from .. import clients, events, permissions, realtime, streaming, throttle
 from ..exceptions import ChatError
 from ..permissions import Action, Role
 from ..streaming import upkeep
+from . import presence
 from .presence import Presence
 from .replies import ReplyRelay
 
@@ -110,7 +111,7 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
         upkeep.socket_opened(self)
         await self._catch_up()
         await self._ask_for_snapshot()
-        await self._presence(realtime.PRESENCE_JOIN)
+        await presence.join(self)
 
     requires_login = True
 
@@ -173,18 +174,17 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
 
     async def _leave(self) -> None:
         upkeep.socket_closed(self)
-        for task in (getattr(self, "presence_task", None), *self.relay_tasks()):
-            if task is not None:
-                task.cancel()
+        for task in self.relay_tasks():
+            task.cancel()
         if getattr(self, "group", None):
             groups = self.groups_to_join()
-            group, self.group = self.group, None
+            self.group = None
+            await presence.leave(self)
             for joined in groups:
                 try:
                     await self.channel_layer.group_discard(joined, self.channel_name)
                 except Exception:  # the layer is down: Redis forgets the subscription with the connection
                     log.debug("Leaving %s failed", joined, exc_info=True)
-            await realtime.send_to_group(group, {"type": realtime.PRESENCE_LEAVE, "channel": self.channel_name})
 
     async def close_for_restart(self) -> None:
         """This process is shutting down: the page reconnects (to another process) and catches up.

@@ -16,6 +16,7 @@ class PublicLinkConsumer(ConversationConsumer):
     """A socket opened from a live public link (/s/<token>/): watches, never writes."""
 
     requires_login = False
+    sees_names = False  # a link's visitors see how many others are here, not who
 
     async def current_role(self) -> Role:
         token = self.scope["url_route"]["kwargs"]["token"]
