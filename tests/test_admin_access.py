@@ -48,6 +48,7 @@ from conversations.models import (
     SiteSettings,
     TeamMembership,
 )
+from conversations.rendering import render_markdown
 from tests.factories import make_conversation, make_message, make_share, make_superuser, make_team, make_user
 from tests.helpers import admin_form, listed, login, page
 
@@ -442,6 +443,23 @@ def test_staff_add_a_preset_for_everyone_or_for_themselves_only(world):
     response = client.post(f"{ADMIN}/preset/add/", admin_form(client.get(f"{ADMIN}/preset/add/"), name="Mine", owner=sam.pk))
     assert response.status_code == 302
     assert Preset.objects.get(name="Mine").owner == sam
+
+
+@pytest.mark.parametrize("account", ACCOUNTS)
+def test_a_messages_html_is_rendered_from_its_content_never_taken_from_a_form(world, account):
+    reply = make_message(conversation=world.conversation("own"), role=Message.Role.ASSISTANT, content="Old")
+    client = login(world.account(account))
+    change_form = client.get(change_page("message", reply))
+    assert 'name="html"' not in page(change_form)
+    if account == "superuser":
+        content = "**Bold** and <script>alert(1)</script>"
+        form = admin_form(change_form, content=content, html="<script>alert(2)</script>")
+        assert client.post(change_page("message", reply), form).status_code == 302
+        reply.refresh_from_db()
+        assert (reply.content, reply.html) == (content, render_markdown(content))
+        added = admin_form(client.get(f"{ADMIN}/message/add/"), **additions(world, "message")[0], html="<b>raw</b>")
+        assert client.post(f"{ADMIN}/message/add/", added).status_code == 302
+        assert Message.objects.get(content="Added").html == render_markdown("Added")
 
 
 @pytest.mark.parametrize(("role", "shown"), [(Share.Role.VIEWER, False), (Share.Role.COLLABORATOR, True)])

@@ -2,14 +2,15 @@
 
 Staff who are not superusers see only the conversations the site would show them, and their messages,
 read-only (access.py); a conversation's own settings (its system prompt and temperature) only where they
-may write, as the site shows its Settings panel.
+may write, as the site shows its Settings panel. A message's html is never edited: it is rendered from
+the content whenever a superuser saves one.
 """
 
 from django.contrib import admin
 from django.db.models import Count
 from django.utils.translation import gettext_lazy as _
 
-from .. import permissions
+from .. import permissions, services
 from ..models import Conversation, Message
 from .access import ReadOnlyUnlessSuperuser, visible_in_admin
 
@@ -61,7 +62,12 @@ class MessageAdmin(ReadOnlyUnlessSuperuser, admin.ModelAdmin):
     date_hierarchy = "created"
     list_select_related = ["conversation", "author"]
     raw_id_fields = ["conversation", "author"]
-    readonly_fields = ["created", "updated"]
+    # html is derived from the content (and shown unescaped on the conversation's page): never a form field.
+    readonly_fields = ["html", "created", "updated"]
 
     def get_queryset(self, request):
         return visible_in_admin(request, super().get_queryset(request), "conversation__")
+
+    def save_model(self, request, obj, form, change):
+        obj.html = services.conversations.stored_html(role=obj.role, content=obj.content)
+        super().save_model(request, obj, form, change)
