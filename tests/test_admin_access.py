@@ -488,6 +488,15 @@ def test_lookup_popups_list_only_what_staff_may_see(world, model):
     assert str(hidden) not in page(response)
 
 
+def test_staff_without_the_permission_cannot_make_the_site_settings(make_user, settings):
+    settings.STATIC_ROOT = None
+    nina = login(make_user("nina", is_staff=True))
+    assert nina.get(f"{ADMIN}/sitesettings/").status_code == 403
+    assert nina.get(f"{ADMIN}/sitesettings/add/").status_code == 403
+    assert nina.post(f"{ADMIN}/sitesettings/add/", {"public_links_enabled": ""}).status_code == 403
+    assert not SiteSettings.objects.exists()
+
+
 def test_limits_name_every_team(world):
     # Team names are configuration (who a model is open to, who a cap applies to): staff who manage
     # limits pick any team, though the team list shows them only their own teams and members.

@@ -7,6 +7,7 @@ follow the permissions given.
 """
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.utils.translation import gettext_lazy as _
 
@@ -55,12 +56,14 @@ class SiteSettingsAdmin(admin.ModelAdmin):
     list_display = ["__str__", "public_links_enabled"]
 
     def has_add_permission(self, request) -> bool:
-        return not SiteSettings.objects.exists()
+        return super().has_add_permission(request) and not SiteSettings.objects.exists()
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
     def changelist_view(self, request, extra_context=None):
-        # One row: go straight to it.
+        # One row: go straight to it (made with its defaults, which change nothing, for those who may see it).
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
         settings_row = SiteSettings.objects.get_or_create(pk=1)[0]
         return redirect("admin:conversations_sitesettings_change", settings_row.pk)
