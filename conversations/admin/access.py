@@ -15,8 +15,8 @@ Why read-only rather than the site's rules again: every one of those rows grants
 a conversation, and the site already offers each change a person may make (the Share dialog, the
 team page, the conversation's own page), through services that check it: teammates only, team
 owners only, the owner only. Admin forms that allowed the same would be a second copy of those
-rules, to be kept in step with each change to them (teams by consent, say); read-only has nothing
-to keep in step. Superusers keep every power, and are the ones who repair data here.
+rules, to be kept in step with each change to them (to who may join a team, say); read-only has
+nothing to keep in step. Superusers keep every power, and are the ones who repair data here.
 """
 
 from ..permissions import Action, conversations_allowing

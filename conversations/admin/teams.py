@@ -1,8 +1,8 @@
 """The admin for teams and their members.
 
 Staff who are not superusers see the teams they are in, with their members, as the team page does,
-read-only (access.py): people join a team by its owner's hand on the team page, never by an admin
-adding themselves.
+read-only (access.py): people join a team on the team page, by its rules, never by an admin adding
+themselves.
 """
 
 from django.contrib import admin
