@@ -59,6 +59,16 @@ def check(role: Role, action: Action) -> None:
         raise Forbidden(FORBIDDEN_MESSAGES.get(action))
 
 
+def conversations_allowing(user, action: Action):
+    """The conversations where this person's role allows `action`: the table above as a queryset."""
+    required = REQUIRED_ROLE[action]
+    if required == Role.OWNER:
+        return Conversation.objects.visible_to(user).filter(owner=user)
+    if required == Role.COLLABORATOR:
+        return Conversation.objects.writable_by(user)
+    return Conversation.objects.visible_to(user)
+
+
 def role_of(user, conversation: Conversation) -> Role:
     """This person's role in the conversation. No query when it came from Conversation.objects.with_access(user)."""
     if not user.is_authenticated:

@@ -1,6 +1,7 @@
 """What the test files share besides fixtures and objects: HTTP (a logged-in client, a page's text, its
-flash messages, pickers and sidebar, admin changelists), the admin's provider and model forms, and
-websockets to the real ASGI application (open, send, receive, read the reply).
+flash messages, pickers and sidebar, admin changelists), any admin form as a browser posts it, the
+admin's provider and model forms, and websockets to the real ASGI application (open, send, receive,
+read the reply).
 
 Fixtures are in tests/conftest.py, the objects tests need in tests/factories.py. Nothing here imports
 the app at module level, so tests/e2e/live.py, which bench/ imports without Django set up, can use it.
@@ -10,6 +11,7 @@ import html as htmllib
 import json
 import re
 import socket
+from html.parser import HTMLParser
 
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -75,6 +77,77 @@ def listed(response) -> list:
     """The rows of an admin changelist."""
     assert response.status_code == 200
     return list(response.context["cl"].result_list)
+
+
+# --- any admin form, as a browser submits it ----------------------------------------------------
+
+
+class _FormFields(HTMLParser):
+    """The fields of the admin's object form (<form id="<model>_form">) and what a browser sends for each."""
+
+    def __init__(self):
+        super().__init__()
+        self.fields: list[tuple[str, str]] = []
+        self._in_form = False
+        self._select: dict | None = None  # name, options (value, selected), multiple
+        self._textarea: str | None = None
+        self._text = ""
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "form":
+            self._in_form = (attributes.get("id") or "").endswith("_form")
+        if not self._in_form or "disabled" in attributes:
+            return
+        name = attributes.get("name")
+        if tag == "input" and name:
+            kind = attributes.get("type", "text")
+            if kind in ("checkbox", "radio") and "checked" not in attributes:
+                return
+            if kind not in ("submit", "button", "reset", "image", "file"):
+                default = "on" if kind in ("checkbox", "radio") else ""
+                self.fields.append((name, attributes.get("value") or default))
+        elif tag == "select" and name:
+            self._select = {"name": name, "options": [], "multiple": "multiple" in attributes}
+        elif tag == "option" and self._select is not None:
+            self._select["options"].append((attributes.get("value", ""), "selected" in attributes))
+        elif tag == "textarea" and name:
+            self._textarea, self._text = name, ""
+
+    def handle_data(self, data):
+        if self._textarea is not None:
+            self._text += data
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._in_form = False
+        elif tag == "select" and self._select is not None:
+            options = self._select["options"]
+            chosen = [value for value, selected in options if selected]
+            if not chosen and options and not self._select["multiple"]:
+                chosen = [options[0][0]]  # a single select sends its first option when none is selected
+            self.fields += [(self._select["name"], value) for value in chosen]
+            self._select = None
+        elif tag == "textarea" and self._textarea is not None:
+            # Browsers drop the newline that starts a textarea's content (Django's widget writes one).
+            self.fields.append((self._textarea, self._text.removeprefix("\n")))
+            self._textarea = None
+
+
+def admin_form(response, **changes) -> dict:
+    """What a browser would POST from this admin add or change page: every field as shown (inlines' and
+    management forms included), then `changes` (a change to None leaves that field out, as an unticked box)."""
+    assert response.status_code == 200
+    parser = _FormFields()
+    parser.feed(page(response))
+    data: dict[str, str | list[str]] = {}
+    for name, value in parser.fields:
+        if name not in data:
+            data[name] = value
+        else:  # a multiple select: every chosen value
+            data[name] = [*data[name], value] if isinstance(data[name], list) else [data[name], value]
+    data.update(changes)
+    return {name: value for name, value in data.items() if value is not None}
 
 
 # --- the admin's provider and model forms -------------------------------------------------------

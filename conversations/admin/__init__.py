@@ -1,7 +1,8 @@
 """The Django admin, one module per subdomain; importing this package registers every ModelAdmin.
 
+    access.py     what staff who are not superusers may do here (the policy, visible_in_admin, read-only)
     providers.py  providers (Test connection, Import models, write-only keys) and model configs
-    chat.py       conversations and messages (visible_in_admin: what non-superuser staff may see)
+    chat.py       conversations and messages (a message's html rendered from its content, never edited)
     teams.py      teams and their members
     sharing.py    shares, public links, site settings
     presets.py    presets

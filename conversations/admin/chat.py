@@ -1,9 +1,18 @@
-"""The admin for conversations and messages. Staff who are not superusers see only what the site would show them."""
+"""The admin for conversations and messages.
+
+Staff who are not superusers see only the conversations the site would show them, and their messages,
+read-only (access.py); a conversation's own settings (its system prompt and temperature) only where they
+may write, as the site shows its Settings panel. A message's html is never edited: it is rendered from
+the content whenever a superuser saves one.
+"""
 
 from django.contrib import admin
 from django.db.models import Count
+from django.utils.translation import gettext_lazy as _
 
+from .. import permissions, services
 from ..models import Conversation, Message
+from .access import ReadOnlyUnlessSuperuser, visible_in_admin
 
 
 class MessageInline(admin.TabularInline):
@@ -19,7 +28,7 @@ class MessageInline(admin.TabularInline):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(ReadOnlyUnlessSuperuser, admin.ModelAdmin):
     list_display = ["__str__", "owner", "model_config", "message_count", "updated", "created"]
     list_filter = ["model_config", "updated"]
     search_fields = ["title", "owner__username", "owner__email"]
@@ -30,31 +39,35 @@ class ConversationAdmin(admin.ModelAdmin):
     inlines = [MessageInline]
 
     def get_queryset(self, request):
-        # Staff who are not superusers see only what the site would show them.
         return visible_in_admin(request, super().get_queryset(request)).annotate(message_count=Count("messages"))
 
-    @admin.display(description="Messages", ordering="message_count")
+    def get_exclude(self, request, obj=None):
+        # A viewer has no Settings panel on the site, so no system prompt here either.
+        if obj is not None and not request.user.is_superuser:
+            role = permissions.role_of(request.user, obj)
+            if not permissions.allows(role, permissions.Action.SEND):
+                return ["temperature", "system_prompt"]
+        return super().get_exclude(request, obj)
+
+    @admin.display(description=_("Messages"), ordering="message_count")
     def message_count(self, obj) -> int:
         return obj.message_count
 
 
-def visible_in_admin(request, queryset, path: str = ""):
-    """Everything for a superuser; for other staff, only rows of conversations they may see."""
-    if request.user.is_superuser:
-        return queryset
-    visible = Conversation.objects.visible_to(request.user).values("pk")
-    return queryset.filter(**{f"{path}pk__in" if path else "pk__in": visible})
-
-
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ReadOnlyUnlessSuperuser, admin.ModelAdmin):
     list_display = ["id", "conversation", "role", "status", "author", "model_name", "completion_tokens", "created"]
     list_filter = ["role", "status", "finish_reason", "created"]
     search_fields = ["content", "conversation__title", "author__username"]
     date_hierarchy = "created"
     list_select_related = ["conversation", "author"]
     raw_id_fields = ["conversation", "author"]
-    readonly_fields = ["created", "updated"]
+    # html is derived from the content (and shown unescaped on the conversation's page): never a form field.
+    readonly_fields = ["html", "created", "updated"]
 
     def get_queryset(self, request):
         return visible_in_admin(request, super().get_queryset(request), "conversation__")
+
+    def save_model(self, request, obj, form, change):
+        obj.html = services.conversations.stored_html(role=obj.role, content=obj.content)
+        super().save_model(request, obj, form, change)

@@ -1,7 +1,17 @@
-"""The admin for presets: shared ones (no owner, offered to everyone) and people's own."""
+"""The admin for presets: shared ones (no owner, offered to everyone) and people's own.
 
+Staff who are not superusers see the shared presets and their own, as the Presets page shows them,
+never another person's (a personal preset is a private system prompt). They manage those with the
+permissions they were given: shared presets are configuration, like the models they start from. A
+preset they add or change is for everyone or for themselves: the owner field offers no one else, so
+no one finds a preset planted in their list.
+"""
+
+from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.db.models import F
+from django.utils.translation import gettext_lazy as _
 
 from ..models import Preset
 
@@ -32,6 +42,17 @@ class PresetAdmin(admin.ModelAdmin):
     ordering = [F("owner__username").asc(nulls_first=True), "name"]
     fields = ["name", "owner", "model_config", "temperature", "system_prompt", "created"]
     readonly_fields = ["created"]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return queryset if request.user.is_superuser else queryset.available_to(request.user)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "owner" and not request.user.is_superuser:
+            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
+            kwargs["widget"] = forms.Select  # not the raw-id field: its lookup would list every person
+            kwargs["empty_label"] = _("Everyone (shared)")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="For", ordering="owner__username")
     def for_whom(self, obj: Preset) -> str:

@@ -141,7 +141,9 @@ class LimitAdmin(admin.ModelAdmin):
     list_display = ["__str__", "daily_tokens", "monthly_tokens", "requests_per_minute"]
     list_select_related = ["user", "team"]
     search_fields = ["user__username", "team__name"]
-    autocomplete_fields = ["user", "team"]
+    # Teams in a plain list: the team autocomplete searches the team admin, which shows staff who are not
+    # superusers only their own teams. Team names are configuration here, as in a model's allowed teams.
+    autocomplete_fields = ["user"]
     fieldsets = [
         (
             "Who",

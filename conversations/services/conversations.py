@@ -1,4 +1,5 @@
-"""Writes to conversations: create, rename, delete, their own settings, and copying one ("Continue in my own chat")."""
+"""Writes to conversations: create, rename, delete, their own settings, copying one ("Continue in my own chat"),
+and the html a message keeps (rendered from its content, whoever saves it)."""
 
 from django.db import transaction
 
@@ -13,6 +14,12 @@ TITLE_LENGTH = 60
 def title_from(content: str) -> str:
     words = " ".join(content.split())
     return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def stored_html(*, role: str, content: str) -> str:
+    """What Message.html keeps for a message: a reply's Markdown rendered and sanitised; nothing for a
+    person's own words, which pages escape as they show them (selectors.conversations.message_html)."""
+    return render_markdown(content) if role == Message.Role.ASSISTANT else ""
 
 
 @transaction.atomic
@@ -93,7 +100,7 @@ def conversation_copy(*, owner, title: str, rows: list[dict]) -> Conversation:
                 conversation=conversation,
                 role=row["role"],
                 content=row["content"],
-                html=render_markdown(row["content"]) if assistant else "",
+                html=stored_html(role=row["role"], content=row["content"]),
                 author=None if assistant else owner,
             )
         )
