@@ -328,6 +328,11 @@ def base_env(database_url: str, upstream_url: str, redis_url: str | None, channe
         OPENAI_BASE_URL=upstream_url,
         OPENAI_MODEL=MODEL,
         PYTHONUNBUFFERED="1",
+        # Every simulated person connects from 127.0.0.1: limits per address are off, and a person's
+        # sends are one per reply.
+        CHAT_SOCKETS_PER_ADDRESS="0",
+        CHAT_CONNECTS_PER_MINUTE="0",
+        CHAT_SENDS_PER_MINUTE="0",
     )
     if redis_url:
         env["REDIS_URL"] = redis_url
