@@ -10,6 +10,7 @@ import pytest
 from conversations.llm import INCOMPLETE, Chunk, ModelSpec, UpstreamError, Usage, stream_reply
 from conversations.llm.client import shared_client
 from conversations.llm.demo import reply_text
+from conversations.llm.errors import scrub
 from tests.factories import TEST_KEY, TEST_OPTIONS, spec_for
 from tests.fake_openai import DONE, DROP, Script, answer, chunk, error, reply, sse, usage_chunk
 from tests.helpers import free_port
@@ -689,6 +690,33 @@ async def test_other_key_shaped_strings_in_an_error_are_scrubbed(upstream):
 
     assert "sk-proj-AbCdEf0123456789" not in raised.message
     assert "is not valid for this organisation." in raised.message
+
+
+PARTIAL_KEY = "Zq8rT2mK9vX4pL7nB3wY6hJ1cF5dG0sE"  # 32 characters, like an Azure key: no sk- to spot it by
+
+
+async def test_part_of_the_key_echoed_in_an_error_is_scrubbed(upstream):
+    upstream.push(error(401, f"Access denied: the key starting {PARTIAL_KEY[:24]} is not valid."))
+
+    _, raised = await collect_until_error(spec_for(upstream, api_key=PARTIAL_KEY))
+
+    assert raised.message.endswith("(401): Access denied: the key starting [key] is not valid.")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (f"key {PARTIAL_KEY[4:28]}.", "key [key]."),
+        (f"ends {PARTIAL_KEY[-8:]}, starts {PARTIAL_KEY[:8]}", "ends [key], starts [key]"),
+        (f"glued{PARTIAL_KEY[3:13]}{PARTIAL_KEY[20:30]}x", "glued[key]x"),  # two runs touching: one stretch
+        (f"seven {PARTIAL_KEY[5:12]} stay", f"seven {PARTIAL_KEY[5:12]} stay"),  # too few to tell anything
+        ("nothing of it here", "nothing of it here"),
+        (f"and sk-other-AbCdEf012345 {PARTIAL_KEY}", "and sk-… [key]"),
+    ],
+    ids=["24-of-32", "both-ends", "touching-runs", "seven", "none", "key-shaped"],
+)
+def test_scrub_takes_out_every_run_of_eight_characters_of_the_key(text, shown):
+    assert scrub(text, spec_for(api_key=PARTIAL_KEY)) == shown
 
 
 # --- closing early -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ work: this module only maps what it is given.
 """
 
 import email.utils
+import functools
 import json
 import math
 import re
@@ -137,10 +138,53 @@ def api_error_message(payload, spec: ModelSpec) -> str:
 
 
 def scrub(text: str, spec: ModelSpec) -> str:
-    """Take API keys out of a message before it can reach a page or a log."""
-    if spec.api_key and len(spec.api_key) >= 6:
-        text = text.replace(spec.api_key, "[key]")
+    """Take API keys out of a message before it can reach a page or a log.
+
+    Not only the whole key: any run of KEY_RUN or more of its consecutive characters (a server that
+    echoes 24 of 32 leaves 8 to guess), and anything shaped like a key (`sk-…`), whoever's it is.
+    """
+    key = spec.api_key
+    if len(key) >= KEY_RUN:
+        text = _without_key_runs(text, key)
+    elif len(key) >= 6:
+        text = text.replace(key, "[key]")
     return SECRET_PATTERN.sub(lambda match: match.group(1) + "…", text)
+
+
+KEY_RUN = 8  # characters: fewer say too little about a random key to matter, and match ordinary words more often
+
+
+def _without_key_runs(text: str, key: str) -> str:
+    """`text` with every stretch made of key-windows (KEY_RUN consecutive characters of `key`) as "[key]".
+
+    Linear in the text: a regular expression finds the stretches made only of the key's characters
+    (in prose, the longer words), and only those are looked at, window by window, against a set.
+    """
+    windows, candidates = _key_windows(key)
+    pieces, done = [], 0
+    for match in candidates.finditer(text):
+        start = end = -1
+        for index in range(match.start(), match.end() - KEY_RUN + 1):
+            if text[index : index + KEY_RUN] not in windows:
+                continue
+            if index > end:  # not touching the stretch before: that one is complete
+                if end > 0:
+                    pieces += [text[done:start], "[key]"]
+                    done = end
+                start = index
+            end = index + KEY_RUN
+        if end > 0:
+            pieces += [text[done:start], "[key]"]
+            done = end
+    return "".join([*pieces, text[done:]]) if pieces else text
+
+
+@functools.lru_cache(maxsize=64)
+def _key_windows(key: str) -> tuple[frozenset[str], re.Pattern]:
+    """The key's windows of KEY_RUN characters, and a pattern for runs of at least KEY_RUN of its characters."""
+    windows = frozenset(key[index : index + KEY_RUN] for index in range(len(key) - KEY_RUN + 1))
+    characters = "".join(re.escape(character) for character in sorted(set(key)))
+    return windows, re.compile(f"[{characters}]{{{KEY_RUN},}}")
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:
