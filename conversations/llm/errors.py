@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -55,7 +56,13 @@ EXCERPT_CHARS = 200
 
 
 def error_from_status(status: int, headers: httpx.Headers, body: bytes, spec: ModelSpec) -> UpstreamError:
-    """The error for a response that is not a 200: its status, the server's Retry-After and the start of its body."""
+    """The error for a response that is not a 200: its status, the server's Retry-After and the start of its body.
+
+    The body is shown as the server's own words (the API's error message, or plain text), never as a
+    page: markup says only what it was, so a page the server had no business sending is not displayed.
+    """
+    if 300 <= status < 400:
+        return redirect_error(status, headers, spec)
     code, summary = STATUS_ERRORS.get(
         status, ("server_error", "The model server failed") if status >= 500 else ("bad_request", "The model server refused")
     )
@@ -65,7 +72,11 @@ def error_from_status(status: int, headers: httpx.Headers, body: bytes, spec: Mo
         detail = api_error_message(payload, spec)
         api_code = api_error_code(payload)
     except ValueError:
-        detail = scrub(body.decode("utf-8", "replace").strip()[:300], spec)
+        content_type = headers.get("content-type", "")
+        if is_markup(body, content_type):
+            detail = f"an HTML page ({media_type(content_type, spec)}), not shown"
+        else:
+            detail = scrub(body.decode("utf-8", "replace").strip()[:300], spec)
     if status in (400, 413, 422) and context_too_long(api_code, detail):
         return context_length_error(status, detail, spec)
     if status == 429 and api_code == "insufficient_quota":
@@ -79,18 +90,51 @@ def error_from_status(status: int, headers: httpx.Headers, body: bytes, spec: Mo
     return UpstreamError(code, message, status=status, retry_after=retry_after)
 
 
+def redirect_error(status: int, headers: httpx.Headers, spec: ModelSpec) -> UpstreamError:
+    """A redirect, which is never followed: it could lead anywhere, an internal address included.
+
+    Where it points is shown without its query (which may hold a token), as often it is the right
+    base URL (http:// to https://, a moved API root).
+    """
+    location = urlsplit(headers.get("location", "").strip())
+    where = urlunsplit((location.scheme, location.netloc, location.path, "", ""))
+    where = scrub(where[:200], spec) or "another address"
+    return UpstreamError(
+        "redirected",
+        f"The model server redirected the request ({status}) to {where}; redirects are not followed. "
+        "If that is where the server is, make it the base URL.",
+        status=status,
+    )
+
+
 def not_a_reply_error(kind: str, body: bytes, content_type: str, spec: ModelSpec) -> UpstreamError:
-    """A 200 whose body is no reply: what it was (a key of NOT_A_REPLY), its Content-Type and how the body starts."""
-    media_type = scrub(content_type.split(";")[0].strip()[:100], spec) or "no Content-Type"
-    message = f"{NOT_A_REPLY[kind]} ({media_type})"
+    """A 200 whose body is no reply: what it was (a key of NOT_A_REPLY), its Content-Type and how the body
+    starts, unless it is a page (see error_from_status)."""
+    message = f"{NOT_A_REPLY[kind]} ({media_type(content_type, spec)})"
+    if kind == "html" or is_markup(body, content_type):
+        return UpstreamError("bad_response", f"{message}; the page is not shown.")
     excerpt = body_excerpt(body, spec)
     return UpstreamError("bad_response", f"{message}: {excerpt}" if excerpt else f"{message}.")
 
 
+def is_markup(body: bytes, content_type: str) -> bool:
+    """Whether a body is a page (HTML, XML) rather than words: by its Content-Type or its first character."""
+    declared = content_type.lower()
+    return "html" in declared or "xml" in declared or body.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"<")
+
+
+def media_type(content_type: str, spec: ModelSpec) -> str:
+    """A Content-Type as shown in a message: its media type only, or "no Content-Type"."""
+    return scrub(content_type.split(";")[0].strip()[:100], spec) or "no Content-Type"
+
+
 def body_excerpt(body: bytes, spec: ModelSpec, limit: int = EXCERPT_CHARS) -> str:
     """How a body starts, as one line a person can read: whitespace collapsed, keys scrubbed, about `limit` characters."""
-    text = scrub(" ".join(body.decode("utf-8", "replace").removeprefix("\ufeff").split()), spec)
-    return text if len(text) <= limit else text[:limit].rstrip() + "…"
+    text = " ".join(body.decode("utf-8", "replace").removeprefix("\ufeff").split())
+    # Cut before scrubbing (a body may be 64 KB), with room for keys shrinking to "[key]". A key cut in two
+    # leaves either a run scrub sees or fewer than KEY_RUN of its characters, which scrub would leave anyway.
+    shown = scrub(text[: 2 * limit], spec)
+    return shown if len(text) <= 2 * limit and len(shown) <= limit else shown[:limit].rstrip() + "…"
 
 
 def context_too_long(api_code: str, detail: str) -> bool:
