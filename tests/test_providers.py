@@ -52,6 +52,10 @@ def raw_key(provider: Provider) -> str:
         return cursor.fetchone()[0]
 
 
+def key_fragments(key: str) -> list[str]:
+    return [key, key[3:-4], key[:12], key[-12:]]
+
+
 def stored_spec(upstream, kind: str, model: str = "fake-model", **provider_fields):
     """A provider and model saved and read back, as a reply would see them."""
     config = make_model_config(provider=make_provider(upstream=upstream, kind=kind, **provider_fields), model=model)
@@ -256,6 +260,25 @@ def test_a_key_saved_before_encryption_still_reads_and_the_migration_encrypts_it
     assert Provider.objects.get(pk=provider.pk).api_key == TEST_KEY
 
 
+@pytest.mark.parametrize("format", ["json", "xml", "jsonl"])
+def test_dumpdata_writes_the_key_encrypted_and_loaddata_reads_it_back(upstream, tmp_path, format):
+    make_provider(upstream=upstream, kind="openai")
+    dumped = io.StringIO()
+    call_command("dumpdata", "conversations.provider", format=format, stdout=dumped)
+    for fragment in key_fragments(TEST_KEY):
+        assert fragment not in dumped.getvalue()
+    assert encryption.PREFIX in dumped.getvalue()
+
+    Provider.objects.all().delete()
+    fixture = tmp_path / f"providers.{format}"
+    fixture.write_text(dumped.getvalue())
+    call_command("loaddata", str(fixture), verbosity=0)
+
+    provider = Provider.objects.get()
+    assert provider.api_key == TEST_KEY
+    assert encryption.decrypt(raw_key(provider)) == TEST_KEY  # encrypted once, not the dump's ciphertext again
+
+
 def test_rotate_provider_keys_re_encrypts_every_key_with_the_first_key(settings, upstream):
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     use_keys(settings, [old])
@@ -301,10 +324,6 @@ def test_rotate_provider_keys_without_the_old_key_fails_and_changes_nothing(sett
 
 
 # --- the key on admin pages ------------------------------------------------------------------------
-
-
-def key_fragments(key: str) -> list[str]:
-    return [key, key[3:-4], key[:12], key[-12:]]
 
 
 def test_the_key_appears_on_no_admin_page(admin_client, upstream):
