@@ -103,6 +103,10 @@ def provider_form(provider=None, **changes) -> dict:
             name=provider.name,
             kind=provider.kind,
             base_url=provider.base_url,
+            api_version=provider.api_version,
+            organization=provider.organization,
+            project=provider.project,
+            extra_headers=json.dumps(provider.extra_headers),
             connect_timeout=provider.connect_timeout,
             timeout=provider.timeout,
         )

@@ -20,7 +20,7 @@ from conversations.llm.checks import check_connection
 from conversations.models import ModelConfig, Provider
 from conversations.selectors.providers import model_spec, provider_probe_spec
 from conversations.services.providers import provider_sync_from_env
-from tests.factories import TEST_KEY, make_model_config, make_provider
+from tests.factories import TEST_KEY, UNREACHABLE_URL, make_model_config, make_provider
 from tests.fake_openai import error
 from tests.helpers import MODELS, PROVIDERS, add_provider_errors, provider_form
 
@@ -581,6 +581,97 @@ def test_import_models_is_offered_only_to_staff_who_may_add_models(client, make_
     staff.user_permissions.add(Permission.objects.get(codename="add_modelconfig"))
     actions = dict(client.get(PROVIDERS).context["action_form"].fields["action"].choices)
     assert "import_models" in actions
+
+
+# --- the key goes only where it was entered for ----------------------------------------------------
+
+
+def change_provider(admin_client, provider: Provider, **changes) -> dict:
+    """POST the provider's change form with `changes`: its errors by field, empty when it was saved."""
+    response = admin_client.post(f"{PROVIDERS}{provider.pk}/change/", provider_form(provider, **changes))
+    if response.status_code == 302:
+        return {}
+    return {field: list(messages) for field, messages in response.context["adminform"].form.errors.items()}
+
+
+def press_test_connection(admin_client, provider: Provider, **posted) -> None:
+    """The change page's Test connection button, with whatever else a browser might post along."""
+    response = admin_client.post(f"{PROVIDERS}{provider.pk}/test-connection/", posted, follow=True)
+    assert response.status_code == 200
+
+
+KEY_AGAIN = "Enter the API key again: the base URL, type or extra headers changed"
+
+
+def test_moving_a_provider_without_its_key_is_refused_and_the_key_never_reaches_the_new_server(admin_client, upstream):
+    # The attack: point a provider whose key you cannot read at your own server, then test it.
+    provider = make_provider(upstream=upstream, base_url=UNREACHABLE_URL, connect_timeout=1)
+    make_model_config(provider=provider)
+
+    errors = change_provider(admin_client, provider, base_url=upstream.base_url)
+    press_test_connection(admin_client, provider, base_url=upstream.base_url)
+    run_action(admin_client, "test_connection", provider)
+    run_action(admin_client, "import_models", provider)
+
+    assert [request for request in upstream.requests if TEST_KEY in str(request.headers)] == []
+    assert upstream.requests == []
+    assert KEY_AGAIN in " ".join(errors.get("api_key", []))
+    provider.refresh_from_db()
+    assert (provider.base_url, provider.api_key) == (UNREACHABLE_URL, TEST_KEY)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"base_url": "https://elsewhere.example.com/v1"},
+        {"base_url": "https://api.example.com/other/v1"},  # a gateway's path can name another account
+        {"base_url": "http://api.example.com/v1"},
+        {"kind": "azure", "base_url": "https://api.example.com", "api_version": "2024-10-21"},
+        {"extra_headers": '{"Helicone-Target-URL": "https://elsewhere.example.com"}'},
+    ],
+    ids=["host", "path", "scheme", "type", "extra-headers"],
+)
+def test_a_new_destination_needs_the_key_again(admin_client, provider, changes):
+    errors = change_provider(admin_client, provider, **changes)
+    assert list(errors) == ["api_key"] and KEY_AGAIN in errors["api_key"][0], errors
+    provider.refresh_from_db()
+    assert (provider.base_url, provider.kind, provider.extra_headers) == ("https://api.example.com/v1", "openai_compatible", {})
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"base_url": "https://API.example.com/v1/"},  # the same address written differently
+        {"name": "Renamed", "timeout": "90", "connect_timeout": "3"},
+        {"organization": "org-1", "project": "proj-1"},
+    ],
+    ids=["same-address", "name-and-timeouts", "organization"],
+)
+def test_changes_that_keep_the_destination_keep_the_key(admin_client, provider, changes):
+    assert change_provider(admin_client, provider, **changes) == {}
+    provider.refresh_from_db()
+    assert provider.api_key == TEST_KEY
+
+
+def test_a_moved_provider_with_its_key_entered_again_sends_only_that_key(admin_client, upstream):
+    provider = make_provider(upstream=upstream, base_url=UNREACHABLE_URL)
+    make_model_config(provider=provider)
+
+    assert change_provider(admin_client, provider, base_url=upstream.base_url, api_key="sk-entered-again-0000AGAIN") == {}
+    press_test_connection(admin_client, provider)
+
+    assert [request.headers["authorization"] for request in upstream.requests] == ["Bearer sk-entered-again-0000AGAIN"] * 2
+
+
+def test_a_moved_provider_with_its_key_cleared_sends_none(admin_client, upstream):
+    provider = make_provider(upstream=upstream, base_url=UNREACHABLE_URL)
+    make_model_config(provider=provider)
+
+    assert change_provider(admin_client, provider, base_url=upstream.base_url, clear_api_key="on") == {}
+    press_test_connection(admin_client, provider)
+
+    assert len(upstream.requests) == 2
+    assert all("authorization" not in request.headers for request in upstream.requests)
 
 
 # --- the provider from the environment -------------------------------------------------------------
