@@ -21,7 +21,7 @@ from conversations.models import ModelConfig, Provider
 from conversations.selectors.providers import model_spec, provider_probe_spec
 from conversations.services.providers import provider_sync_from_env
 from tests.factories import TEST_KEY, UNREACHABLE_URL, make_model_config, make_provider
-from tests.fake_openai import error
+from tests.fake_openai import Script, answer, error
 from tests.helpers import MODELS, PROVIDERS, add_provider_errors, provider_form
 
 pytestmark = pytest.mark.django_db
@@ -332,7 +332,7 @@ def test_the_key_appears_on_no_admin_page(admin_client, upstream):
     # A key change through the admin writes the history entry the history page shows.
     response = admin_client.post(
         f"{PROVIDERS}{provider.pk}/change/",
-        provider_form(name=provider.name, kind="openai", base_url=provider.base_url, api_key=TEST_KEY + "2"),
+        provider_form(provider, api_key=TEST_KEY + "2"),
     )
     assert response.status_code == 302
     pages = [
@@ -674,6 +674,185 @@ def test_a_moved_provider_with_its_key_cleared_sends_none(admin_client, upstream
     assert all("authorization" not in request.headers for request in upstream.requests)
 
 
+# --- internal addresses ----------------------------------------------------------------------------
+
+REFUSED = "Refused to connect to the model server: "
+INTERNAL_NEEDS_SUPERUSER = "This provider may reach internal servers, which only a superuser may allow"
+
+
+@pytest.mark.parametrize(
+    ("host", "said"),
+    [
+        ("127.0.0.1:{port}", "127.0.0.1 is a loopback address"),
+        ("localhost:{port}", "localhost resolves to "),  # to 127.0.0.1 or ::1, whichever the system lists first
+        ("0.0.0.0:{port}", "0.0.0.0 is the unspecified address"),  # on Linux, connecting to it reaches this machine
+        ("2130706433:{port}", "2130706433 resolves to 127.0.0.1, a loopback address"),  # 127.0.0.1 as one number
+        ("[::ffff:127.0.0.1]:{port}", "::ffff:127.0.0.1 is a loopback address"),
+        ("[::1]", "::1 is a loopback address"),
+        ("169.254.169.254", "169.254.169.254 is a link-local address (where clouds serve instance metadata)"),
+        ("[fe80::1]", "fe80::1 is a link-local address"),
+        ("10.0.0.7", "10.0.0.7 is a private network address"),
+        ("172.16.5.4", "172.16.5.4 is a private network address"),
+        ("192.168.1.1", "192.168.1.1 is a private network address"),
+        ("[fc00::1]", "fc00::1 is a private network address"),
+        ("[fd12:3456::1]", "fd12:3456::1 is a private network address"),
+        ("100.64.0.1", "100.64.0.1 is a shared (carrier-grade NAT) address"),
+        ("224.0.0.1", "224.0.0.1 is a multicast address"),
+    ],
+)
+def test_test_connection_refuses_an_internal_address(admin_client, upstream, host, said):
+    base_url = f"http://{host.format(port=upstream.port)}/v1"
+    provider = make_provider(upstream=upstream, name="Inside", base_url=base_url, allow_internal=False, connect_timeout=1)
+    make_model_config(provider=provider)
+
+    _, [(level, text)] = run_action(admin_client, "test_connection", provider)
+
+    assert level == "error"
+    assert f"{REFUSED}{said}" in text, text
+    assert text.count(REFUSED) == 2  # the model list and the token: neither went out
+    assert "marked as an internal server" in text
+    assert upstream.requests == []
+
+
+def test_import_models_refuses_a_name_that_resolves_to_this_machine(admin_client, upstream):
+    provider = make_provider(upstream=upstream, name="Inside", base_url=f"http://localhost:{upstream.port}/v1",
+                             allow_internal=False)
+
+    _, [(level, text)] = run_action(admin_client, "import_models", provider)
+
+    assert level == "error"
+    assert text.startswith(f"Inside: listing the models failed: {REFUSED}localhost resolves to ")
+    assert upstream.requests == [] and not ModelConfig.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_reply_from_a_provider_not_allowed_inside_is_refused_before_it_is_sent(upstream):
+    spec = await database_sync_to_async(stored_spec)(upstream, "openai_compatible", allow_internal=False)
+
+    with pytest.raises(UpstreamError) as raised:
+        async for _ in stream_reply(spec, HISTORY):
+            pass
+
+    assert raised.value.code == "internal_address"
+    assert raised.value.message.startswith(f"{REFUSED}127.0.0.1 is a loopback address")
+    assert upstream.requests == []
+
+
+def test_test_connection_follows_no_redirect_and_says_where_it_pointed(admin_client, upstream):
+    inside = f"http://127.0.0.1:{upstream.port}/latest/meta-data"
+    upstream.push_models(Script([b""], status=302, headers={"location": inside}))
+    upstream.push(Script([b""], status=307, headers={"location": inside}))
+    provider = make_provider(upstream=upstream, name="Moved")
+    make_model_config(provider=provider)
+
+    _, [(level, text)] = run_action(admin_client, "test_connection", provider)
+
+    assert level == "error"
+    assert f"redirected the request (302) to {inside}; redirects are not followed" in text
+    assert f"redirected the request (307) to {inside}; redirects are not followed" in text
+    assert [request.path for request in upstream.requests] == ["/v1/models", "/v1/chat/completions"]
+
+
+def test_test_connection_describes_an_html_page_without_showing_it(admin_client, upstream):
+    page = b"<!doctype html><title>Router admin</title><form>password: <input name=pw value=hunter2></form>"
+    upstream.push_models(answer(page, content_type="text/html", status=403))
+    upstream.push(answer(page, content_type="text/html"))
+    provider = make_provider(upstream=upstream, name="Gateway")
+    make_model_config(provider=provider)
+
+    response, [(level, text)] = run_action(admin_client, "test_connection", provider)
+
+    assert level == "error"
+    assert "The model server refused access (403): an HTML page (text/html), not shown" in text
+    assert "instead of a stream (text/html); the page is not shown" in text
+    assert "<" not in text
+    for shown in ("Router admin", "hunter2"):
+        assert shown not in text and shown not in response.content.decode()
+
+
+def test_a_superuser_marks_a_provider_internal_and_test_connection_reaches_it(admin_client, upstream):
+    provider = make_provider(upstream=upstream, name="Ollama", allow_internal=False)
+    make_model_config(provider=provider)
+    assert "allow_internal" in admin_client.get(f"{PROVIDERS}{provider.pk}/change/").context["adminform"].form.fields
+
+    assert change_provider(admin_client, provider, allow_internal="on") == {}
+    _, [_saved, (level, text)] = run_action(admin_client, "test_connection", provider)
+
+    provider.refresh_from_db()
+    assert provider.allow_internal
+    assert level == "success", text
+    assert len(upstream.requests) == 2
+
+
+@pytest.fixture
+def staff_client(client, make_user):
+    """A staff member who may add, change and test providers, but is no superuser."""
+    staff = make_user("staff", is_staff=True)
+    codenames = ["view_provider", "add_provider", "change_provider", "view_modelconfig", "add_modelconfig"]
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(staff)
+    return client
+
+
+def test_staff_who_are_not_superusers_cannot_mark_a_provider_internal(staff_client, upstream):
+    provider = make_provider(upstream=upstream, name="Ollama", allow_internal=False)
+    page = staff_client.get(f"{PROVIDERS}{provider.pk}/change/")
+    assert "allow_internal" not in page.context["adminform"].form.fields
+    assert 'name="allow_internal"' not in page.content.decode()
+
+    assert change_provider(staff_client, provider, allow_internal="on") == {}
+    assert add_provider_errors(staff_client, name="Added", base_url=upstream.base_url, allow_internal="on") == {}
+
+    assert list(Provider.objects.order_by("name").values_list("name", "allow_internal")) == [
+        ("Added", False), ("Ollama", False)
+    ]
+    run_action(staff_client, "test_connection", provider)
+    assert upstream.requests == []
+
+
+def test_staff_who_are_not_superusers_cannot_move_an_internal_provider(staff_client, upstream):
+    provider = make_provider(upstream=upstream, name="Ollama")  # marked internal by a superuser
+
+    moved = change_provider(staff_client, provider, base_url="http://169.254.169.254/latest", api_key="sk-any-00000000")
+    renamed = change_provider(staff_client, provider, name="Ollama here")
+    run_action(staff_client, "test_connection", provider)  # staff may still test it where it is
+
+    assert INTERNAL_NEEDS_SUPERUSER in " ".join(moved["__all__"])
+    assert renamed == {}
+    provider.refresh_from_db()
+    assert (provider.name, provider.base_url, provider.api_key, provider.allow_internal) == (
+        "Ollama here", upstream.base_url, TEST_KEY, True
+    )
+    assert [request.path for request in upstream.requests] == ["/v1/models", "/v1/chat/completions"]
+
+
+def test_a_superuser_may_move_an_internal_provider_with_its_key(admin_client, upstream):
+    provider = make_provider(upstream=upstream, name="Ollama", base_url=UNREACHABLE_URL)
+    assert change_provider(admin_client, provider, base_url=upstream.base_url, api_key="sk-new-000000000NEW") == {}
+    provider.refresh_from_db()
+    assert (provider.base_url, provider.allow_internal) == (upstream.base_url, True)
+
+
+def test_the_migration_marks_providers_already_at_local_addresses_internal(upstream):
+    migration = importlib.import_module("conversations.migrations.0006_provider_allow_internal")
+    urls = {
+        "Ollama": "http://localhost:11434/v1",
+        "vLLM": "http://127.0.0.1:8000/v1",
+        "LAN": "http://192.168.1.20:8000/v1",
+        "IPv6": "http://[::1]:8080/v1",
+        "OpenAI": "https://api.openai.com/v1",
+        "By name": "http://vllm:8000/v1",  # not looked up: a superuser ticks it
+        "Metadata": "http://169.254.169.254/v1",
+    }
+    for name, base_url in urls.items():
+        make_provider(name=name, base_url=base_url, allow_internal=False)
+
+    historical = MigrationLoader(connection).project_state(("conversations", "0006_provider_allow_internal")).apps
+    migration.allow_servers_already_local(historical, None)
+
+    assert set(Provider.objects.filter(allow_internal=True).values_list("name", flat=True)) == {"Ollama", "vLLM", "LAN", "IPv6"}
+
+
 # --- the provider from the environment -------------------------------------------------------------
 
 
@@ -700,3 +879,16 @@ def test_provider_from_env_changes_type_with_the_base_url(settings):
     provider_sync_from_env()
     provider = Provider.objects.get(from_env=True)
     assert (provider.kind, provider.base_url, provider.api_key) == ("openai_compatible", "http://localhost:8000/v1", TEST_KEY)
+
+
+def test_provider_from_env_may_reach_a_server_on_this_machine(settings, admin_client, upstream):
+    # `OPENAI_BASE_URL=http://127.0.0.1:11434/v1 make run` for Ollama: whoever sets the environment runs the server.
+    settings.OPENAI_API_KEY, settings.OPENAI_MODEL = TEST_KEY, "fake-model"
+    settings.OPENAI_BASE_URL = f"http://localhost:{upstream.port}/v1"
+    provider = provider_sync_from_env().provider
+
+    _, [(level, text)] = run_action(admin_client, "test_connection", provider)
+
+    assert provider.allow_internal
+    assert level == "success", text
+    assert [request.headers["authorization"] for request in upstream.requests] == [f"Bearer {TEST_KEY}"] * 2

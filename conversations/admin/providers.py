@@ -40,6 +40,10 @@ def mask_key(key: str) -> str:
 
 
 DESTINATION_FIELDS = ("kind", "base_url", "extra_headers")  # key_destination's arguments
+INTERNAL_NEEDS_SUPERUSER = _(
+    "This provider may reach internal servers, which only a superuser may allow: ask one to change its base URL, "
+    "type or extra headers."
+)
 KEY_FOR_NEW_DESTINATION = _(
     "Enter the API key again: the base URL, type or extra headers changed, and the stored key is only ever sent "
     "where it was entered for. If the new server needs no key, tick 'Clear API key'."
@@ -67,6 +71,7 @@ class ProviderForm(forms.ModelForm):
             "name",
             "kind",
             "base_url",
+            "allow_internal",
             "api_key",
             "api_version",
             "organization",
@@ -76,6 +81,10 @@ class ProviderForm(forms.ModelForm):
             "timeout",
         ]
         widgets = {"extra_headers": forms.Textarea(attrs={"rows": 3})}
+
+    # Whether the person editing may let providers reach internal servers (a superuser): ProviderAdmin.get_form
+    # sets it. For anyone else the field is read-only, and a provider that has it keeps its destination.
+    may_allow_internal = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -99,6 +108,9 @@ class ProviderForm(forms.ModelForm):
             if self._stored_key and self.destination_changed(cleaned):
                 self.add_error("api_key", KEY_FOR_NEW_DESTINATION)
             cleaned["api_key"] = self._stored_key
+        if self.instance.allow_internal and not self.may_allow_internal and self.destination_changed(cleaned):
+            # Else the superuser's "this address is ours" would carry over to any address.
+            self.add_error(None, INTERNAL_NEEDS_SUPERUSER)
         self._check_base_url(cleaned.get("kind"), cleaned.get("base_url"))
         return cleaned
 
@@ -132,13 +144,13 @@ class ProviderForm(forms.ModelForm):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderForm
-    list_display = ["name", "kind", "base_url", "api_key_masked", "model_count", "from_env"]
+    list_display = ["name", "kind", "base_url", "allow_internal", "api_key_masked", "model_count", "from_env"]
     list_filter = ["kind"]
     search_fields = ["name", "base_url"]
     readonly_fields = ["api_key_masked", "from_env", "created", "updated"]
     actions = ["test_connection", "import_models"]
     fieldsets = [
-        (None, {"fields": ["name", "kind", "base_url"]}),
+        (None, {"fields": ["name", "kind", "base_url", "allow_internal"]}),
         (
             "API key",
             {
@@ -155,6 +167,15 @@ class ProviderAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(model_count=Count("model_configs"))
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return fields if request.user.is_superuser else [*fields, "allow_internal"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.may_allow_internal = request.user.is_superuser  # a class made for this request: safe to set
+        return form
 
     def get_urls(self):
         test_connection = self.admin_site.admin_view(self.test_connection_view)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from .addresses import InternalAddressError
 from .providers import server_host
 from .sse import SSEError
 from .types import ModelSpec, UpstreamError
@@ -262,6 +263,12 @@ def network_errors(spec: ModelSpec, *, lost: str = "The connection to the model 
     """Network and stream failures as the one UpstreamError a person reads; `lost` for a dropped connection."""
     try:
         yield
+    except InternalAddressError as exc:
+        raise UpstreamError(
+            "internal_address",
+            f"Refused to connect to the model server: {exc}. Internal servers (this machine, a private network) "
+            "are reached only by providers a superuser marked as an internal server.",
+        ) from None
     except httpx.TimeoutException as exc:
         raise timeout_error(exc, spec) from None
     except httpx.ConnectError:
