@@ -85,10 +85,10 @@ class StreamingTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout = request.extensions.get("timeout", {})
         allow_internal = bool(request.extensions.get(ALLOW_INTERNAL))
+        if not allow_internal:
+            check_literal_host(request.url.host)  # an IP address never reaches the resolver
         body = await request.aread()
         try:
-            if not allow_internal:
-                check_literal_host(request.url.host)
             response = await self._get_session(allow_internal).request(
                 request.method,
                 str(request.url),
