@@ -42,7 +42,8 @@ def rotate(stored: str) -> str:
 
 
 class EncryptedTextField(models.TextField):
-    """Holds a secret. Python code sees the plaintext; the database only ever sees ciphertext."""
+    """Holds a secret. Python code sees the plaintext; the database and serialized data (dumpdata, fixtures)
+    only ever see ciphertext."""
 
     def from_db_value(self, value, expression, connection):
         return decrypt(value) if value else value
@@ -50,3 +51,14 @@ class EncryptedTextField(models.TextField):
     def get_prep_value(self, value):
         value = super().get_prep_value(value)
         return encrypt(value) if value else value
+
+    def value_to_string(self, obj) -> str:
+        # What serializers write (dumpdata, whatever its format): a dump is a file that travels.
+        value = self.value_from_object(obj)
+        return encrypt(value) if value else value
+
+    def to_python(self, value):
+        # What deserializers (loaddata) read is the ciphertext value_to_string wrote; a form's or
+        # full_clean's plaintext passes through unchanged, as decrypt leaves unmarked values alone.
+        value = super().to_python(value)
+        return decrypt(value) if value else value

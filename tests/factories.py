@@ -107,9 +107,10 @@ def make_share(*, conversation: Conversation, user=None, team=None, role: str = 
 def make_provider(*, upstream=None, kind: str = Provider.Kind.OPENAI_COMPATIBLE, **fields) -> Provider:
     """A provider. With `upstream` (the fake OpenAI server) it is "Fake <kind>" there, with TEST_KEY and a
     5 s timeout; an Azure one points at the server's root, where Azure's paths start, with an API version.
-    Without, it is "Local" at a port nothing answers."""
+    Without, it is "Local" at a port nothing answers. Either way on 127.0.0.1, so allowed to reach internal
+    servers, as a superuser would allow it (pass allow_internal=False for one that is not)."""
     if upstream is None:
-        defaults = {"name": "Local", "base_url": UNREACHABLE_URL}
+        defaults = {"name": "Local", "base_url": UNREACHABLE_URL, "allow_internal": True}
     else:
         azure = kind == Provider.Kind.AZURE
         defaults = {
@@ -117,6 +118,7 @@ def make_provider(*, upstream=None, kind: str = Provider.Kind.OPENAI_COMPATIBLE,
             "base_url": f"http://127.0.0.1:{upstream.port}" if azure else upstream.base_url,
             "api_key": TEST_KEY,
             "timeout": 5,
+            "allow_internal": True,
         }
         if azure:
             defaults["api_version"] = "2024-10-21"
@@ -148,10 +150,12 @@ TEST_OPTIONS = ClientOptions(retries=0, demo_delay=0.0)
 
 def spec_for(upstream=None, **fields) -> ModelSpec:
     """What the client is given for one reply: "fake-model" on `upstream`, the fake server (without it, at a
-    port nothing answers), with TEST_KEY and a 5 s read timeout; `fields` change any of it. Not saved
-    anywhere, so not a make_ function: the server comes first, as every client test has one."""
+    port nothing answers), with TEST_KEY and a 5 s read timeout, allowed to reach internal servers (both are
+    on 127.0.0.1); `fields` change any of it. Not saved anywhere, so not a make_ function: the server comes
+    first, as every client test has one."""
     base_url = upstream.base_url if upstream is not None else UNREACHABLE_URL
-    return ModelSpec(**{"base_url": base_url, "model": "fake-model", "api_key": TEST_KEY, "timeout": 5.0, **fields})
+    defaults = {"base_url": base_url, "model": "fake-model", "api_key": TEST_KEY, "timeout": 5.0, "allow_internal": True}
+    return ModelSpec(**{**defaults, **fields})
 
 
 # --- usage ---------------------------------------------------------------------------------------

@@ -158,7 +158,8 @@ MODELS = "/admin/conversations/modelconfig/"
 
 def provider_form(provider=None, **changes) -> dict:
     """The provider form as a browser submits it: every field, the key left empty (which keeps the stored
-    one). Filled from `provider` for its change page, else with a new provider's values."""
+    one). Filled from `provider` for its change page, else with a new provider's values. A change to None
+    leaves that field out (an unticked box)."""
     data = {
         "name": "New",
         "kind": "openai_compatible",
@@ -176,10 +177,17 @@ def provider_form(provider=None, **changes) -> dict:
             name=provider.name,
             kind=provider.kind,
             base_url=provider.base_url,
+            api_version=provider.api_version,
+            organization=provider.organization,
+            project=provider.project,
+            extra_headers=json.dumps(provider.extra_headers),
             connect_timeout=provider.connect_timeout,
             timeout=provider.timeout,
         )
-    return {**data, **changes}
+        if provider.allow_internal:
+            data["allow_internal"] = "on"  # a ticked box; an unticked one is not sent at all
+    data.update(changes)
+    return {name: value for name, value in data.items() if value is not None}
 
 
 def model_form(provider, **changes) -> dict:

@@ -27,9 +27,12 @@ LOCAL_KEY = "sk-local-0123456789abcdefLOCAL"
 def admin_sets_up(upstream) -> tuple[Client, ModelConfig, ModelConfig]:
     client = login(make_superuser())
     azure_endpoint = f"http://127.0.0.1:{upstream.port}"  # the resource endpoint; paths are Azure's
+    # Both on 127.0.0.1: the superuser marks them internal servers, as for a model server beside the app.
     for post in (
-        provider_form(name="Azure", kind="azure", base_url=azure_endpoint, api_key=AZURE_KEY, api_version="2024-10-21"),
-        provider_form(name="Local vLLM", kind="openai_compatible", base_url=upstream.base_url, api_key=LOCAL_KEY),
+        provider_form(name="Azure", kind="azure", base_url=azure_endpoint, api_key=AZURE_KEY, api_version="2024-10-21",
+                      allow_internal="on"),
+        provider_form(name="Local vLLM", kind="openai_compatible", base_url=upstream.base_url, api_key=LOCAL_KEY,
+                      allow_internal="on"),
     ):
         assert client.post(f"{PROVIDERS}add/", post).status_code == 302
     azure, local = Provider.objects.get(name="Azure"), Provider.objects.get(name="Local vLLM")

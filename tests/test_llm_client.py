@@ -10,6 +10,7 @@ import pytest
 from conversations.llm import INCOMPLETE, Chunk, ModelSpec, UpstreamError, Usage, stream_reply
 from conversations.llm.client import shared_client
 from conversations.llm.demo import reply_text
+from conversations.llm.errors import scrub
 from tests.factories import TEST_KEY, TEST_OPTIONS, spec_for
 from tests.fake_openai import DONE, DROP, Script, answer, chunk, error, reply, sse, usage_chunk
 from tests.helpers import free_port
@@ -373,13 +374,41 @@ async def test_error_without_retry_after_has_none(upstream):
 
 
 async def test_non_json_error_body_is_shown_as_text(upstream):
-    upstream.push(Script([b"<html><body><h1>502 Bad Gateway</h1></body></html>"], status=502,
-                         headers={"content-type": "text/html"}))
+    upstream.push(Script([b"404 page not found"], status=404, headers={"content-type": "text/plain"}))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert (raised.code, raised.status) == ("not_found", 404)
+    assert raised.message == "The model server does not know this model or address (404): 404 page not found"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/html; charset=utf-8", "application/xhtml+xml", "text/plain", None], ids=str
+)
+async def test_error_page_is_described_not_shown(upstream, content_type):
+    page = b"<!doctype html><title>Admin console</title><h1>Internal users</h1><p>alice, bob</p>"
+    upstream.push(Script([page], status=502, headers={"content-type": content_type} if content_type else {}))
 
     _, raised = await collect_until_error(spec_for(upstream))
 
     assert (raised.code, raised.status) == ("unavailable", 502)
-    assert "502 Bad Gateway" in raised.message
+    shown_type = content_type.split(";")[0] if content_type else "no Content-Type"
+    assert raised.message == f"The model server is unavailable (502): an HTML page ({shown_type}), not shown"
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+async def test_a_redirect_is_not_followed_and_says_where_it_pointed(upstream, status):
+    inside = f"http://127.0.0.1:{upstream.port}/internal/secret"
+    upstream.push(Script([b""], status=status, headers={"location": inside + "?token=abc"}))
+
+    _, raised = await collect_until_error(spec_for(upstream))
+
+    assert (raised.code, raised.status) == ("redirected", status)
+    assert raised.message == (
+        f"The model server redirected the request ({status}) to {inside}; redirects are not followed. "
+        "If that is where the server is, make it the base URL."
+    )
+    assert [request.path for request in upstream.requests] == ["/v1/chat/completions"]
 
 
 async def test_error_json_with_detail_instead_of_message_is_shown(upstream):
@@ -538,17 +567,14 @@ async def test_json_completion_under_another_content_type_comes_through(upstream
 BAD_GATEWAY_PAGE = b"<!doctype html>\n<title>502 Bad Gateway</title>\n<h1>Bad Gateway</h1>\n<p>The upstream did not answer.</p>\n"
 
 
-async def test_html_page_instead_of_a_stream_is_a_bad_response_showing_how_it_starts(upstream):
+async def test_html_page_instead_of_a_stream_is_a_bad_response_that_does_not_show_it(upstream):
     upstream.push(answer(BAD_GATEWAY_PAGE, content_type="text/html; charset=utf-8"))
 
     pieces, raised = await collect_until_error(spec_for(upstream))
 
     assert pieces == []
     assert raised.code == "bad_response"
-    assert raised.message == (
-        "The model server answered with an HTML page instead of a stream (text/html): <!doctype html> "
-        "<title>502 Bad Gateway</title> <h1>Bad Gateway</h1> <p>The upstream did not answer.</p>"
-    )
+    assert raised.message == "The model server answered with an HTML page instead of a stream (text/html); the page is not shown."
 
 
 async def test_html_page_sent_as_an_event_stream_is_still_an_html_page(upstream):
@@ -556,19 +582,19 @@ async def test_html_page_sent_as_an_event_stream_is_still_an_html_page(upstream)
 
     _, raised = await collect_until_error(spec_for(upstream))
 
-    assert raised.message.startswith(
-        "The model server answered with an HTML page instead of a stream (text/event-stream): <!doctype html>"
+    assert raised.message == (
+        "The model server answered with an HTML page instead of a stream (text/event-stream); the page is not shown."
     )
 
 
-async def test_long_page_is_shown_cut_to_about_200_characters_with_whitespace_collapsed(upstream):
-    page = b"<html>\n  <head>\n\n\t<style>" + b"body { color: red; }\n" * 100 + b"</style></head></html>"
-    upstream.push(answer(page, content_type="text/html"))
+async def test_long_text_is_shown_cut_to_about_200_characters_with_whitespace_collapsed(upstream):
+    text = b"Service\n  unavailable:\n\n\t" + b"the gateway is restarting; " * 100
+    upstream.push(answer(text, content_type="text/plain"))
 
     _, raised = await collect_until_error(spec_for(upstream))
 
-    shown = raised.message.split("(text/html): ", 1)[1]
-    assert shown.startswith("<html> <head> <style>body { color: red; } body")
+    shown = raised.message.split("(text/plain): ", 1)[1]
+    assert shown.startswith("Service unavailable: the gateway is restarting; the gateway")
     assert shown.endswith("…") and 190 <= len(shown) <= 201
     assert "\n" not in shown and "  " not in shown
 
@@ -619,8 +645,8 @@ async def test_json_that_is_not_a_completion_is_a_bad_response_showing_it(upstre
     )
 
 
-async def test_api_key_in_a_page_instead_of_a_stream_is_scrubbed(upstream):
-    upstream.push(answer(b"<html><p>Request with key %s was blocked</p></html>" % TEST_KEY.encode(), content_type="text/html"))
+async def test_api_key_in_text_instead_of_a_stream_is_scrubbed(upstream):
+    upstream.push(answer(b"Request with key %s was blocked" % TEST_KEY.encode(), content_type="text/plain"))
 
     _, raised = await collect_until_error(spec_for(upstream))
 
@@ -689,6 +715,33 @@ async def test_other_key_shaped_strings_in_an_error_are_scrubbed(upstream):
 
     assert "sk-proj-AbCdEf0123456789" not in raised.message
     assert "is not valid for this organisation." in raised.message
+
+
+PARTIAL_KEY = "Zq8rT2mK9vX4pL7nB3wY6hJ1cF5dG0sE"  # 32 characters, like an Azure key: no sk- to spot it by
+
+
+async def test_part_of_the_key_echoed_in_an_error_is_scrubbed(upstream):
+    upstream.push(error(401, f"Access denied: the key starting {PARTIAL_KEY[:24]} is not valid."))
+
+    _, raised = await collect_until_error(spec_for(upstream, api_key=PARTIAL_KEY))
+
+    assert raised.message.endswith("(401): Access denied: the key starting [key] is not valid.")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (f"key {PARTIAL_KEY[4:28]}.", "key [key]."),
+        (f"ends {PARTIAL_KEY[-8:]}, starts {PARTIAL_KEY[:8]}", "ends [key], starts [key]"),
+        (f"glued{PARTIAL_KEY[3:13]}{PARTIAL_KEY[20:30]}x", "glued[key]x"),  # two runs touching: one stretch
+        (f"seven {PARTIAL_KEY[5:12]} stay", f"seven {PARTIAL_KEY[5:12]} stay"),  # too few to tell anything
+        ("nothing of it here", "nothing of it here"),
+        (f"and sk-other-AbCdEf012345 {PARTIAL_KEY}", "and sk-… [key]"),
+    ],
+    ids=["24-of-32", "both-ends", "touching-runs", "seven", "none", "key-shaped"],
+)
+def test_scrub_takes_out_every_run_of_eight_characters_of_the_key(text, shown):
+    assert scrub(text, spec_for(api_key=PARTIAL_KEY)) == shown
 
 
 # --- closing early -------------------------------------------------------------------------------

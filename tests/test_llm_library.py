@@ -16,7 +16,7 @@ from tests.factories import TEST_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 LLM = ROOT / "conversations" / "llm"
-MODULES = {"checks", "chunks", "client", "demo", "errors", "prompts", "providers", "sse", "transport", "types"}
+MODULES = {"addresses", "checks", "chunks", "client", "demo", "errors", "prompts", "providers", "sse", "transport", "types"}
 
 # Imports every module of the package, then any named on the command line, and prints what else came with them.
 IMPORT_ALL = """

@@ -20,8 +20,8 @@ from conversations.llm.checks import check_connection
 from conversations.models import ModelConfig, Provider
 from conversations.selectors.providers import model_spec, provider_probe_spec
 from conversations.services.providers import provider_sync_from_env
-from tests.factories import TEST_KEY, make_model_config, make_provider
-from tests.fake_openai import error
+from tests.factories import TEST_KEY, UNREACHABLE_URL, make_model_config, make_provider
+from tests.fake_openai import Script, answer, error
 from tests.helpers import MODELS, PROVIDERS, add_provider_errors, provider_form
 
 pytestmark = pytest.mark.django_db
@@ -50,6 +50,10 @@ def raw_key(provider: Provider) -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT api_key FROM conversations_provider WHERE id = %s", [provider.pk])
         return cursor.fetchone()[0]
+
+
+def key_fragments(key: str) -> list[str]:
+    return [key, key[3:-4], key[:12], key[-12:]]
 
 
 def stored_spec(upstream, kind: str, model: str = "fake-model", **provider_fields):
@@ -256,6 +260,25 @@ def test_a_key_saved_before_encryption_still_reads_and_the_migration_encrypts_it
     assert Provider.objects.get(pk=provider.pk).api_key == TEST_KEY
 
 
+@pytest.mark.parametrize("format", ["json", "xml", "jsonl"])
+def test_dumpdata_writes_the_key_encrypted_and_loaddata_reads_it_back(upstream, tmp_path, format):
+    make_provider(upstream=upstream, kind="openai")
+    dumped = io.StringIO()
+    call_command("dumpdata", "conversations.provider", format=format, stdout=dumped)
+    for fragment in key_fragments(TEST_KEY):
+        assert fragment not in dumped.getvalue()
+    assert encryption.PREFIX in dumped.getvalue()
+
+    Provider.objects.all().delete()
+    fixture = tmp_path / f"providers.{format}"
+    fixture.write_text(dumped.getvalue())
+    call_command("loaddata", str(fixture), verbosity=0)
+
+    provider = Provider.objects.get()
+    assert provider.api_key == TEST_KEY
+    assert encryption.decrypt(raw_key(provider)) == TEST_KEY  # encrypted once, not the dump's ciphertext again
+
+
 def test_rotate_provider_keys_re_encrypts_every_key_with_the_first_key(settings, upstream):
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     use_keys(settings, [old])
@@ -303,17 +326,13 @@ def test_rotate_provider_keys_without_the_old_key_fails_and_changes_nothing(sett
 # --- the key on admin pages ------------------------------------------------------------------------
 
 
-def key_fragments(key: str) -> list[str]:
-    return [key, key[3:-4], key[:12], key[-12:]]
-
-
 def test_the_key_appears_on_no_admin_page(admin_client, upstream):
     provider = make_provider(upstream=upstream, kind="openai")
     config = make_model_config(provider=provider)
     # A key change through the admin writes the history entry the history page shows.
     response = admin_client.post(
         f"{PROVIDERS}{provider.pk}/change/",
-        provider_form(name=provider.name, kind="openai", base_url=provider.base_url, api_key=TEST_KEY + "2"),
+        provider_form(provider, api_key=TEST_KEY + "2"),
     )
     assert response.status_code == 302
     pages = [
@@ -512,7 +531,7 @@ def test_check_connection_reports_a_page_in_place_of_the_reply(upstream):
     result = async_to_sync(check_connection)(provider_probe_spec(provider))
     assert not result.ok
     assert result.reply_error == (
-        "The model server answered with an HTML page instead of a stream (text/html): <html><title>Sign in</title></html>"
+        "The model server answered with an HTML page instead of a stream (text/html); the page is not shown."
     )
 
 
@@ -564,6 +583,276 @@ def test_import_models_is_offered_only_to_staff_who_may_add_models(client, make_
     assert "import_models" in actions
 
 
+# --- the key goes only where it was entered for ----------------------------------------------------
+
+
+def change_provider(admin_client, provider: Provider, **changes) -> dict:
+    """POST the provider's change form with `changes`: its errors by field, empty when it was saved."""
+    response = admin_client.post(f"{PROVIDERS}{provider.pk}/change/", provider_form(provider, **changes))
+    if response.status_code == 302:
+        return {}
+    return {field: list(messages) for field, messages in response.context["adminform"].form.errors.items()}
+
+
+def press_test_connection(admin_client, provider: Provider, **posted) -> None:
+    """The change page's Test connection button, with whatever else a browser might post along."""
+    response = admin_client.post(f"{PROVIDERS}{provider.pk}/test-connection/", posted, follow=True)
+    assert response.status_code == 200
+
+
+KEY_AGAIN = "Enter the API key again: the base URL, type or extra headers changed"
+
+
+def test_moving_a_provider_without_its_key_is_refused_and_the_key_never_reaches_the_new_server(admin_client, upstream):
+    # The attack: point a provider whose key you cannot read at your own server, then test it.
+    provider = make_provider(upstream=upstream, base_url=UNREACHABLE_URL, connect_timeout=1)
+    make_model_config(provider=provider)
+
+    errors = change_provider(admin_client, provider, base_url=upstream.base_url)
+    press_test_connection(admin_client, provider, base_url=upstream.base_url)
+    run_action(admin_client, "test_connection", provider)
+    run_action(admin_client, "import_models", provider)
+
+    assert [request for request in upstream.requests if TEST_KEY in str(request.headers)] == []
+    assert upstream.requests == []
+    assert KEY_AGAIN in " ".join(errors.get("api_key", []))
+    provider.refresh_from_db()
+    assert (provider.base_url, provider.api_key) == (UNREACHABLE_URL, TEST_KEY)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"base_url": "https://elsewhere.example.com/v1"},
+        {"base_url": "https://api.example.com/other/v1"},  # a gateway's path can name another account
+        {"base_url": "http://api.example.com/v1"},
+        {"kind": "azure", "base_url": "https://api.example.com", "api_version": "2024-10-21"},
+        {"extra_headers": '{"Helicone-Target-URL": "https://elsewhere.example.com"}'},
+    ],
+    ids=["host", "path", "scheme", "type", "extra-headers"],
+)
+def test_a_new_destination_needs_the_key_again(admin_client, provider, changes):
+    errors = change_provider(admin_client, provider, **changes)
+    assert list(errors) == ["api_key"] and KEY_AGAIN in errors["api_key"][0], errors
+    provider.refresh_from_db()
+    assert (provider.base_url, provider.kind, provider.extra_headers) == ("https://api.example.com/v1", "openai_compatible", {})
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"base_url": "https://API.example.com/v1/"},  # the same address written differently
+        {"name": "Renamed", "timeout": "90", "connect_timeout": "3"},
+        {"organization": "org-1", "project": "proj-1"},
+    ],
+    ids=["same-address", "name-and-timeouts", "organization"],
+)
+def test_changes_that_keep_the_destination_keep_the_key(admin_client, provider, changes):
+    assert change_provider(admin_client, provider, **changes) == {}
+    provider.refresh_from_db()
+    assert provider.api_key == TEST_KEY
+
+
+def test_a_moved_provider_with_its_key_entered_again_sends_only_that_key(admin_client, upstream):
+    provider = make_provider(upstream=upstream, base_url=UNREACHABLE_URL)
+    make_model_config(provider=provider)
+
+    assert change_provider(admin_client, provider, base_url=upstream.base_url, api_key="sk-entered-again-0000AGAIN") == {}
+    press_test_connection(admin_client, provider)
+
+    assert [request.headers["authorization"] for request in upstream.requests] == ["Bearer sk-entered-again-0000AGAIN"] * 2
+
+
+def test_a_moved_provider_with_its_key_cleared_sends_none(admin_client, upstream):
+    provider = make_provider(upstream=upstream, base_url=UNREACHABLE_URL)
+    make_model_config(provider=provider)
+
+    assert change_provider(admin_client, provider, base_url=upstream.base_url, clear_api_key="on") == {}
+    press_test_connection(admin_client, provider)
+
+    assert len(upstream.requests) == 2
+    assert all("authorization" not in request.headers for request in upstream.requests)
+
+
+# --- internal addresses ----------------------------------------------------------------------------
+
+REFUSED = "Refused to connect to the model server: "
+INTERNAL_NEEDS_SUPERUSER = "This provider may reach internal servers, which only a superuser may allow"
+
+
+@pytest.mark.parametrize(
+    ("host", "said"),
+    [
+        ("127.0.0.1:{port}", "127.0.0.1 is a loopback address"),
+        ("localhost:{port}", "localhost resolves to "),  # to 127.0.0.1 or ::1, whichever the system lists first
+        ("0.0.0.0:{port}", "0.0.0.0 is the unspecified address"),  # on Linux, connecting to it reaches this machine
+        ("2130706433:{port}", "2130706433 resolves to 127.0.0.1, a loopback address"),  # 127.0.0.1 as one number
+        ("[::ffff:127.0.0.1]:{port}", "::ffff:127.0.0.1 is a loopback address"),
+        ("[::1]", "::1 is a loopback address"),
+        ("169.254.169.254", "169.254.169.254 is a link-local address (where clouds serve instance metadata)"),
+        ("[fe80::1]", "fe80::1 is a link-local address"),
+        ("10.0.0.7", "10.0.0.7 is a private network address"),
+        ("172.16.5.4", "172.16.5.4 is a private network address"),
+        ("192.168.1.1", "192.168.1.1 is a private network address"),
+        ("[fc00::1]", "fc00::1 is a private network address"),
+        ("[fd12:3456::1]", "fd12:3456::1 is a private network address"),
+        ("100.64.0.1", "100.64.0.1 is a shared (carrier-grade NAT) address"),
+        ("224.0.0.1", "224.0.0.1 is a multicast address"),
+    ],
+)
+def test_test_connection_refuses_an_internal_address(admin_client, upstream, host, said):
+    base_url = f"http://{host.format(port=upstream.port)}/v1"
+    provider = make_provider(upstream=upstream, name="Inside", base_url=base_url, allow_internal=False, connect_timeout=1)
+    make_model_config(provider=provider)
+
+    _, [(level, text)] = run_action(admin_client, "test_connection", provider)
+
+    assert level == "error"
+    assert f"{REFUSED}{said}" in text, text
+    assert text.count(REFUSED) == 2  # the model list and the token: neither went out
+    assert "marked as an internal server" in text
+    assert upstream.requests == []
+
+
+def test_import_models_refuses_a_name_that_resolves_to_this_machine(admin_client, upstream):
+    provider = make_provider(upstream=upstream, name="Inside", base_url=f"http://localhost:{upstream.port}/v1",
+                             allow_internal=False)
+
+    _, [(level, text)] = run_action(admin_client, "import_models", provider)
+
+    assert level == "error"
+    assert text.startswith(f"Inside: listing the models failed: {REFUSED}localhost resolves to ")
+    assert upstream.requests == [] and not ModelConfig.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_reply_from_a_provider_not_allowed_inside_is_refused_before_it_is_sent(upstream):
+    spec = await database_sync_to_async(stored_spec)(upstream, "openai_compatible", allow_internal=False)
+
+    with pytest.raises(UpstreamError) as raised:
+        async for _ in stream_reply(spec, HISTORY):
+            pass
+
+    assert raised.value.code == "internal_address"
+    assert raised.value.message.startswith(f"{REFUSED}127.0.0.1 is a loopback address")
+    assert upstream.requests == []
+
+
+def test_test_connection_follows_no_redirect_and_says_where_it_pointed(admin_client, upstream):
+    inside = f"http://127.0.0.1:{upstream.port}/latest/meta-data"
+    upstream.push_models(Script([b""], status=302, headers={"location": inside}))
+    upstream.push(Script([b""], status=307, headers={"location": inside}))
+    provider = make_provider(upstream=upstream, name="Moved")
+    make_model_config(provider=provider)
+
+    _, [(level, text)] = run_action(admin_client, "test_connection", provider)
+
+    assert level == "error"
+    assert f"redirected the request (302) to {inside}; redirects are not followed" in text
+    assert f"redirected the request (307) to {inside}; redirects are not followed" in text
+    assert [request.path for request in upstream.requests] == ["/v1/models", "/v1/chat/completions"]
+
+
+def test_test_connection_describes_an_html_page_without_showing_it(admin_client, upstream):
+    page = b"<!doctype html><title>Router admin</title><form>password: <input name=pw value=hunter2></form>"
+    upstream.push_models(answer(page, content_type="text/html", status=403))
+    upstream.push(answer(page, content_type="text/html"))
+    provider = make_provider(upstream=upstream, name="Gateway")
+    make_model_config(provider=provider)
+
+    response, [(level, text)] = run_action(admin_client, "test_connection", provider)
+
+    assert level == "error"
+    assert "The model server refused access (403): an HTML page (text/html), not shown" in text
+    assert "instead of a stream (text/html); the page is not shown" in text
+    assert "<" not in text
+    for shown in ("Router admin", "hunter2"):
+        assert shown not in text and shown not in response.content.decode()
+
+
+def test_a_superuser_marks_a_provider_internal_and_test_connection_reaches_it(admin_client, upstream):
+    provider = make_provider(upstream=upstream, name="Ollama", allow_internal=False)
+    make_model_config(provider=provider)
+    assert "allow_internal" in admin_client.get(f"{PROVIDERS}{provider.pk}/change/").context["adminform"].form.fields
+
+    assert change_provider(admin_client, provider, allow_internal="on") == {}
+    _, [_saved, (level, text)] = run_action(admin_client, "test_connection", provider)
+
+    provider.refresh_from_db()
+    assert provider.allow_internal
+    assert level == "success", text
+    assert len(upstream.requests) == 2
+
+
+@pytest.fixture
+def staff_client(client, make_user):
+    """A staff member who may add, change and test providers, but is no superuser."""
+    staff = make_user("staff", is_staff=True)
+    codenames = ["view_provider", "add_provider", "change_provider", "view_modelconfig", "add_modelconfig"]
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(staff)
+    return client
+
+
+def test_staff_who_are_not_superusers_cannot_mark_a_provider_internal(staff_client, upstream):
+    provider = make_provider(upstream=upstream, name="Ollama", allow_internal=False)
+    page = staff_client.get(f"{PROVIDERS}{provider.pk}/change/")
+    assert "allow_internal" not in page.context["adminform"].form.fields
+    assert 'name="allow_internal"' not in page.content.decode()
+
+    assert change_provider(staff_client, provider, allow_internal="on") == {}
+    assert add_provider_errors(staff_client, name="Added", base_url=upstream.base_url, allow_internal="on") == {}
+
+    assert list(Provider.objects.order_by("name").values_list("name", "allow_internal")) == [
+        ("Added", False), ("Ollama", False)
+    ]
+    run_action(staff_client, "test_connection", provider)
+    assert upstream.requests == []
+
+
+def test_staff_who_are_not_superusers_cannot_move_an_internal_provider(staff_client, upstream):
+    provider = make_provider(upstream=upstream, name="Ollama")  # marked internal by a superuser
+
+    moved = change_provider(staff_client, provider, base_url="http://169.254.169.254/latest", api_key="sk-any-00000000")
+    renamed = change_provider(staff_client, provider, name="Ollama here")
+    run_action(staff_client, "test_connection", provider)  # staff may still test it where it is
+
+    assert INTERNAL_NEEDS_SUPERUSER in " ".join(moved["__all__"])
+    assert renamed == {}
+    provider.refresh_from_db()
+    assert (provider.name, provider.base_url, provider.api_key, provider.allow_internal) == (
+        "Ollama here", upstream.base_url, TEST_KEY, True
+    )
+    assert [request.path for request in upstream.requests] == ["/v1/models", "/v1/chat/completions"]
+
+
+def test_a_superuser_may_move_an_internal_provider_with_its_key(admin_client, upstream):
+    provider = make_provider(upstream=upstream, name="Ollama", base_url=UNREACHABLE_URL)
+    assert change_provider(admin_client, provider, base_url=upstream.base_url, api_key="sk-new-000000000NEW") == {}
+    provider.refresh_from_db()
+    assert (provider.base_url, provider.allow_internal) == (upstream.base_url, True)
+
+
+def test_the_migration_marks_providers_already_at_local_addresses_internal(upstream):
+    migration = importlib.import_module("conversations.migrations.0006_provider_allow_internal")
+    urls = {
+        "Ollama": "http://localhost:11434/v1",
+        "vLLM": "http://127.0.0.1:8000/v1",
+        "LAN": "http://192.168.1.20:8000/v1",
+        "IPv6": "http://[::1]:8080/v1",
+        "OpenAI": "https://api.openai.com/v1",
+        "By name": "http://vllm:8000/v1",  # not looked up: a superuser ticks it
+        "Metadata": "http://169.254.169.254/v1",
+    }
+    for name, base_url in urls.items():
+        make_provider(name=name, base_url=base_url, allow_internal=False)
+
+    historical = MigrationLoader(connection).project_state(("conversations", "0006_provider_allow_internal")).apps
+    migration.allow_servers_already_local(historical, None)
+
+    assert set(Provider.objects.filter(allow_internal=True).values_list("name", flat=True)) == {"Ollama", "vLLM", "LAN", "IPv6"}
+
+
 # --- the provider from the environment -------------------------------------------------------------
 
 
@@ -590,3 +879,16 @@ def test_provider_from_env_changes_type_with_the_base_url(settings):
     provider_sync_from_env()
     provider = Provider.objects.get(from_env=True)
     assert (provider.kind, provider.base_url, provider.api_key) == ("openai_compatible", "http://localhost:8000/v1", TEST_KEY)
+
+
+def test_provider_from_env_may_reach_a_server_on_this_machine(settings, admin_client, upstream):
+    # `OPENAI_BASE_URL=http://127.0.0.1:11434/v1 make run` for Ollama: whoever sets the environment runs the server.
+    settings.OPENAI_API_KEY, settings.OPENAI_MODEL = TEST_KEY, "fake-model"
+    settings.OPENAI_BASE_URL = f"http://localhost:{upstream.port}/v1"
+    provider = provider_sync_from_env().provider
+
+    _, [(level, text)] = run_action(admin_client, "test_connection", provider)
+
+    assert provider.allow_internal
+    assert level == "success", text
+    assert [request.headers["authorization"] for request in upstream.requests] == [f"Bearer {TEST_KEY}"] * 2

@@ -1,12 +1,17 @@
-"""The aiohttp-based httpx transport: pacing of event streams, connection reuse, errors as httpx's."""
+"""The aiohttp-based httpx transport: pacing of event streams, connection reuse, errors as httpx's, and the
+addresses it refuses."""
 
+import re
+import socket
 import time
 
+import aiohttp.abc
 import httpx
 import pytest
 
+from conversations.llm.addresses import InternalAddressError
 from conversations.llm.sse import SSEDecoder
-from conversations.llm.transport import StreamingTransport
+from conversations.llm.transport import ALLOW_INTERNAL, PublicResolver, StreamingTransport
 from tests.fake_openai import DONE, DROP, Script, chunk, reply
 
 LIMITS = httpx.Limits(max_connections=10, keepalive_expiry=30)
@@ -14,13 +19,15 @@ LIMITS = httpx.Limits(max_connections=10, keepalive_expiry=30)
 
 @pytest.fixture
 async def paced_client():
-    """A client whose requests ask for event streams to be read at most every 0.1 s."""
+    """A client whose requests ask for event streams to be read at most every 0.1 s, and may reach the fake
+    server (on 127.0.0.1, an internal address)."""
     client = httpx.AsyncClient(transport=StreamingTransport(limits=LIMITS))
     original = client.build_request
 
     def paced_request(*args, **kwargs):
         request = original(*args, **kwargs)
         request.extensions["read_interval"] = lambda: 0.1
+        request.extensions[ALLOW_INTERNAL] = True
         return request
 
     client.build_request = paced_request
@@ -104,3 +111,55 @@ async def test_stall_is_httpx_read_timeout(paced_client, upstream):
             async for _ in response.aiter_raw():
                 pass
     assert time.monotonic() - started < 1.5
+
+
+# --- addresses -----------------------------------------------------------------------------------
+
+
+class ListedResolver(aiohttp.abc.AbstractResolver):
+    """Answers each name with the addresses listed for it, as DNS would."""
+
+    def __init__(self, addresses: dict[str, list[str]]):
+        self.addresses = addresses
+
+    async def resolve(self, host, port=0, family=socket.AF_INET):
+        return [
+            {"hostname": host, "host": address, "port": port, "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+             "proto": 0, "flags": 0}
+            for address in self.addresses[host]
+        ]
+
+    async def close(self):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("name", "addresses", "refused"),
+    [
+        ("public.example", ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"], None),
+        ("rebound.example", ["93.184.215.14", "10.0.0.5"], "rebound.example resolves to 10.0.0.5, a private network address"),
+        ("metadata.example", ["169.254.169.254"], "metadata.example resolves to 169.254.169.254, a link-local address"),
+        ("v6.example", ["2606:2800:21f:cb07:6820:80da:af6b:8b2c", "::1"], "v6.example resolves to ::1, a loopback address"),
+    ],
+    ids=["public", "one-of-several-private", "metadata", "ipv6-loopback"],
+)
+async def test_a_name_is_refused_if_any_of_its_addresses_is_internal(name, addresses, refused):
+    resolver = PublicResolver(ListedResolver({name: addresses}))
+    if refused is None:
+        assert [result["host"] for result in await resolver.resolve(name, 443)] == addresses
+        return
+    with pytest.raises(InternalAddressError, match=re.escape(refused)):
+        await resolver.resolve(name, 443)
+
+
+async def test_a_connection_kept_for_a_request_allowed_inside_never_serves_one_that_is_not(upstream):
+    client = httpx.AsyncClient(transport=StreamingTransport(limits=LIMITS))
+    url = f"http://localhost:{upstream.port}/v1/models"  # a name: only the resolver can refuse it
+    try:
+        allowed = await client.get(url, extensions={ALLOW_INTERNAL: True})
+        with pytest.raises(InternalAddressError, match="localhost resolves to "):
+            await client.get(url)
+    finally:
+        await client.aclose()
+    assert allowed.status_code == 200
+    assert len(upstream.requests) == 1

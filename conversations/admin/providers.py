@@ -1,6 +1,6 @@
 """The admin for providers (write-only keys, Test connection, Import models) and model configs."""
 
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from asgiref.sync import async_to_sync
 from django import forms
@@ -12,10 +12,21 @@ from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from .. import selectors, services
 from ..llm import UpstreamError, checks
 from ..models import ModelConfig, Provider
+
+
+def key_destination(kind: str, base_url: str, extra_headers: dict) -> tuple:
+    """What decides where a provider's key goes: the type (the path, and the header the key travels in),
+    the base URL (scheme and host in any case, with or without a trailing slash) and the extra headers,
+    by which some gateways route (Helicone-Target-URL, x-portkey-custom-host)."""
+    parts = urlsplit(base_url.strip())
+    url = urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), parts.query, parts.fragment))
+    headers = sorted((name.lower(), value) for name, value in (extra_headers or {}).items())
+    return kind, url, tuple(headers)
 
 
 def mask_key(key: str) -> str:
@@ -28,6 +39,17 @@ def mask_key(key: str) -> str:
     return f"{prefix}…{key[-4:]}"
 
 
+DESTINATION_FIELDS = ("kind", "base_url", "extra_headers")  # key_destination's arguments
+INTERNAL_NEEDS_SUPERUSER = _(
+    "This provider may reach internal servers, which only a superuser may allow: ask one to change its base URL, "
+    "type or extra headers."
+)
+KEY_FOR_NEW_DESTINATION = _(
+    "Enter the API key again: the base URL, type or extra headers changed, and the stored key is only ever sent "
+    "where it was entered for. If the new server needs no key, tick 'Clear API key'."
+)
+
+
 class ProviderForm(forms.ModelForm):
     # Write-only: the stored key is never rendered back into the form, not even after a validation error.
     api_key = forms.CharField(
@@ -35,8 +57,11 @@ class ProviderForm(forms.ModelForm):
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Stored encrypted and never shown again. Sent as 'Authorization: Bearer …' (Azure: as the "
-        "'api-key' header). Leave empty to keep the current key.",
+        help_text=_(
+            "Stored encrypted and never shown again. Sent as 'Authorization: Bearer …' (Azure: as the 'api-key' "
+            "header). Leave empty to keep the current key, unless you change the base URL, type or extra headers: "
+            "then enter it again."
+        ),
     )
     clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key.")
 
@@ -46,6 +71,7 @@ class ProviderForm(forms.ModelForm):
             "name",
             "kind",
             "base_url",
+            "allow_internal",
             "api_key",
             "api_version",
             "organization",
@@ -56,10 +82,18 @@ class ProviderForm(forms.ModelForm):
         ]
         widgets = {"extra_headers": forms.Textarea(attrs={"rows": 3})}
 
+    # Whether the person editing may let providers reach internal servers (a superuser): ProviderAdmin.get_form
+    # sets it. For anyone else the field is read-only, and a provider that has it keeps its destination.
+    may_allow_internal = False
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.initial["api_key"] = ""
         self._stored_key = self.instance.api_key if self.instance.pk else ""
+        stored = self.instance
+        self._stored_destination = (
+            key_destination(stored.kind, stored.base_url, stored.extra_headers) if stored.pk else None
+        )
 
     def clean_extra_headers(self):
         return self.cleaned_data.get("extra_headers") or {}
@@ -69,9 +103,25 @@ class ProviderForm(forms.ModelForm):
         if cleaned.get("clear_api_key"):
             cleaned["api_key"] = ""
         elif not cleaned.get("api_key"):
+            # The stored key was entered for the stored destination and goes nowhere else: whoever may
+            # edit providers could otherwise point one at their own server and press Test connection.
+            if self._stored_key and self.destination_changed(cleaned):
+                self.add_error("api_key", KEY_FOR_NEW_DESTINATION)
             cleaned["api_key"] = self._stored_key
+        if self.instance.allow_internal and not self.may_allow_internal and self.destination_changed(cleaned):
+            # Else the superuser's "this address is ours" would carry over to any address.
+            self.add_error(None, INTERNAL_NEEDS_SUPERUSER)
         self._check_base_url(cleaned.get("kind"), cleaned.get("base_url"))
         return cleaned
+
+    def destination_changed(self, cleaned: dict) -> bool:
+        """Whether the form sends requests elsewhere than the stored provider does (see key_destination).
+
+        False for a new provider, and while one of those fields is invalid (it has its own error).
+        """
+        if self._stored_destination is None or not all(name in cleaned for name in DESTINATION_FIELDS):
+            return False
+        return key_destination(*(cleaned[name] for name in DESTINATION_FIELDS)) != self._stored_destination
 
     def _check_base_url(self, kind: str | None, base_url: str | None) -> None:
         """The common mistake: pasting the full request URL where the root belongs."""
@@ -94,13 +144,13 @@ class ProviderForm(forms.ModelForm):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderForm
-    list_display = ["name", "kind", "base_url", "api_key_masked", "model_count", "from_env"]
+    list_display = ["name", "kind", "base_url", "allow_internal", "api_key_masked", "model_count", "from_env"]
     list_filter = ["kind"]
     search_fields = ["name", "base_url"]
     readonly_fields = ["api_key_masked", "from_env", "created", "updated"]
     actions = ["test_connection", "import_models"]
     fieldsets = [
-        (None, {"fields": ["name", "kind", "base_url"]}),
+        (None, {"fields": ["name", "kind", "base_url", "allow_internal"]}),
         (
             "API key",
             {
@@ -117,6 +167,15 @@ class ProviderAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(model_count=Count("model_configs"))
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return fields if request.user.is_superuser else [*fields, "allow_internal"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.may_allow_internal = request.user.is_superuser  # a class made for this request: safe to set
+        return form
 
     def get_urls(self):
         test_connection = self.admin_site.admin_view(self.test_connection_view)

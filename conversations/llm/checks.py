@@ -3,7 +3,9 @@
 Plain data in (a ModelSpec), plain data out; every failure comes back as the
 same person-readable, key-free message the chat shows (see errors.py). Each
 check opens a short-lived client of its own: checks are rare, and a fresh
-connection makes the latency measured the one a first request sees.
+connection makes the latency measured the one a first request sees. It runs
+on the transport replies use, so the same addresses are refused (see
+addresses.py) and no redirect is followed.
 """
 
 import asyncio
@@ -16,9 +18,11 @@ from dataclasses import dataclass, replace
 import httpx
 
 from .chunks import error_from_response, read_limited, read_reply
+from .client import request_extensions
 from .errors import network_errors, scrub
 from .prompts import request_body
 from .providers import request_headers, request_url
+from .transport import StreamingTransport
 from .types import ModelSpec, UpstreamError
 
 MAX_MODELS_BODY_BYTES = 8 * 1024 * 1024  # OpenRouter lists a few hundred models with long descriptions
@@ -46,7 +50,9 @@ async def list_models(spec: ModelSpec) -> list[str]:
     with _mapped_errors(spec):
         async with (
             _client(spec) as client,
-            client.stream("GET", request_url(spec, "/models"), headers=_headers(spec)) as response,
+            client.stream(
+                "GET", request_url(spec, "/models"), headers=_headers(spec), extensions=request_extensions(spec)
+            ) as response,
         ):
             if response.status_code != 200:
                 raise await error_from_response(response, spec)
@@ -67,7 +73,9 @@ async def one_token(spec: ModelSpec) -> str:
     text = ""
     with _mapped_errors(spec):
         async with _client(spec) as client:
-            request = client.build_request("POST", request_url(spec, path), json=body, headers=request_headers(spec))
+            request = client.build_request(
+                "POST", request_url(spec, path), json=body, headers=request_headers(spec), extensions=request_extensions(spec)
+            )
             response = await client.send(request, stream=True)
             try:
                 if response.status_code != 200:
@@ -113,8 +121,10 @@ async def list_models_of(specs: list[ModelSpec]) -> list[list[str] | UpstreamErr
 
 
 def _client(spec: ModelSpec) -> httpx.AsyncClient:
+    """A client of the check's own, on the transport replies use: the same address rules, no redirects."""
     timeout = httpx.Timeout(connect=spec.connect_timeout, read=spec.timeout, write=30.0, pool=30.0)
-    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+    transport = StreamingTransport(limits=httpx.Limits(max_connections=1))
+    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
 
 
 def _headers(spec: ModelSpec) -> dict[str, str]:

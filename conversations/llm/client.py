@@ -35,7 +35,7 @@ from .chunks import error_from_response, read_reply
 from .errors import network_errors
 from .prompts import request_body
 from .providers import request_headers, request_url, server_host
-from .transport import StreamingTransport
+from .transport import ALLOW_INTERNAL, StreamingTransport
 from .types import Chunk, ClientOptions, ModelSpec, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,14 @@ def _after_attempts(error: UpstreamError, attempts: int) -> UpstreamError:
     return UpstreamError(error.code, message, status=error.status, retry_after=error.retry_after)
 
 
+def request_extensions(spec: ModelSpec, read_interval: Callable[[], float] | None = None) -> dict:
+    """What the transport is told besides the request: may it reach internal addresses, how to pace reads."""
+    extensions: dict = {ALLOW_INTERNAL: spec.allow_internal}
+    if read_interval is not None:
+        extensions["read_interval"] = read_interval
+    return extensions
+
+
 async def _stream_once(
     spec: ModelSpec,
     history: list[dict],
@@ -161,7 +169,7 @@ async def _stream_once(
             content=json.dumps(body).encode(),
             headers=headers,
             timeout=timeout,
-            extensions={"read_interval": read_interval} if read_interval else None,
+            extensions=request_extensions(spec, read_interval),
         ) as response:
             if response.status_code != 200:
                 raise await error_from_response(response, spec)

@@ -9,15 +9,18 @@ work: this module only maps what it is given.
 """
 
 import email.utils
+import functools
 import json
 import math
 import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from .addresses import InternalAddressError
 from .providers import server_host
 from .sse import SSEError
 from .types import ModelSpec, UpstreamError
@@ -54,7 +57,13 @@ EXCERPT_CHARS = 200
 
 
 def error_from_status(status: int, headers: httpx.Headers, body: bytes, spec: ModelSpec) -> UpstreamError:
-    """The error for a response that is not a 200: its status, the server's Retry-After and the start of its body."""
+    """The error for a response that is not a 200: its status, the server's Retry-After and the start of its body.
+
+    The body is shown as the server's own words (the API's error message, or plain text), never as a
+    page: markup says only what it was, so a page the server had no business sending is not displayed.
+    """
+    if 300 <= status < 400:
+        return redirect_error(status, headers, spec)
     code, summary = STATUS_ERRORS.get(
         status, ("server_error", "The model server failed") if status >= 500 else ("bad_request", "The model server refused")
     )
@@ -64,7 +73,11 @@ def error_from_status(status: int, headers: httpx.Headers, body: bytes, spec: Mo
         detail = api_error_message(payload, spec)
         api_code = api_error_code(payload)
     except ValueError:
-        detail = scrub(body.decode("utf-8", "replace").strip()[:300], spec)
+        content_type = headers.get("content-type", "")
+        if is_markup(body, content_type):
+            detail = f"an HTML page ({media_type(content_type, spec)}), not shown"
+        else:
+            detail = scrub(body.decode("utf-8", "replace").strip()[:300], spec)
     if status in (400, 413, 422) and context_too_long(api_code, detail):
         return context_length_error(status, detail, spec)
     if status == 429 and api_code == "insufficient_quota":
@@ -78,18 +91,51 @@ def error_from_status(status: int, headers: httpx.Headers, body: bytes, spec: Mo
     return UpstreamError(code, message, status=status, retry_after=retry_after)
 
 
+def redirect_error(status: int, headers: httpx.Headers, spec: ModelSpec) -> UpstreamError:
+    """A redirect, which is never followed: it could lead anywhere, an internal address included.
+
+    Where it points is shown without its query (which may hold a token), as often it is the right
+    base URL (http:// to https://, a moved API root).
+    """
+    location = urlsplit(headers.get("location", "").strip())
+    where = urlunsplit((location.scheme, location.netloc, location.path, "", ""))
+    where = scrub(where[:200], spec) or "another address"
+    return UpstreamError(
+        "redirected",
+        f"The model server redirected the request ({status}) to {where}; redirects are not followed. "
+        "If that is where the server is, make it the base URL.",
+        status=status,
+    )
+
+
 def not_a_reply_error(kind: str, body: bytes, content_type: str, spec: ModelSpec) -> UpstreamError:
-    """A 200 whose body is no reply: what it was (a key of NOT_A_REPLY), its Content-Type and how the body starts."""
-    media_type = scrub(content_type.split(";")[0].strip()[:100], spec) or "no Content-Type"
-    message = f"{NOT_A_REPLY[kind]} ({media_type})"
+    """A 200 whose body is no reply: what it was (a key of NOT_A_REPLY), its Content-Type and how the body
+    starts, unless it is a page (see error_from_status)."""
+    message = f"{NOT_A_REPLY[kind]} ({media_type(content_type, spec)})"
+    if kind == "html" or is_markup(body, content_type):
+        return UpstreamError("bad_response", f"{message}; the page is not shown.")
     excerpt = body_excerpt(body, spec)
     return UpstreamError("bad_response", f"{message}: {excerpt}" if excerpt else f"{message}.")
 
 
+def is_markup(body: bytes, content_type: str) -> bool:
+    """Whether a body is a page (HTML, XML) rather than words: by its Content-Type or its first character."""
+    declared = content_type.lower()
+    return "html" in declared or "xml" in declared or body.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"<")
+
+
+def media_type(content_type: str, spec: ModelSpec) -> str:
+    """A Content-Type as shown in a message: its media type only, or "no Content-Type"."""
+    return scrub(content_type.split(";")[0].strip()[:100], spec) or "no Content-Type"
+
+
 def body_excerpt(body: bytes, spec: ModelSpec, limit: int = EXCERPT_CHARS) -> str:
     """How a body starts, as one line a person can read: whitespace collapsed, keys scrubbed, about `limit` characters."""
-    text = scrub(" ".join(body.decode("utf-8", "replace").removeprefix("\ufeff").split()), spec)
-    return text if len(text) <= limit else text[:limit].rstrip() + "…"
+    text = " ".join(body.decode("utf-8", "replace").removeprefix("\ufeff").split())
+    # Cut before scrubbing (a body may be 64 KB), with room for keys shrinking to "[key]". A key cut in two
+    # leaves either a run scrub sees or fewer than KEY_RUN of its characters, which scrub would leave anyway.
+    shown = scrub(text[: 2 * limit], spec)
+    return shown if len(text) <= 2 * limit and len(shown) <= limit else shown[:limit].rstrip() + "…"
 
 
 def context_too_long(api_code: str, detail: str) -> bool:
@@ -137,10 +183,53 @@ def api_error_message(payload, spec: ModelSpec) -> str:
 
 
 def scrub(text: str, spec: ModelSpec) -> str:
-    """Take API keys out of a message before it can reach a page or a log."""
-    if spec.api_key and len(spec.api_key) >= 6:
-        text = text.replace(spec.api_key, "[key]")
+    """Take API keys out of a message before it can reach a page or a log.
+
+    Not only the whole key: any run of KEY_RUN or more of its consecutive characters (a server that
+    echoes 24 of 32 leaves 8 to guess), and anything shaped like a key (`sk-…`), whoever's it is.
+    """
+    key = spec.api_key
+    if len(key) >= KEY_RUN:
+        text = _without_key_runs(text, key)
+    elif len(key) >= 6:
+        text = text.replace(key, "[key]")
     return SECRET_PATTERN.sub(lambda match: match.group(1) + "…", text)
+
+
+KEY_RUN = 8  # characters: fewer say too little about a random key to matter, and match ordinary words more often
+
+
+def _without_key_runs(text: str, key: str) -> str:
+    """`text` with every stretch made of key-windows (KEY_RUN consecutive characters of `key`) as "[key]".
+
+    Linear in the text: a regular expression finds the stretches made only of the key's characters
+    (in prose, the longer words), and only those are looked at, window by window, against a set.
+    """
+    windows, candidates = _key_windows(key)
+    pieces, done = [], 0
+    for match in candidates.finditer(text):
+        start = end = -1
+        for index in range(match.start(), match.end() - KEY_RUN + 1):
+            if text[index : index + KEY_RUN] not in windows:
+                continue
+            if index > end:  # not touching the stretch before: that one is complete
+                if end > 0:
+                    pieces += [text[done:start], "[key]"]
+                    done = end
+                start = index
+            end = index + KEY_RUN
+        if end > 0:
+            pieces += [text[done:start], "[key]"]
+            done = end
+    return "".join([*pieces, text[done:]]) if pieces else text
+
+
+@functools.lru_cache(maxsize=64)
+def _key_windows(key: str) -> tuple[frozenset[str], re.Pattern]:
+    """The key's windows of KEY_RUN characters, and a pattern for runs of at least KEY_RUN of its characters."""
+    windows = frozenset(key[index : index + KEY_RUN] for index in range(len(key) - KEY_RUN + 1))
+    characters = "".join(re.escape(character) for character in sorted(set(key)))
+    return windows, re.compile(f"[{characters}]{{{KEY_RUN},}}")
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:
@@ -174,6 +263,12 @@ def network_errors(spec: ModelSpec, *, lost: str = "The connection to the model 
     """Network and stream failures as the one UpstreamError a person reads; `lost` for a dropped connection."""
     try:
         yield
+    except InternalAddressError as exc:
+        raise UpstreamError(
+            "internal_address",
+            f"Refused to connect to the model server: {exc}. Internal servers (this machine, a private network) "
+            "are reached only by providers a superuser marked as an internal server.",
+        ) from None
     except httpx.TimeoutException as exc:
         raise timeout_error(exc, spec) from None
     except httpx.ConnectError:

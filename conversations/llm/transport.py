@@ -16,45 +16,80 @@ In between, the socket is paused: the events that arrive meanwhile gather in
 the kernel and a single read takes them all, instead of one wake-up and one
 system call per event. A reply's text is fanned out in batches of the same
 interval anyway, so this adds at most one interval of delay.
+
+Addresses: a request goes only to public addresses (addresses.py) unless its
+`allow_internal` extension is true. Names are checked by the resolver, as the
+connection is made, and IP addresses before the request (aiohttp resolves no
+IP address). Requests that may reach internal addresses have a connection pool
+of their own, so that a connection one of them left open never serves a request
+that may not. No redirect is ever followed.
 """
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
+import aiohttp.abc
 import httpx
+
+from .addresses import InternalAddressError, check_address, check_literal_host
 
 # Reads before pacing starts: the headers, the role chunk and the first text go through at once.
 UNPACED_READS = 3
+# The request extension that lets one request reach internal addresses (ModelSpec.allow_internal).
+ALLOW_INTERNAL = "allow_internal"
+
+
+class PublicResolver(aiohttp.abc.AbstractResolver):
+    """aiohttp's resolver, refusing a name if any of its addresses is internal (InternalAddressError)."""
+
+    def __init__(self, inner: aiohttp.abc.AbstractResolver | None = None):
+        self._inner = inner if inner is not None else aiohttp.DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list:
+        results = await self._inner.resolve(host, port, family)
+        for result in results:
+            check_address(host, result["host"])
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 class StreamingTransport(httpx.AsyncBaseTransport):
     def __init__(self, *, limits: httpx.Limits):
         self._limits = limits
         self._ssl_context = httpx.create_ssl_context()
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}  # by whether they may reach internal addresses
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+    def _get_session(self, allow_internal: bool) -> aiohttp.ClientSession:
+        """The pool for requests that may, or may not, reach internal addresses; each holds up to the limit."""
+        session = self._sessions.get(allow_internal)
+        if session is None or session.closed:
             connector = aiohttp.TCPConnector(
                 limit=self._limits.max_connections or 0,
                 limit_per_host=0,
                 keepalive_timeout=self._limits.keepalive_expiry or 15.0,
                 ssl=self._ssl_context,
+                resolver=None if allow_internal else PublicResolver(),
             )
-            self._session = aiohttp.ClientSession(
+            session = self._sessions[allow_internal] = aiohttp.ClientSession(
                 connector=connector,
                 auto_decompress=False,  # httpx decodes Content-Encoding itself
                 trust_env=False,
                 skip_auto_headers=("User-Agent", "Accept-Encoding"),
             )
-        return self._session
+        return session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout = request.extensions.get("timeout", {})
+        allow_internal = bool(request.extensions.get(ALLOW_INTERNAL))
+        if not allow_internal:
+            check_literal_host(request.url.host)  # an IP address never reaches the resolver
         body = await request.aread()
         try:
-            response = await self._get_session().request(
+            response = await self._get_session(allow_internal).request(
                 request.method,
                 str(request.url),
                 headers=request.headers.multi_items(),
@@ -80,8 +115,8 @@ class StreamingTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in self._sessions.values():
+            await session.close()
 
 
 class _ResponseStream(httpx.AsyncByteStream):
@@ -130,7 +165,7 @@ class _ResponseStream(httpx.AsyncByteStream):
 def _httpx_error(exc: Exception, request: httpx.Request, *, connecting: bool) -> Exception:
     """The httpx exception for an aiohttp (or asyncio) failure, so callers handle one family."""
     message = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.HTTPError):
+    if isinstance(exc, httpx.HTTPError | InternalAddressError):
         return exc
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return httpx.ConnectTimeout(message, request=request)

@@ -25,6 +25,8 @@ class ModelSpec:
     # these bounds (None: it may not), and its own system prompt after this one.
     temperature_range: tuple[float, float] | None = None
     custom_system_prompt: bool = False
+    # Whether requests may go to internal addresses (this machine, a private network: see addresses.py).
+    allow_internal: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Exists, F, OuterRef, Q
+from django.utils.translation import gettext_lazy as _
 
 from ..encryption import EncryptedTextField
 
@@ -135,6 +136,15 @@ class Provider(models.Model):
         default=60.0,
         validators=[MinValueValidator(1.0), MaxValueValidator(3600.0)],
         help_text="Seconds to wait for the next piece of a reply before giving up.",
+    )
+    allow_internal = models.BooleanField(
+        _("internal server (localhost or private network)"),
+        default=False,
+        help_text=_(
+            "Lets this provider reach this machine or a private network, such as Ollama or vLLM beside the app. "
+            "Other providers are refused those addresses, so that nobody can use one to read internal pages. "
+            "Only superusers may tick it, or change where a provider that has it sends requests."
+        ),
     )
     from_env = models.BooleanField(
         default=False, editable=False, help_text="Created from OPENAI_API_KEY and OPENAI_BASE_URL."

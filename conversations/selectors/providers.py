@@ -124,6 +124,7 @@ def provider_spec(provider) -> ModelSpec:
         api_version=provider.api_version,
         headers=provider_headers(provider),
         connect_timeout=provider.connect_timeout,
+        allow_internal=provider.allow_internal,
     )
 
 

@@ -19,17 +19,14 @@ def provider_sync_from_env() -> ModelConfig | None:
     # Bearer key either way; the type only says whether OpenAI-only settings apply.
     openai = settings.OPENAI_BASE_URL.startswith("https://api.openai.com")
     kind = Provider.Kind.OPENAI if openai else Provider.Kind.OPENAI_COMPATIBLE
+    # Whoever sets the environment runs the server: their address is trusted as a superuser's choice,
+    # a local Ollama included (`OPENAI_BASE_URL=http://127.0.0.1:11434/v1 make run`).
+    connection = {"base_url": settings.OPENAI_BASE_URL, "api_key": settings.OPENAI_API_KEY, "kind": kind, "allow_internal": True}
     with transaction.atomic():
         provider, _ = Provider.objects.update_or_create(
             from_env=True,
-            defaults={"base_url": settings.OPENAI_BASE_URL, "api_key": settings.OPENAI_API_KEY, "kind": kind},
-            create_defaults={
-                "name": _free_provider_name("OpenAI (from environment)"),
-                "base_url": settings.OPENAI_BASE_URL,
-                "api_key": settings.OPENAI_API_KEY,
-                "kind": kind,
-                "from_env": True,
-            },
+            defaults=connection,
+            create_defaults={"name": _free_provider_name("OpenAI (from environment)"), **connection, "from_env": True},
         )
         config, _ = ModelConfig.objects.get_or_create(
             provider=provider, model=settings.OPENAI_MODEL, defaults={"display_name": settings.OPENAI_MODEL}

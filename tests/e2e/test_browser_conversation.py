@@ -17,7 +17,7 @@ USERNAME, PASSWORD = "cal", "cal-password-123"
 
 SETUP = """
 from conversations.models import ModelConfig, Preset, Provider
-provider = Provider.objects.create(name="Fake", base_url={base_url!r}, timeout=10)
+provider = Provider.objects.create(name="Fake", base_url={base_url!r}, timeout=10, allow_internal=True)  # on 127.0.0.1
 ModelConfig.objects.create(
     display_name="Tunable", provider=provider, model="fake-model", is_default=True,
     allow_custom_temperature=True, temperature_min=0.0, temperature_max=1.5, allow_custom_system_prompt=True,
