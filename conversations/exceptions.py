@@ -53,6 +53,18 @@ class TeamNotFound(ChatError):
     message = "This team does not exist, or you are not in it."
 
 
+class InvitationNotFound(ChatError):
+    code = "not_found"
+    message = _("This invitation does not exist, was answered already, or has lapsed.")
+
+
+class TooManyInvitations(ChatError):
+    """An inviter or a team sent as many invitations as services.teams allows for now; the message says which."""
+
+    code = "throttled"
+    message = _("Too many invitations. Try again later.")
+
+
 class InvalidChange(ChatError):
     """A request the core refuses for a reason the person can fix, such as sharing with a stranger."""
 

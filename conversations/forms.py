@@ -3,6 +3,7 @@ from datetime import datetime, time, timedelta
 from django import forms
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .exceptions import ModelNotAvailable
 from .models import ModelConfig, Preset, PublicLink, Share, TeamMembership
@@ -100,9 +101,13 @@ class TeamCreateForm(forms.Form):
     name = forms.CharField(max_length=100)
 
 
-class TeamMemberForm(forms.Form):
-    username = forms.CharField(max_length=150, label="Username")
-    role = forms.ChoiceField(choices=TeamMembership.Role.choices, initial=TeamMembership.Role.MEMBER)
+class TeamInviteForm(forms.Form):
+    username = forms.CharField(max_length=150, label=_("Username"))
+    role = forms.ChoiceField(
+        choices=[(TeamMembership.Role.MEMBER, _("Member")), (TeamMembership.Role.OWNER, _("Owner (invites and removes people)"))],
+        initial=TeamMembership.Role.MEMBER,
+        label=_("Role"),
+    )
 
 
 # A person's own system prompt: long enough for a detailed brief, short enough to leave room for the conversation.

@@ -1,4 +1,4 @@
-"""The objects tests need, made by plain keyword-only functions: people, teams, conversations and
+"""The objects tests need, made by plain keyword-only functions: people, teams, invitations, conversations and
 their messages, shares, providers and models (on the fake OpenAI server when given one), usage
 records, and the ModelSpec the client takes.
 
@@ -26,6 +26,7 @@ from conversations.models import (
     Provider,
     Share,
     Team,
+    TeamInvitation,
     TeamMembership,
     UsageRecord,
 )
@@ -56,6 +57,15 @@ def make_team(*, name: str, owner=None, members=(), role: str = TeamMembership.R
     for member in members:
         TeamMembership.objects.create(team=team, user=member, role=role)
     return team
+
+
+def make_invitation(
+    *, team: Team, invitee, invited_by=None, role: str = TeamMembership.Role.MEMBER, ago: timedelta | None = None
+) -> TeamInvitation:
+    """An invitation to `team` sent `ago` before now (now when not given), pending; `invitee` None is one that
+    reached no one. Straight in the database: services.teams.team_invite is what tests of inviting call."""
+    created = timezone.now() - (ago or timedelta())
+    return TeamInvitation.objects.create(team=team, invitee=invitee, invited_by=invited_by, role=role, created=created)
 
 
 # --- conversations -----------------------------------------------------------------------------

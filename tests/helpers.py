@@ -1,7 +1,7 @@
 """What the test files share besides fixtures and objects: HTTP (a logged-in client, a page's text, its
-flash messages, pickers and sidebar, admin changelists), any admin form as a browser posts it, the
-admin's provider and model forms, and websockets to the real ASGI application (open, send, receive,
-read the reply).
+flash messages, pickers, the sidebar and its "Shared with me", admin changelists), any admin form as a
+browser posts it, the admin's provider and model forms, and websockets to the real ASGI application (open,
+send, receive, read the reply).
 
 Fixtures are in tests/conftest.py, the objects tests need in tests/factories.py. Nothing here imports
 the app at module level, so tests/e2e/live.py, which bench/ imports without Django set up, can use it.
@@ -71,6 +71,19 @@ def sidebar_titles(html: str) -> list[str]:
     """The titles under "Your conversations" (not those under "Shared with me")."""
     own = re.search(r'<nav class="sidebar-list"[^>]*>\s*<ul>(.*?)</ul>', html, re.S).group(1)
     return [htmllib.unescape(title) for title in re.findall(r'<a href="/c/[0-9a-f-]+/"[^>]*>([^<]*)</a>', own)]
+
+
+def shared_sidebar(html: str) -> list[tuple[str, str]]:
+    """(title, owner) of each conversation under "Shared with me"; empty when the section is not there."""
+    found = re.search(r'<ul aria-labelledby="shared-heading" class="shared-list">(.*?)</ul>', html, re.S)
+    if found is None:
+        return []
+    return [
+        (htmllib.unescape(title), htmllib.unescape(owner))
+        for title, owner in re.findall(
+            r'<a href="/c/[0-9a-f-]+/"[^>]*>([^<]*) <span class="muted">· ([^<]*)</span></a>', found.group(1)
+        )
+    ]
 
 
 def listed(response) -> list:

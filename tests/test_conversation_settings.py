@@ -561,9 +561,9 @@ def test_admin_adds_a_shared_preset(admin_client, model_config):
 # --- query counts ------------------------------------------------------------------------------
 
 # As tests/test_views.py pins them, whatever the number of models, teams and presets.
-HOME_QUERIES = 6  # session, user, model choices, presets, sidebar, shared with me
-CONVERSATION_QUERIES = 13  # session, user, conversation, messages, model choices, presets, sidebar, shared with me,
-# the Share dialog: shares, teammates, teams, site settings, public links
+HOME_QUERIES = 7  # session, user, model choices, presets, sidebar, shared with me, invitations waiting
+CONVERSATION_QUERIES = 14  # session, user, conversation, messages, model choices, presets, sidebar, shared with me,
+# invitations waiting, the Share dialog: shares, teammates, teams, site settings, public links
 
 
 @pytest.mark.parametrize("count", [1, 15])

@@ -21,9 +21,11 @@ from tests.helpers import (
     login,
     open_link_socket,
     open_socket,
+    page,
     receive_until,
     send,
     session_cookie,
+    shared_sidebar,
     text_of,
 )
 
@@ -257,6 +259,28 @@ async def test_removing_someone_from_a_team_closes_their_socket_but_not_their_te
     owner_frames = await assert_sends_a_reply(owner, "Carol, still watching?")
     staying_frames = await until_done(staying)
     assert staying_frames == owner_frames
+
+
+async def test_leaving_a_team_from_its_page_closes_my_sockets_on_its_shares_and_empties_shared_with_me(
+    user, bob, crew, conversation, make_conversation
+):
+    other = await sync_to_async(make_conversation)(title="Second")
+    await share_with(conversation, by=user, team=crew)
+    await share_with(other, by=user, team=crew)
+    owner = await open_socket(user, conversation)
+    sockets = [await open_socket(bob, conversation), await open_socket(bob, other)]
+    await until_presence(owner, ["bob"])
+    client = await sync_to_async(login)(bob)
+    listed = shared_sidebar(page(await sync_to_async(client.get)("/")))
+    assert sorted(listed) == [("Second", "alice"), ("Test chat", "alice")]
+
+    started = time.monotonic()
+    response = await sync_to_async(client.post)(f"/teams/{crew.id}/members/{bob.pk}/remove/")  # the Leave button
+    assert response.status_code == 302
+    for socket in sockets:
+        await assert_closed_for_revocation(socket, started)
+    assert shared_sidebar(page(await sync_to_async(client.get)("/"))) == []
+    await until_presence(owner, [])
 
 
 async def test_leaving_a_team_keeps_the_socket_of_someone_with_a_share_of_their_own_and_lowers_their_role(

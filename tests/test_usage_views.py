@@ -269,8 +269,8 @@ def test_my_usage_query_count_does_not_grow_with_records(logged_in, user, models
         reply = Message.objects.create(conversation=conversation, role="assistant", content=str(index))
         record(user, models[index % 2], 10, 10, "0.0001", message=reply)
     # Session, user, the limits (cached per process afterwards), usage for them; totals,
-    # per model, latest replies; the sidebar's two lists.
-    with django_assert_num_queries(9):
+    # per model, latest replies; the sidebar's two lists and its count of invitations waiting.
+    with django_assert_num_queries(10):
         response = logged_in.get("/usage/")
     assert response.status_code == 200
     assert len(cells(response.content.decode(), "usage-recent")) == count

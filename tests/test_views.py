@@ -421,7 +421,7 @@ def test_admin_pages_have_no_content_security_policy(client, superuser):
 # --- query counts ----------------------------------------------------------------------
 
 
-HOME_QUERIES = 6  # session, user, model choices, presets, sidebar, shared with me
+HOME_QUERIES = 7  # session, user, model choices, presets, sidebar, shared with me, invitations waiting
 
 
 @pytest.mark.parametrize("count", [3, 30])
@@ -435,8 +435,8 @@ def test_home_query_count_does_not_grow_with_conversations(
     assert len(sidebar_titles(page(response))) == count
 
 
-CONVERSATION_QUERIES = 13  # session, user, conversation, messages, model choices, presets (Settings), sidebar,
-# shared with me, and for the owner the Share dialog: shares, teammates, teams, site settings, public links
+CONVERSATION_QUERIES = 14  # session, user, conversation, messages, model choices, presets (Settings), sidebar,
+# shared with me, invitations waiting, and for the owner the Share dialog: shares, teammates, teams, site settings, public links
 
 
 @pytest.mark.parametrize("count", [2, 200])

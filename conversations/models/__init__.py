@@ -2,7 +2,7 @@
 
     chat.py       Conversation (visible_to, writable_by: the one access rule's queries), Message
     providers.py  Provider, ModelConfig and their validators
-    teams.py      Team, TeamMembership
+    teams.py      Team, TeamMembership, TeamInvitation (what joining starts with), TeamBlock
     sharing.py    Share, PublicLink, SiteSettings
     presets.py    Preset
     usage.py      UsageRecord, Limit
@@ -26,7 +26,7 @@ from .providers import (
     validate_stop,
 )
 from .sharing import PublicLink, PublicLinkQuerySet, Share, ShareQuerySet, SiteSettings, new_link_token
-from .teams import Team, TeamMembership
+from .teams import Team, TeamBlock, TeamInvitation, TeamInvitationQuerySet, TeamMembership
 from .usage import Limit, UsageRecord
 
 __all__ = [
@@ -46,6 +46,9 @@ __all__ = [
     "ShareQuerySet",
     "SiteSettings",
     "Team",
+    "TeamBlock",
+    "TeamInvitation",
+    "TeamInvitationQuerySet",
     "TeamMembership",
     "UsageRecord",
     "new_link_token",

@@ -1,7 +1,16 @@
-"""Teams: people who work together, and may share conversations with each other and with the team."""
+"""Teams: people who work together, and may share conversations with each other and with the team.
+
+Joining takes the person's consent: an owner sends a TeamInvitation, and the TeamMembership exists
+only once the invitee accepts (an admin adding someone in the admin is an admin's act, and needs none).
+A TeamBlock keeps a team's invitations from reaching someone.
+"""
+
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 
 
 class Team(models.Model):
@@ -36,3 +45,83 @@ class TeamMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.team} ({self.role})"
+
+
+class TeamInvitationQuerySet(models.QuerySet):
+    def open(self):
+        """Invitations still waiting for an answer: pending, and sent less than TeamInvitation.OPEN_FOR ago."""
+        return self.filter(status=TeamInvitation.Status.PENDING, created__gt=timezone.now() - TeamInvitation.OPEN_FOR)
+
+    def lapsed(self):
+        """Pending invitations nobody answered in time: no longer shown, and they cannot be accepted."""
+        return self.filter(status=TeamInvitation.Status.PENDING, created__lte=timezone.now() - TeamInvitation.OPEN_FOR)
+
+
+class TeamInvitation(models.Model):
+    """A team owner's invitation to join; the membership exists only once the invitee accepts.
+
+    Every invitation an owner sends is a row, also one that reaches no one (no active account has
+    that name, the person blocked the team, or already has an invitation from it): its `invitee` is
+    empty. So an invitation costs the same work and counts the same against the limits whatever the
+    name, and neither the reply nor the limits tell an owner whether a username exists.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+
+    # An unanswered invitation lapses after this long; a lapsed one is no longer shown and cannot be accepted.
+    OPEN_FOR = timedelta(days=14)
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
+    invitee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="team_invitations",
+        help_text="Empty when the invitation reached no one.",
+    )
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="team_invitations_sent"
+    )
+    role = models.CharField(max_length=16, choices=TeamMembership.Role.choices, default=TeamMembership.Role.MEMBER)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # Not auto_now_add: tests date invitations in the past to see them lapse.
+    created = models.DateTimeField(default=timezone.now)
+
+    objects = TeamInvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "invitee"],
+                condition=Q(status="pending", invitee__isnull=False),
+                name="one_pending_invitation_per_team_and_person",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["invitee", "status", "created"], name="invitation_invitee"),
+            models.Index(fields=["invited_by", "created"], name="invitation_inviter"),
+            models.Index(fields=["team", "created"], name="invitation_team"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invitee or 'no one'} to {self.team} ({self.status})"
+
+
+class TeamBlock(models.Model):
+    """A person refuses a team's invitations: its owners' invitations no longer reach them until they unblock it."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="blocks")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_blocks")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["team"]
+        constraints = [models.UniqueConstraint(fields=["team", "user"], name="one_block_per_team_and_person")]
+
+    def __str__(self) -> str:
+        return f"{self.user} blocked {self.team}"

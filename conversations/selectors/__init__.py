@@ -3,7 +3,7 @@
     conversations.py  a conversation for a person (the one access rule), its messages as rows and frames
     providers.py      the model picker, model specs (what a reply is asked with), their per-process cache
     sharing.py        shares, public links and their gates
-    teams.py          teams, teammates, members
+    teams.py          teams, teammates, members, a person's invitations and blocked teams
     presets.py        presets a person may apply
 """
 

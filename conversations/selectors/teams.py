@@ -1,9 +1,9 @@
-"""Reads about teams: the teams a person is in, their teammates, and a team's members."""
+"""Reads about teams: the teams a person is in, their teammates, a team's members, and a person's invitations and blocks."""
 
 from django.contrib.auth import get_user_model
 
 from ..exceptions import TeamNotFound
-from ..models import Team, TeamMembership
+from ..models import Team, TeamInvitation, TeamMembership
 
 
 def teams_of(user) -> list[Team]:
@@ -36,3 +36,18 @@ def team_member_rows(team: Team) -> list[TeamMembership]:
 
 def team_ids_of(user) -> frozenset[int]:
     return frozenset(TeamMembership.objects.filter(user_id=user.pk).values_list("team_id", flat=True))
+
+
+def open_invitations_for(user) -> list[TeamInvitation]:
+    """The invitations waiting for this person's answer, newest first, with their team and who sent them."""
+    return list(TeamInvitation.objects.open().filter(invitee=user).select_related("team", "invited_by"))
+
+
+def open_invitation_count(user) -> int:
+    """How many invitations wait for this person's answer (the sidebar shows the number)."""
+    return TeamInvitation.objects.open().filter(invitee=user).count()
+
+
+def blocked_teams_of(user) -> list[Team]:
+    """The teams whose invitations this person refuses."""
+    return list(Team.objects.filter(blocks__user_id=user.pk).order_by("name"))

@@ -4,7 +4,7 @@ async callers reach each in one hop. Callers use the module: `services.sharing.s
     conversations.py  create, rename, delete, a conversation's own settings, copies
     replies.py        a reply begun, checkpointed, finished (the send path's hand-written SQL)
     sharing.py        shares and public links
-    teams.py          teams and their members
+    teams.py          teams, invitations (and their limits), blocks, members leaving or removed
     presets.py        presets, and applying one to a conversation
     providers.py      the provider from the environment, importing models, rotating keys
 """

@@ -25,10 +25,12 @@ def conversation_or_404(request: HttpRequest, conversation_id, action: Action = 
 
 
 def sidebar_context(request: HttpRequest) -> dict:
-    """The sidebar every signed-in page shows: your conversations, and those shared with you."""
+    """The sidebar every signed-in page shows: your conversations, those shared with you, and how many
+    team invitations wait for your answer (beside Teams, so that they are noticed)."""
     return {
         "sidebar": selectors.conversations.conversation_list_for(request.user),
         "shared_sidebar": selectors.conversations.shared_conversation_list_for(request.user),
+        "invitation_count": selectors.teams.open_invitation_count(request.user),
     }
 
 

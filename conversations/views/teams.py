@@ -1,15 +1,17 @@
-"""The team pages: your teams, and for a team owner, adding and removing people."""
+"""The team pages: your teams and the invitations waiting for your answer, and for a team owner, inviting
+and removing people."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import selectors, services
-from ..exceptions import Forbidden, InvalidChange, TeamNotFound
-from ..forms import TeamCreateForm, TeamMemberForm
+from ..exceptions import Forbidden, InvalidChange, InvitationNotFound, TeamNotFound, TooManyInvitations
+from ..forms import TeamCreateForm, TeamInviteForm
 from ._common import sidebar_context
 
 
@@ -31,7 +33,13 @@ def team_list(request: HttpRequest) -> HttpResponse:
             form.add_error("name", exc.message)
         else:
             return redirect("team", team_id=team.id)
-    context = {**sidebar_context(request), "teams": selectors.teams.teams_of(request.user), "form": form}
+    context = {
+        **sidebar_context(request),
+        "teams": selectors.teams.teams_of(request.user),
+        "invitations": selectors.teams.open_invitations_for(request.user),
+        "blocked_teams": selectors.teams.blocked_teams_of(request.user),
+        "form": form,
+    }
     return render(request, "conversations/teams.html", context, status=400 if form.errors else 200)
 
 
@@ -43,29 +51,40 @@ def team_detail(request: HttpRequest, team_id: int) -> HttpResponse:
         **sidebar_context(request),
         "team": team,
         "memberships": selectors.teams.team_member_rows(team),
-        "form": TeamMemberForm(),
+        "form": TeamInviteForm(),
     }
     return render(request, "conversations/team.html", context)
 
 
 @login_required
 @require_POST
-def team_member_add(request: HttpRequest, team_id: int) -> HttpResponse:
+def team_invite(request: HttpRequest, team_id: int) -> HttpResponse:
     team = _team_or_404(request, team_id)
-    form = TeamMemberForm(request.POST)
-    if form.is_valid():
-        try:
-            membership = services.teams.team_add_member(
-                team=team, by=request.user, username=form.cleaned_data["username"], role=form.cleaned_data["role"]
-            )
-        except Forbidden as exc:
-            raise PermissionDenied(exc.message) from None
-        except InvalidChange as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, f"{membership.user.get_username()} is in {team.name} as {membership.role}.")
+    form = TeamInviteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Enter a username."))
+        return redirect("team", team_id=team.id)
+    username = form.cleaned_data["username"].strip()
+    try:
+        membership = services.teams.team_invite(team=team, by=request.user, username=username, role=form.cleaned_data["role"])
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message) from None
+    except (InvalidChange, TooManyInvitations) as exc:
+        messages.error(request, exc.message)
     else:
-        messages.error(request, "Enter a username.")
+        if membership is not None:  # a member already: the page lists them, so naming them tells nothing new
+            messages.success(
+                request,
+                _("%(username)s is in %(team)s as %(role)s.")
+                % {"username": username, "team": team.name, "role": membership.role},
+            )
+        else:
+            # Worded alike for every name: whether it exists, or the invitation reached them, is theirs to tell.
+            messages.success(
+                request,
+                _("If someone called %(username)s is on this site, they have been invited. They join %(team)s once they accept.")
+                % {"username": username, "team": team.name},
+            )
     return redirect("team", team_id=team.id)
 
 
@@ -81,7 +100,52 @@ def team_member_remove(request: HttpRequest, team_id: int, user_id: int) -> Http
         messages.error(request, exc.message)
         return redirect("team", team_id=team.id)
     if user_id == request.user.pk:
-        messages.success(request, f"You left {team.name}.")
+        messages.success(request, _("You left %(team)s.") % {"team": team.name})
         return redirect("teams")
-    messages.success(request, "Removed from the team; their access through it ended.")
+    messages.success(request, _("Removed from the team; their access through it ended."))
     return redirect("team", team_id=team.id)
+
+
+# --- the invitee's answers ----------------------------------------------------------------------
+
+
+def _answered(request: HttpRequest, answer, invitation_id: int):
+    """What `answer` (a services.teams function taking the invitation) returns; 404 unless it is this person's
+    open invitation (answered already, lapsed, or someone else's: all alike)."""
+    try:
+        return answer(invitation_id=invitation_id, by=request.user)
+    except InvitationNotFound:
+        raise Http404("No such invitation.") from None
+
+
+@login_required
+@require_POST
+def invitation_accept(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    membership = _answered(request, services.teams.invitation_accept, invitation_id)
+    messages.success(request, _("You joined %(team)s.") % {"team": membership.team.name})
+    return redirect("team", team_id=membership.team_id)
+
+
+@login_required
+@require_POST
+def invitation_decline(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    """Decline; with `block` (the form's other button), block the team as well."""
+    if request.POST.get("block"):
+        team = _answered(request, services.teams.team_block, invitation_id)
+        message = _("You blocked %(team)s: its owners can no longer invite you.")
+    else:
+        team = _answered(request, services.teams.invitation_decline, invitation_id)
+        message = _("You declined the invitation to %(team)s.")
+    messages.success(request, message % {"team": team.name})
+    return redirect("teams")
+
+
+@login_required
+@require_POST
+def team_unblock(request: HttpRequest, team_id: int) -> HttpResponse:
+    try:
+        team = services.teams.team_unblock(team_id=team_id, by=request.user)
+    except TeamNotFound:
+        raise Http404("You have not blocked that team.") from None
+    messages.success(request, _("You unblocked %(team)s: its owners can invite you again.") % {"team": team.name})
+    return redirect("teams")

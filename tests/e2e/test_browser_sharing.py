@@ -1,4 +1,5 @@
-"""Sharing as two people use it: a team, a viewer watching live, a revocation, and a public link.
+"""Sharing as two people use it: a team joined by invitation, a viewer watching live, a revocation, a public
+link; and an invitation declined, a team blocked and unblocked, joined and left.
 
 Real headless Chromium browsers (each its own profile, so its own cookies) against a real
 daphne process with the offline demo model.
@@ -79,6 +80,56 @@ def submit_in(driver, form_selector: str) -> None:
     waiter(driver).until(lambda d: d.current_url.endswith("#share") and dialog_open(d))
 
 
+def go_home(driver, base_url: str) -> None:
+    driver.get(base_url + "/")
+    waiter(driver).until(lambda d: css(d, "#new-chat-input"))
+
+
+def title_is(text: str):
+    from selenium.webdriver.common.by import By
+
+    return lambda driver: driver.find_element(By.CSS_SELECTOR, "h1.topbar-title").text == text
+
+
+def create_team(driver, name: str) -> None:
+    """On the Teams page: create the team `name`, and wait for its page."""
+    enter(driver, "id_name", name)
+    css(driver, ".team-create-form button[type=submit]")[0].click()
+    waiter(driver).until(title_is(f"Team {name}"))
+
+
+def invite(driver, username: str) -> None:
+    """On a team's page: invite `username`, and wait for the answer, the same whoever the name belongs to."""
+    enter(driver, "id_username", username)
+    css(driver, ".invite-form button[type=submit]")[0].click()
+    waiter(driver).until(lambda d: f"If someone called {username} is on this site, they have been invited." in flash(d))
+
+
+def member_names(driver) -> list[str]:
+    """The Person column of a team's page."""
+    return [cell.text for cell in css(driver, "table.members tbody tr td:first-child")]
+
+
+def invitation_texts(driver) -> list[str]:
+    return [item.text for item in css(driver, ".invitation-text")]
+
+
+def open_teams_page(driver) -> None:
+    """Teams, from the sidebar (its link carries the count of invitations waiting)."""
+    css(driver, ".account a[href='/teams/']")[0].click()
+    waiter(driver).until(title_is("Teams"))
+
+
+def answer_invitation(driver, text: str, button: str) -> None:
+    """From the sidebar to the Teams page, and press `button` beside the invitation that reads `text`."""
+    from selenium.webdriver.common.by import By
+
+    open_teams_page(driver)
+    invitations = css(driver, "li.invitation")
+    (invitation,) = [item for item in invitations if item.find_element(By.CSS_SELECTOR, ".invitation-text").text == text]
+    invitation.find_element(By.XPATH, f".//button[normalize-space()='{button}']").click()
+
+
 # --- the scenario ---------------------------------------------------------------------
 
 
@@ -89,19 +140,24 @@ def test_team_share_watch_live_and_revoke(sharing_app, open_browser):
     url = sharing_app.url
     ann, ben = open_browser(), open_browser()
 
-    # 1. ann makes a team, "Core", through the Teams page, and adds ben by username.
+    # 1. ann makes a team, "Core", through the Teams page, and invites ben by username; ben, in his own
+    #    browser, sees the invitation counted beside Teams, and accepts it.
     log_in(ann, url, "ann", PASSWORDS["ann"])
     ann.find_element(By.LINK_TEXT, "Teams").click()
     waiter(ann).until(lambda d: d.find_element(By.CSS_SELECTOR, "h1.topbar-title").text == "Teams")
     assert "You are in no team yet." in ann.page_source
-    enter(ann, "id_name", "Core")
-    css(ann, ".page form button[type=submit]")[0].click()
-    waiter(ann).until(lambda d: d.find_element(By.CSS_SELECTOR, "h1.topbar-title").text == "Team Core")
-    enter(ann, "id_username", "ben")
-    css(ann, ".page form[action$='/members/'] button[type=submit]")[0].click()
-    waiter(ann).until(lambda d: "ben is in Core as member." in flash(d))
-    members = [row.text for row in css(ann, "table.members tbody tr")]
-    assert any(row.startswith("ann (you)") for row in members) and any(row.startswith("ben") for row in members)
+    create_team(ann, "Core")
+    invite(ann, "ben")
+    assert member_names(ann) == ["ann (you)"]  # not until he accepts
+
+    log_in(ben, url, "ben", PASSWORDS["ben"])
+    assert by_id(ben, "invitation-count").text == "1"
+    answer_invitation(ben, "ann invites you to Core as member.", "Accept")
+    waiter(ben).until(lambda d: "You joined Core." in flash(d))
+    assert ben.find_element(By.CSS_SELECTOR, "h1.topbar-title").text == "Team Core"
+    assert not css(ben, "#invitation-count")
+    ann.refresh()
+    waiter(ann).until(lambda d: member_names(d) == ["ann (you)", "ben"])
 
     # 2. ann starts a conversation and shares it with ben as a viewer.
     conversation_url = start_conversation(ann, url, "What should the team know?")
@@ -117,7 +173,7 @@ def test_team_share_watch_live_and_revoke(sharing_app, open_browser):
     assert share_list.find_element(By.CSS_SELECTOR, "select").get_attribute("value") == "viewer"
 
     # 3. ben, in his own browser, finds it under "Shared with me" with ann's name, and opens it.
-    log_in(ben, url, "ben", PASSWORDS["ben"])
+    go_home(ben, url)
     assert by_id(ben, "shared-heading").text.lower() == "shared with me"  # shown in capitals by CSS
     shared = ben.find_element(By.CSS_SELECTOR, f".shared-list a[href='/c/{conversation_id}/']")
     assert shared.text == "What should the team know? · ann"
@@ -239,3 +295,73 @@ def test_public_snapshot_link_opens_logged_out_then_is_deleted(sharing_app, open
     stranger.refresh()
     waiter(stranger).until(not_found)
     assert not css(stranger, "li.message")
+
+
+def test_decline_block_unblock_accept_and_leave(sharing_app, open_browser):
+    """ben says no, then blocks ann's team, unblocks it, joins, and leaves: the team's conversation then
+    leaves his sidebar, and the tab he had it open in is told at once."""
+    from selenium.webdriver.common.by import By
+
+    url = sharing_app.url
+    ann, ben = open_browser(), open_browser()
+    log_in(ann, url, "ann", PASSWORDS["ann"])
+    log_in(ben, url, "ben", PASSWORDS["ben"])
+
+    # ann makes "Guild" and invites ben, and a name nobody has: the page answers both alike.
+    open_teams_page(ann)
+    create_team(ann, "Guild")
+    team_url = ann.current_url
+    invite(ann, "nobody-here")
+    invite(ann, "ben")
+
+    # ben declines: the invitation and its count go.
+    go_home(ben, url)
+    assert by_id(ben, "invitation-count").text == "1"
+    answer_invitation(ben, "ann invites you to Guild as member.", "Decline")
+    waiter(ben).until(lambda d: "You declined the invitation to Guild." in flash(d))
+    assert invitation_texts(ben) == [] and not css(ben, "#invitation-count")
+
+    # ann asks again; ben blocks the team, and ann's next invitation does not reach him.
+    invite(ann, "ben")
+    go_home(ben, url)
+    answer_invitation(ben, "ann invites you to Guild as member.", "Block this team")
+    waiter(ben).until(lambda d: "You blocked Guild: its owners can no longer invite you." in flash(d))
+    invite(ann, "ben")
+    ben.refresh()
+    assert invitation_texts(ben) == [] and not css(ben, "#invitation-count")
+    (blocked,) = css(ben, ".blocked-list li")
+    assert blocked.text.startswith("Guild")
+
+    # ben unblocks it; ann's invitation reaches him, and he accepts.
+    blocked.find_element(By.XPATH, ".//button[normalize-space()='Unblock']").click()
+    waiter(ben).until(lambda d: "You unblocked Guild: its owners can invite you again." in flash(d))
+    assert not css(ben, ".blocked-list")
+    invite(ann, "ben")
+    go_home(ben, url)
+    answer_invitation(ben, "ann invites you to Guild as member.", "Accept")
+    waiter(ben).until(lambda d: "You joined Guild." in flash(d))
+
+    # ann shares a conversation with the whole team; ben has it open.
+    conversation_url = start_conversation(ann, url, "For the guild")
+    conversation_id = conversation_url.rstrip("/").rsplit("/", 1)[-1]
+    open_share_dialog(ann)
+    choose(ann, "id_target", "Guild (everyone in it)")
+    submit_in(ann, ".share-form")
+    ben.get(conversation_url)
+    waiter(ben).until(lambda d: by_id(d, "presence").is_displayed() and by_id(d, "presence").text == "Also here: ann")
+    chat_tab = ben.current_window_handle
+
+    # In another tab ben leaves the team: the conversation leaves his sidebar, and his first tab says so.
+    ben.switch_to.new_window("tab")
+    ben.get(team_url)
+    waiter(ben).until(title_is("Team Guild"))
+    leave = ben.find_element(By.XPATH, "//table[@class='members']//button[normalize-space()='Leave']")
+    leave.click()
+    waiter(ben).until(lambda d: "You left Guild." in flash(d))
+    assert not css(ben, f".shared-list a[href='/c/{conversation_id}/']")
+    ben.switch_to.window(chat_tab)
+    waiter(ben, 5).until(lambda d: by_id(d, "chat-error").is_displayed() and by_id(d, "chat-error").text == REVOKED)
+    assert severe_errors(ben) == []
+
+    ann.get(team_url)
+    waiter(ann).until(lambda d: member_names(d) == ["ann (you)"])
