@@ -83,7 +83,13 @@ async def run(server: LiveServer, owner: dict, viewers: list[dict], share_id: in
     conversation = owner["conversation"]
     cpu_before, started = cpu_seconds(server.process.pid), time.monotonic()
     owner_socket = await open_socket(server, conversation, owner["sessionid"])
-    sockets = await asyncio.gather(*(open_socket(server, conversation, v["sessionid"]) for v in viewers))
+    handshakes = asyncio.Semaphore(50)  # daphne's listen backlog is 50: more at once and some are dropped
+
+    async def join(viewer: dict):
+        async with handshakes:
+            return await open_socket(server, conversation, viewer["sessionid"])
+
+    sockets = await asyncio.gather(*(join(viewer) for viewer in viewers))
     # Everyone has joined once the owner has been told about the last of them.
     await until(owner_socket, lambda f: f["type"] == "presence" and len(f["people"]) + f.get("more", 0) == len(viewers))
     join_wall, join_cpu = time.monotonic() - started, cpu_seconds(server.process.pid) - cpu_before
