@@ -6,7 +6,8 @@ Who listens where:
                             FRAME (forward a protocol frame), SNAPSHOT (a streaming reply's text so
                             far), ALIVE (a silent reply is still running), DELETED, ACCESS_CHANGED
                             (check again who may stay).
-    presence.<id>           each process's presence counts for the conversation (consumers/presence.py).
+    presence.<id>           each process's presence counts for the conversation (consumers/presence.py),
+                            which also keeps watchers() (the biggest crowd of one process) for streaming.
     generation_group(id)    the conversation's running reply, in whichever process runs it
                             (streaming.py): GENERATION_STOP, GENERATION_SNAPSHOT.
     session_group(key)      every socket of one login session: SESSION_ENDED (it logged out).
@@ -52,6 +53,22 @@ GENERATION_STOPPING = "generation.stopping"
 RETRY_FIRST, RETRY_MOST = 0.05, 1.0
 
 PUBLIC_LINKS_GROUP = "public-links"
+
+# How many sockets watch each conversation: the most that any one process has open on it, as
+# presence last counted (each process sends a reply's frames to its own sockets). Streaming
+# spaces a reply's frames by it, so that a crowd costs a process no more frames than it can send.
+_watchers: dict[uuid.UUID, int] = {}
+
+
+def set_watchers(conversation_id: uuid.UUID, count: int) -> None:
+    if count > 0:
+        _watchers[conversation_id] = count
+    else:
+        _watchers.pop(conversation_id, None)
+
+
+def watchers(conversation_id: uuid.UUID) -> int:
+    return _watchers.get(conversation_id, 0)
 
 
 def conversation_group(conversation_id: uuid.UUID) -> str:

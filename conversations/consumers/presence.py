@@ -55,7 +55,12 @@ class Room:
                 total.update(theirs)
         return +total
 
+    def busiest(self) -> int:
+        """The most sockets one process has open here: what one reply's frame costs the busiest process."""
+        return max([len(self.sockets), *(sum(theirs.values()) for theirs, _ in self.elsewhere.values())])
+
     def changed(self, *, publish: bool = False) -> None:
+        realtime.set_watchers(self.conversation_id, self.busiest())
         self.publish = self.publish or publish
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._settle())
@@ -141,6 +146,7 @@ async def leave(socket) -> None:
         room.changed(publish=True)
         return
     del _hub.rooms[socket.conversation_id]  # the last socket here: tell the others this process has none
+    realtime.set_watchers(socket.conversation_id, 0)
     if room.task is not None:
         room.task.cancel()
     await _tell_others(room)

@@ -22,7 +22,9 @@ says so, and the process keeps the reply until the database takes it (upkeep.py)
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -49,14 +51,17 @@ ALIVE_INTERVAL = 5.0
 DONE_RETRY_SECONDS = 10.0
 
 
-def flush_interval() -> float:
+def flush_interval(conversation_id: uuid.UUID | None = None) -> float:
     """Seconds between two frames of a reply (and two reads of its stream).
 
-    CHAT_FLUSH_INTERVAL when few replies stream; stretched when many do, so that
-    all of this process's replies together send at most CHAT_MAX_FRAMES_PER_SECOND
-    frames: a busy server batches more text per frame instead of falling behind.
+    CHAT_FLUSH_INTERVAL when few replies stream to few sockets; stretched when many
+    replies stream or a crowd watches one, so that this process's replies together
+    send at most CHAT_MAX_FRAMES_PER_SECOND frames to sockets, each reply an equal
+    share: a busy server batches more text per frame instead of falling behind (a
+    thousand sockets on one live link once slowed every other page to 1.4 s).
     """
-    return max(settings.CHAT_FLUSH_INTERVAL, upkeep.live_count() / settings.CHAT_MAX_FRAMES_PER_SECOND)
+    sockets = max(1, realtime.watchers(conversation_id)) if conversation_id else 1
+    return max(settings.CHAT_FLUSH_INTERVAL, sockets * upkeep.live_count() / settings.CHAT_MAX_FRAMES_PER_SECOND)
 
 
 def upstream_options() -> ClientOptions:
@@ -71,7 +76,8 @@ def upstream_options() -> ClientOptions:
 
 def from_model(plan: ReplyPlan) -> AsyncIterator[Chunk]:
     """The reply as the model streams it, read no more often than the frames go out."""
-    return stream_reply(plan.spec, plan.history, user=plan.user, read_interval=flush_interval, options=upstream_options())
+    pace = partial(flush_interval, plan.conversation_id)
+    return stream_reply(plan.spec, plan.history, user=plan.user, read_interval=pace, options=upstream_options())
 
 
 class Generation:
@@ -212,7 +218,7 @@ class Generation:
                 return  # what could not be published is in the `done` frame, and in the database
             if self.pending:
                 self._wakeup.set()
-            await asyncio.sleep(flush_interval() * (2 ** min(failures, 5)))
+            await asyncio.sleep(flush_interval(self.plan.conversation_id) * (2 ** min(failures, 5)))
 
     async def _publish_pending(self) -> bool:
         """Publish the pending text as deltas from where the last one ended. What fails stays pending."""
