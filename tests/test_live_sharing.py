@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.test import Client
 
-from conversations import services
+from conversations import realtime, services
 from conversations.models import Message, PublicLink, Share, SiteSettings, Team
 from tests.factories import make_team
 from tests.fake_openai import reply
@@ -240,6 +240,17 @@ async def test_revoking_a_share_from_the_share_dialog_closes_the_viewers_socket_
     await assert_closed_for_revocation(viewer, started)
 
     await assert_sends_a_reply(owner)
+
+
+async def test_presence_tells_streaming_how_many_sockets_watch(user, bob, crew, conversation):
+    await share_with(conversation, by=user, team=crew)
+    sockets = [await open_socket(user, conversation), await open_socket(bob, conversation), await open_socket(bob, conversation)]
+    assert realtime.watchers(conversation.id) == 3  # a reply's frames are paced by it (streaming.flush_interval)
+    await sockets.pop().disconnect()
+    assert realtime.watchers(conversation.id) == 2
+    for socket in sockets:
+        await socket.disconnect()
+    assert realtime.watchers(conversation.id) == 0
 
 
 async def test_removing_someone_from_a_team_closes_their_socket_but_not_their_teammates(

@@ -134,6 +134,24 @@ async def test_deltas_are_coalesced_not_one_per_chunk(plan, settings):
     assert len(deltas) < len(pieces) / 3, f"{len(deltas)} deltas for {len(pieces)} chunks"
 
 
+async def test_a_reply_a_crowd_watches_sends_fewer_larger_frames(plan, settings):
+    settings.CHAT_FLUSH_INTERVAL, settings.CHAT_MAX_FRAMES_PER_SECOND = 0.01, 100
+    realtime.set_watchers(plan.conversation_id, 30)  # as presence counts them: 30 frames per delta
+    try:
+        assert streaming.flush_interval(plan.conversation_id) == pytest.approx(0.3)
+        pieces = [f"{n} " for n in range(40)]
+        generation, watcher = await start(plan, *text(*pieces, pause=0.01))
+        await watcher.until("done")
+        await generation.task
+    finally:
+        realtime.set_watchers(plan.conversation_id, 0)
+
+    deltas = [frame for frame in watcher.frames if frame["type"] == "delta"]
+    assert watcher.streamed_text() == "".join(pieces)
+    assert len(deltas) <= 4, f"{len(deltas)} deltas in about 0.4 s, one per 0.3 s expected"
+    assert streaming.flush_interval(plan.conversation_id) == pytest.approx(0.01)  # nobody watching: the setting
+
+
 async def test_stop_keeps_the_partial_text(plan):
     generation, watcher = await start(plan, *text("Half an ", "answer"), FOREVER)
     while watcher.streamed_text() != "Half an answer":

@@ -61,7 +61,7 @@ def flush_interval(conversation_id: uuid.UUID | None = None) -> float:
     thousand sockets on one live link once slowed every other page to 1.4 s).
     """
     sockets = max(1, realtime.watchers(conversation_id)) if conversation_id else 1
-    return max(settings.CHAT_FLUSH_INTERVAL, sockets * upkeep.live_count() / settings.CHAT_MAX_FRAMES_PER_SECOND)
+    return max(settings.CHAT_FLUSH_INTERVAL, sockets * max(1, upkeep.live_count()) / settings.CHAT_MAX_FRAMES_PER_SECOND)
 
 
 def upstream_options() -> ClientOptions:
