@@ -245,12 +245,20 @@ async def test_revoking_a_share_from_the_share_dialog_closes_the_viewers_socket_
 async def test_presence_tells_streaming_how_many_sockets_watch(user, bob, crew, conversation):
     await share_with(conversation, by=user, team=crew)
     sockets = [await open_socket(user, conversation), await open_socket(bob, conversation), await open_socket(bob, conversation)]
-    assert realtime.watchers(conversation.id) == 3  # a reply's frames are paced by it (streaming.flush_interval)
+    # A socket joins presence just after its handshake, so the count is awaited, not read at once.
+    await until_watchers(conversation, 3)  # a reply's frames are paced by it (streaming.flush_interval)
     await sockets.pop().disconnect()
-    assert realtime.watchers(conversation.id) == 2
+    await until_watchers(conversation, 2)
     for socket in sockets:
         await socket.disconnect()
-    assert realtime.watchers(conversation.id) == 0
+    await until_watchers(conversation, 0)
+
+
+async def until_watchers(conversation, count: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while realtime.watchers(conversation.id) != count:
+        assert time.monotonic() < deadline, f"{realtime.watchers(conversation.id)} sockets counted, not {count}"
+        await asyncio.sleep(0.01)
 
 
 async def test_removing_someone_from_a_team_closes_their_socket_but_not_their_teammates(
