@@ -3,17 +3,25 @@
 The README documents the same schema; keep them together.
 
 client → server
-    {"type": "send", "content": str, "model": int | null (optional)}
+    {"type": "send", "content": str, "model": int | null (optional), "parent_id": int | null (optional)}
+        parent_id: the message this one follows (null: a new first message); absent: the current branch's last
     {"type": "stop"}
-    {"type": "regenerate", "model": int | null (optional)}
+    {"type": "regenerate", "model": int | null (optional), "message_id": int (optional)}
+        message_id: the reply to make a new version of; absent: the current branch's last reply
+    {"type": "select", "message_id": int}   show (and, for those who may write, save) the branch through it
     A frame longer than max_frame_chars(CHAT_MAX_MESSAGE_CHARS) or nested more than MAX_FRAME_DEPTH deep
     is refused before it is parsed.
 server → client
-    {"type": "message", "message": {"id", "role", "content", "status", "html", "note", "note_class", "author",
-                                    "context_start", ...}}
-    {"type": "start", "message_id", "replaces"?, "context_start"?}   context_start: the first message sent, older ones left out
+    {"type": "message", "message": {"id", "parent_id", "versions", "role", "content", "status", "html", "note",
+                                    "note_class", "meta", "author", "context_start", ...}}
+        versions: the message and its siblings (its other versions), oldest first
+    {"type": "start", "message_id", "parent_id"?, "versions"?, "context_start"?}
+        context_start: the first message sent, older ones left out; no parent_id: its place is not known yet
+    {"type": "branch", "parent_id", "leaf_id"}   the answer to a select: drop what follows parent_id; the
+        branch's messages from there down to leaf_id follow as `message` frames
     {"type": "delta", "message_id", "offset", "content"}
-    {"type": "done", "message_id", "status", "finish_reason", "usage", "html", "content", "error", "note", "note_class"}
+    {"type": "done", "message_id", "status", "finish_reason", "usage", "html", "content", "error", "note", "note_class",
+     "meta"}
         a `done` or `message` too big for one frame has "content" and "html" null and "fetch": the URL to get them from
     {"type": "error", "code", "message", "message_id"?}
     {"type": "access", "role": "viewer" | "collaborator" | "owner"}   your role changed
@@ -29,6 +37,7 @@ from json.decoder import scanstring
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from .tree import CURRENT
 from .validators import check_message_content
 
 # --- server → client ---------------------------------------------------------
@@ -38,10 +47,13 @@ def message_frame(payload: dict) -> dict:
     return {"type": "message", "message": payload}
 
 
-def start_frame(message_id: int, replaces: int | None = None, context_start: int | None = None) -> dict:
+def start_frame(
+    message_id: int, *, parent_id: int | None = None, versions=None, context_start: int | None = None
+) -> dict:
+    """Without `versions`, the reply's place is not known here (a socket that heard of it only by its deltas)."""
     frame = {"type": "start", "message_id": message_id}
-    if replaces is not None:
-        frame["replaces"] = replaces
+    if versions is not None:
+        frame.update(parent_id=parent_id, versions=list(versions))
     if context_start is not None:
         frame["context_start"] = context_start
     return frame
@@ -53,7 +65,17 @@ def delta_frame(message_id: int, offset: int, content: str) -> dict:
 
 
 def done_frame(
-    message_id: int, *, status: str, finish_reason, usage, html: str, content: str, error: str, note: str, note_class: str
+    message_id: int,
+    *,
+    status: str,
+    finish_reason,
+    usage,
+    html: str,
+    content: str,
+    error: str,
+    note: str,
+    note_class: str,
+    meta: str = "",
 ) -> dict:
     """`note` is the line shown under the reply (its error, or why it was cut off), `note_class` its CSS class."""
     return {
@@ -67,7 +89,12 @@ def done_frame(
         "error": error,
         "note": note,
         "note_class": note_class,
+        "meta": meta,
     }
+
+
+def branch_frame(parent_id: int | None, leaf_id: int | None) -> dict:
+    return {"type": "branch", "parent_id": parent_id, "leaf_id": leaf_id}
 
 
 def error_frame(code: str, message: str, message_id: int | None = None) -> dict:
@@ -131,6 +158,7 @@ class FrameError(ValueError):
 class Send:
     content: str
     model: int | None = None
+    parent_id: int | str | None = CURRENT  # or CURRENT
 
 
 @dataclass(frozen=True)
@@ -141,9 +169,15 @@ class Stop:
 @dataclass(frozen=True)
 class Regenerate:
     model: int | None = None
+    message_id: int | None = None
 
 
-ClientFrame = Send | Stop | Regenerate
+@dataclass(frozen=True)
+class Select:
+    message_id: int
+
+
+ClientFrame = Send | Stop | Regenerate | Select
 
 
 def parse_client_frame(text: str | None, *, max_chars: int) -> ClientFrame:
@@ -176,14 +210,17 @@ def parse_client_frame(text: str | None, *, max_chars: int) -> ClientFrame:
         raise FrameError("invalid_frame", "A frame must be a JSON object with a 'type'.")
     kind = data.get("type")
     if kind == "send":
-        return Send(content=_content(data, max_chars), model=_model(data))
+        parent_id = _message_id(data, "parent_id", allow_null=True) if "parent_id" in data else CURRENT
+        return Send(content=_content(data, max_chars), model=_model(data), parent_id=parent_id)
     if kind == "stop":
         return Stop()
     if kind == "regenerate":
-        return Regenerate(model=_model(data))
+        return Regenerate(model=_model(data), message_id=_message_id(data, "message_id", allow_null=True))
+    if kind == "select":
+        return Select(message_id=_message_id(data, "message_id"))
     if not isinstance(kind, str):
         raise FrameError("invalid_frame", "A frame must have a string 'type'.")
-    raise FrameError("unknown_type", f"Unknown frame type {kind[:40]!r}; use send, stop or regenerate.")
+    raise FrameError("unknown_type", f"Unknown frame type {kind[:40]!r}; use send, stop, regenerate or select.")
 
 
 # --- bounds checked before parsing --------------------------------------------
@@ -264,6 +301,15 @@ def _content(data: dict, max_chars: int) -> str:
         return check_message_content(content, max_chars)
     except ValidationError as exc:
         raise FrameError(exc.code, exc.message) from None
+
+
+def _message_id(data: dict, key: str, *, allow_null: bool = False) -> int | None:
+    value = data.get(key)
+    if value is None and allow_null:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**63:
+        raise FrameError("invalid_frame", _("'%(key)s' must be a message id (a positive whole number).") % {"key": key})
+    return value
 
 
 def _model(data: dict) -> int | None:

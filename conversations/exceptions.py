@@ -34,6 +34,11 @@ class NothingToRegenerate(ChatError):
     message = "There is no message to answer yet."
 
 
+class MessageNotFound(ChatError):
+    code = "message_not_found"
+    message = _("That message is not in this conversation (or cannot be answered again).")
+
+
 class Forbidden(ChatError):
     code = "forbidden"
     message = "You are not allowed to do that in this conversation."

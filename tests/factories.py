@@ -94,7 +94,7 @@ def make_history(*, conversation: Conversation, count: int, authors=()) -> list[
     """`count` messages saved in one query, a person's turn and a reply in turn ("message 0", "message 1" ...),
     the person's turns written by each of `authors` in turn (the owner when none are given)."""
     authors = list(authors) or [conversation.owner]
-    return Message.objects.bulk_create(
+    messages = [
         Message(
             conversation=conversation,
             role=Message.Role.USER if number % 2 == 0 else Message.Role.ASSISTANT,
@@ -103,7 +103,13 @@ def make_history(*, conversation: Conversation, count: int, authors=()) -> list[
             author=authors[number // 2 % len(authors)] if number % 2 == 0 else None,
         )
         for number in range(count)
-    )
+    ]
+    newest = conversation.messages.order_by("-id").values_list("id", flat=True).first()
+    created = Message.objects.create_tree(messages, [None, *range(count - 1)])  # one branch, after the newest
+    if created and newest is not None:
+        Message.objects.filter(pk=created[0].pk).update(parent_id=newest)
+        created[0].parent_id = newest
+    return created
 
 
 def make_share(*, conversation: Conversation, user=None, team=None, role: str = Share.Role.VIEWER) -> Share:

@@ -368,10 +368,13 @@ async def socket_regenerate(world, role, outcome, upstream):
     else:
         frames = await receive_until(socket, done)
         new_id = frames[-1]["message_id"]
-        assert frames[0] == {"type": "start", "message_id": new_id, "replaces": world.answer.pk}
+        assert frames[0] == {
+            "type": "start", "message_id": new_id, "parent_id": world.question.pk, "versions": [world.answer.pk, new_id]
+        }
         assert frames[-1]["status"] == "complete" and frames[-1]["content"] == "A new answer"
         assert await saved_messages(world) == [
             (world.question.pk, "user", QUESTION, "complete", "owner"),
+            (world.answer.pk, "assistant", ANSWER, "complete", None),  # the old version is kept
             (new_id, "assistant", "A new answer", "complete", None),
         ]
         assert upstream.requests[-1].body["messages"] == [{"role": "user", "content": QUESTION}]

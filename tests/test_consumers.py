@@ -555,18 +555,21 @@ async def test_reconnect_with_since_catches_up_on_missed_messages(user, conversa
     await again.disconnect()
 
 
-async def test_regenerate_replaces_the_last_reply(user, conversation, model_config, upstream):
+async def test_regenerate_adds_a_version_of_the_last_reply_and_keeps_the_old_one(user, conversation, model_config, upstream):
     upstream.push(reply(["first answer"]), reply(["second answer"]))
     communicator = await open_socket(user, conversation)
     await send(communicator, "Question")
     first = await receive_until(communicator, done)
-    old_id = first[-1]["message_id"]
+    question_id, old_id = first[0]["message"]["id"], first[-1]["message_id"]
     await communicator.send_json_to({"type": "regenerate"})
     frames = await receive_until(communicator, done)
-    assert frames[0] == {"type": "start", "message_id": frames[-1]["message_id"], "replaces": old_id}
+    new_id = frames[-1]["message_id"]
+    assert frames[0] == {"type": "start", "message_id": new_id, "parent_id": question_id, "versions": [old_id, new_id]}
     assert frames[-1]["content"] == "second answer"
     saved = await messages_of(conversation)
-    assert [(m.role, m.content) for m in saved] == [("user", "Question"), ("assistant", "second answer")]
+    assert [(m.role, m.content, m.parent_id) for m in saved] == [
+        ("user", "Question", None), ("assistant", "first answer", question_id), ("assistant", "second answer", question_id)
+    ]
     assert upstream.requests[-1].body["messages"] == [{"role": "user", "content": "Question"}]
     await communicator.disconnect()
 

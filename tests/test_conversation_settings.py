@@ -562,7 +562,7 @@ def test_admin_adds_a_shared_preset(admin_client, model_config):
 
 # As tests/test_views.py pins them, whatever the number of models, teams and presets.
 HOME_QUERIES = 7  # session, user, model choices, presets, sidebar, shared with me, invitations waiting
-CONVERSATION_QUERIES = 14  # session, user, conversation, messages, model choices, presets, sidebar, shared with me,
+CONVERSATION_QUERIES = 15  # session, user, conversation, the tree, its branch, model choices, presets, sidebar, shared with me,
 # invitations waiting, the Share dialog: shares, teammates, teams, site settings, public links
 
 

@@ -262,12 +262,17 @@ def test_start_frame_for_a_new_reply():
     assert events.start_frame(12) == {"type": "start", "message_id": 12}
 
 
-def test_start_frame_for_a_regenerated_reply_names_what_it_replaces():
-    assert events.start_frame(12, replaces=9) == {"type": "start", "message_id": 12, "replaces": 9}
+def test_start_frame_says_what_the_reply_answers_and_its_versions():
+    frame = events.start_frame(12, parent_id=9, versions=[10, 12])
+    assert frame == {"type": "start", "message_id": 12, "parent_id": 9, "versions": [10, 12]}
 
 
-def test_start_frame_positional_none_replaces_is_left_out():
-    assert "replaces" not in events.start_frame(12, None)
+def test_start_frame_of_a_reply_whose_place_is_not_known_leaves_it_out():
+    assert events.start_frame(12) == {"type": "start", "message_id": 12}
+
+
+def test_branch_frame():
+    assert events.branch_frame(None, 7) == {"type": "branch", "parent_id": None, "leaf_id": 7}
 
 
 def test_delta_frame():
@@ -291,6 +296,7 @@ def test_done_frame_has_every_field():
         "error": "",
         "note": "",
         "note_class": "message-note",
+        "meta": "",
     }
 
 
@@ -324,7 +330,8 @@ def test_message_frame_wraps_the_payload():
 @pytest.mark.parametrize(
     "frame",
     [
-        events.start_frame(1, replaces=2),
+        events.start_frame(1, parent_id=2, versions=[1, 3], context_start=2),
+        events.branch_frame(2, 5),
         events.delta_frame(1, 0, "\u2603"),
         events.done_frame(
             1, status="error", finish_reason=None, usage=None, html="", content="", error="x",

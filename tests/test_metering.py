@@ -104,12 +104,12 @@ class TestRecording:
         record = UsageRecord.objects.get()
         assert record.model_config is None and record.model_name == "demo"
 
-    def test_regenerating_keeps_the_replaced_replys_usage(self, user, conversation, model_config):
+    def test_regenerating_records_each_version_of_the_reply(self, user, conversation, model_config):
         first = services.replies.reply_begin(user=user, conversation_id=conversation.id, content="hi")
         services.replies.reply_finish(reply_id=first.reply_id, content="One", status="complete", usage=Usage(5, 7))
         second = services.replies.reply_regenerate_begin(user=user, conversation_id=conversation.id)
         records = list(UsageRecord.objects.order_by("id").values_list("message_id", "completion_tokens"))
-        assert records == [(None, 7), (second.reply_id, 0)]  # the first reply is gone, what it used is not
+        assert records == [(first.reply_id, 7), (second.reply_id, 0)]  # the first version is kept, and what it used
 
     def test_the_send_path_adds_one_insert_and_one_update(self, user, conversation, model_config):
         metering.limits_check(user)  # the limit cache is warm, as on every send but the first

@@ -260,14 +260,14 @@ def test_a_collaboration_through_a_team_shows_authors(two_voices, bob, otters):
 # --- query counts ------------------------------------------------------------------------------
 
 # The page of a conversation shared with this person, whatever its size and however widely it is shared:
-# session, user, the conversation (with this person's role), its messages, model choices, the sidebar,
+# session, user, the conversation (with this person's role), its tree and its branch, model choices, the sidebar,
 # "Shared with me", invitations waiting, and whether anyone collaborates (to show authors); a collaborator also gets the
 # presets for the Settings panel.
-SHARED_PAGE_QUERIES = 9
-COLLABORATOR_PAGE_QUERIES = 10
+SHARED_PAGE_QUERIES = 10
+COLLABORATOR_PAGE_QUERIES = 11
 # The owner's page: the same as a collaborator's without the collaborator check (the share list answers it),
 # plus the Share dialog: shares, teammates, teams, site settings, public links (as test_views.CONVERSATION_QUERIES).
-OWNER_PAGE_QUERIES = 14
+OWNER_PAGE_QUERIES = 15
 
 
 @pytest.fixture

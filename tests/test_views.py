@@ -435,7 +435,7 @@ def test_home_query_count_does_not_grow_with_conversations(
     assert len(sidebar_titles(page(response))) == count
 
 
-CONVERSATION_QUERIES = 14  # session, user, conversation, messages, model choices, presets (Settings), sidebar,
+CONVERSATION_QUERIES = 15  # session, user, conversation, the tree, its branch, model choices, presets (Settings), sidebar,
 # shared with me, invitations waiting, and for the owner the Share dialog: shares, teammates, teams, site settings, public links
 
 

@@ -15,8 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import clients, events, permissions, realtime, streaming, throttle
-from ..exceptions import ChatError
+from .. import clients, events, permissions, realtime, services, streaming, throttle
+from ..exceptions import ChatError, Forbidden
+from ..models import Message
 from ..permissions import Action, Role
 from ..streaming import upkeep
 from . import presence
@@ -212,7 +213,7 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
             # The role is checked again on every access change (access_changed), so it is current;
             # send and regenerate are checked once more in the transaction that saves them.
             match frame:
-                case events.Send(content=content, model=model):
+                case events.Send(content=content, model=model, parent_id=parent_id):
                     permissions.check(self.role, Action.SEND)
                     await streaming.reply_send(
                         user=self.user,
@@ -220,17 +221,42 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
                         content=content,
                         model_id=model,
                         received_at=received_at,
+                        parent_id=parent_id,
                     )
                 case events.Stop():
                     permissions.check(self.role, Action.STOP)
                     await self._stop(received_at)
-                case events.Regenerate(model=model):
+                case events.Regenerate(model=model, message_id=message_id):
                     permissions.check(self.role, Action.REGENERATE)
                     await streaming.reply_regenerate(
-                        user=self.user, conversation_id=self.conversation_id, model_id=model, received_at=received_at
+                        user=self.user,
+                        conversation_id=self.conversation_id,
+                        model_id=model,
+                        received_at=received_at,
+                        message_id=message_id,
                     )
+                case events.Select(message_id=message_id):
+                    await self._select(message_id)
         except ChatError as exc:
             await self._send(events.error_frame(exc.code, exc.message))
+
+    chooses_branches = True  # a public link's socket shows the current branch only
+
+    async def _select(self, message_id: int) -> None:
+        """Show this socket the branch through a message; for those who may write, it becomes the current one.
+        Other open pages keep the branch they show (README, "Versions and branches")."""
+        if not self.chooses_branches:
+            raise Forbidden()
+        permissions.check(self.role, Action.VIEW)
+        parent_id, leaf_id, payloads = await database_sync_to_async(services.conversations.branch_select)(
+            conversation_id=self.conversation_id, message_id=message_id, save=permissions.allows(self.role, Action.SEND)
+        )
+        await self._send(events.branch_frame(parent_id, leaf_id))
+        for payload in payloads:
+            await self._send(events.message_frame(payload))
+            if payload["status"] == Message.Status.STREAMING:
+                self.replies[payload["id"]] = len(payload["content"])  # the saved text; the rest follows as deltas
+                self._heard()
 
     # --- channel-layer events -------------------------------------------------
 

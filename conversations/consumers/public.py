@@ -17,6 +17,7 @@ class PublicLinkConsumer(ConversationConsumer):
 
     requires_login = False
     sees_names = False  # a link's visitors see how many others are here, not who
+    chooses_branches = False  # a link shows the conversation's current branch
 
     async def current_role(self) -> Role:
         token = self.scope["url_route"]["kwargs"]["token"]

@@ -6,12 +6,14 @@
     sharing.py    Share, PublicLink, SiteSettings
     presets.py    Preset
     usage.py      UsageRecord, Limit
+    imports.py    ImportJob
 
 `from conversations.models import Message` works as it always did; the app
 label, table names and migrations are those of the single models.py this was.
 """
 
-from .chat import Conversation, ConversationQuerySet, Message
+from .chat import Conversation, ConversationQuerySet, Message, MessageQuerySet
+from .imports import ImportJob
 from .presets import Preset, PresetQuerySet
 from .providers import (
     RESERVED_HEADERS,
@@ -33,8 +35,10 @@ __all__ = [
     "RESERVED_HEADERS",
     "Conversation",
     "ConversationQuerySet",
+    "ImportJob",
     "Limit",
     "Message",
+    "MessageQuerySet",
     "ModelConfig",
     "ModelConfigQuerySet",
     "Preset",

@@ -71,8 +71,16 @@ class Conversation(models.Model):
         null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)], help_text="Empty: the model's."
     )
     system_prompt = models.TextField(blank=True, help_text="Sent after the model's own system prompt.")
-    created = models.DateTimeField(auto_now_add=True)
+    created = models.DateTimeField(default=timezone.now, editable=False)  # not auto_now_add: imports keep theirs
     updated = models.DateTimeField(default=timezone.now, help_text="When the last message was added.")
+    # The leaf of the branch the page shows, the next send answers and exports and links take (a
+    # message's version is chosen by choosing a leaf below it). Empty: the newest message's branch.
+    current_leaf = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    # Where an imported conversation came from ("chatgpt:<its id>", "export:<our id>"): importing the
+    # same file twice finds it and skips it. Empty for conversations started here.
+    import_key = models.CharField(max_length=200, blank=True, editable=False)
     # When someone last pressed Stop here (when the stop arrived): a reply whose send arrived before
     # it stops as soon as it starts, even if it was not yet listening for stops (streaming.py).
     stop_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -82,9 +90,35 @@ class Conversation(models.Model):
     class Meta:
         ordering = ["-updated"]
         indexes = [models.Index(fields=["owner", "-updated"], name="conversation_owner_recent")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "import_key"], condition=~Q(import_key=""), name="conversation_imported_once"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.title or "New chat"
+
+
+class MessageQuerySet(models.QuerySet):
+    def create(self, **fields):
+        """A message; given no parent (not even None), it follows the conversation's newest message, as a
+        message added to a conversation always did before it was a tree."""
+        if "parent" not in fields and "parent_id" not in fields:
+            conversation = fields.get("conversation_id") or fields["conversation"].pk
+            newest = Message.objects.filter(conversation_id=conversation).order_by("-id").values_list("id", flat=True)
+            fields["parent_id"] = newest.first()
+        return super().create(**fields)
+
+    def create_tree(self, messages: list, parents: list[int | None]) -> list:
+        """Save `messages` (unsaved, of one conversation) where `parents[i]` is the index in `messages` of the
+        message that messages[i] follows (None: a first message); each parent comes before its children.
+        A few statements whatever the depth: the rows, then their parents' ids."""
+        created = self.bulk_create(messages, batch_size=500)
+        for message, parent in zip(created, parents, strict=True):
+            message.parent_id = None if parent is None else created[parent].pk
+        self.bulk_update([message for message in created if message.parent_id is not None], ["parent"], batch_size=500)
+        return created
 
 
 class Message(models.Model):
@@ -101,6 +135,11 @@ class Message(models.Model):
 
     # Indexed by message_conversation_order (conversation, id), which also serves lookups by conversation.
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    # The message this one follows (none for a first message). Messages with the same parent are
+    # versions of one another (an edited question, a regenerated reply), oldest first.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children", editable=False
+    )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     html = models.TextField(blank=True, help_text="The content rendered and sanitised, kept so pages need not re-render.")
@@ -118,8 +157,10 @@ class Message(models.Model):
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
-    created = models.DateTimeField(auto_now_add=True)
+    created = models.DateTimeField(default=timezone.now, editable=False)  # not auto_now_add: imports keep theirs
     updated = models.DateTimeField(auto_now=True)
+
+    objects = MessageQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

@@ -3,14 +3,17 @@
 import uuid
 
 from django.core.exceptions import ValidationError
+from django.utils import formats, timezone
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import ngettext
 
 from .. import permissions
 from ..exceptions import ConversationNotFound
 from ..llm import INCOMPLETE
 from ..models import Conversation, Message, Share
 from ..rendering import render_plain
+from ..tree import Tree
 
 # A reconnecting socket is sent at most this many missed messages; past that the page reloads.
 CATCH_UP_LIMIT = 200
@@ -68,34 +71,79 @@ def message_note(error: str, finish_reason: str | None) -> tuple[str, str]:
     return str(FINISH_NOTES.get(finish_reason or "", "")), "message-note"
 
 
-def message_rows(conversation: Conversation) -> list[dict]:
-    """The conversation page's messages as plain rows, bodies already safe HTML.
+def conversation_tree(conversation_id: uuid.UUID) -> Tree:
+    """The shape of the conversation (every message's id and parent), in one query."""
+    return Tree(Message.objects.filter(conversation_id=conversation_id).values_list("id", "parent_id"))
 
-    Plain dicts from one query, not model instances: a 1,000-message page is
-    rendered in a fraction of the time, and the template does no logic per row.
+
+# Paths longer than this are read with the whole conversation and filtered here: an IN list that long
+# would pass SQLite's limit on parameters. Either way, one query.
+_PATH_IN_QUERY = 10_000
+
+ROW_FIELDS = (
+    "id", "parent_id", "role", "status", "content", "html", "error", "finish_reason", "author__username",
+    "context_start", "model_name", "prompt_tokens", "completion_tokens", "created",
+)
+
+
+def branch_rows(conversation_id: uuid.UUID, tree: Tree, path: list[int]) -> list[dict]:
+    """The messages on `path`, in its order, as plain rows (message_rows' shape)."""
+    messages = Message.objects.filter(conversation_id=conversation_id)
+    if len(path) <= _PATH_IN_QUERY:
+        messages = messages.filter(id__in=path)
+    on_path = set(path)
+    rows = {row["id"]: row for row in messages.values(*ROW_FIELDS) if row["id"] in on_path}
+    return [_page_row(rows[message_id], tree) for message_id in path if message_id in rows]
+
+
+def message_rows(conversation: Conversation, *, tree: Tree | None = None) -> list[dict]:
+    """The conversation page's messages, the current branch's, as plain rows, bodies already safe HTML.
+
+    Plain dicts from two queries whatever the length (the tree, then the branch), not model
+    instances: a 1,000-message page renders in a fraction of the time, and the template does
+    no logic per row. Each row knows its versions (its siblings' ids) for the "‹ 2 / 3 ›".
     """
-    rows = list(
-        conversation.messages.order_by("id").values(
-            "id", "role", "status", "content", "html", "error", "finish_reason", "author__username", "context_start"
-        )
-    )
+    tree = tree or conversation_tree(conversation.id)
+    rows = branch_rows(conversation.id, tree, tree.branch(conversation.current_leaf_id))
     context_start = next((row["context_start"] for row in reversed(rows) if row["role"] == Message.Role.ASSISTANT), None)
     for row in rows:
-        row["body"] = message_html(row["role"], row["status"], row["content"], row["html"])
-        row["note"], row["note_class"] = message_note(row["error"], row["finish_reason"])
-        row["author"] = row.pop("author__username")
         # The latest reply was sent only the messages from this one on: the marker goes before it.
         row["context_marker"] = row["id"] == context_start
     return rows
 
 
-def resume_from(rows: list[dict]) -> int:
-    """The message id a page's socket asks to catch up from (`?since=`): the first streaming
-    reply, else the one after the last shown, so nothing that changed after the render is missed."""
+def _page_row(row: dict, tree: Tree) -> dict:
+    row["body"] = message_html(row["role"], row["status"], row["content"], row["html"])
+    row["note"], row["note_class"] = message_note(row["error"], row["finish_reason"])
+    row["author"] = row.pop("author__username")
+    row["versions"] = tree.versions(row["id"])
+    row["version"] = row["versions"].index(row["id"]) + 1
+    row["meta"] = message_meta(row["role"], row["model_name"], row["completion_tokens"], row["created"])
+    return row
+
+
+def message_meta(role: str, model_name: str, completion_tokens: int | None, created) -> str:
+    """The quiet line on a reply: the model that wrote it, its tokens and when."""
+    if role != Message.Role.ASSISTANT:
+        return ""
+    parts = [model_name] if model_name else []
+    if completion_tokens:
+        parts.append(ngettext("%(count)s token", "%(count)s tokens", completion_tokens) % {"count": f"{completion_tokens:,}"})
+    if created is not None:
+        parts.append(formats.date_format(timezone.localtime(created), "SHORT_DATETIME_FORMAT"))
+    return " · ".join(parts)
+
+
+def newest_message(tree: Tree) -> int:
+    """The newest message's id (0 for none): a page treats messages after it as new, and follows them."""
+    return max(tree.parent, default=0)
+
+
+def resume_from(tree: Tree, rows: list[dict]) -> int:
+    """The message id a page's socket asks to catch up from (`?since=`): the streaming reply it shows,
+    else the one after the newest message on any branch, so nothing that changed after the render is missed."""
     streaming = [row["id"] for row in rows if row["status"] == Message.Status.STREAMING]
-    if streaming:
-        return streaming[0]
-    return rows[-1]["id"] + 1 if rows else 0
+    return streaming[0] if streaming else newest_message(tree) + 1
 
 
 def message_html(role: str, status: str, content: str, html: str) -> str:
@@ -105,12 +153,15 @@ def message_html(role: str, status: str, content: str, html: str) -> str:
     return render_plain(content)
 
 
-def message_payload(message: Message) -> dict:
-    """A saved message as the `message` frame carries it."""
+def message_payload(message: Message, *, versions: list[int] | None = None) -> dict:
+    """A saved message as the `message` frame carries it; `versions`: it and its siblings, oldest first."""
     html = message_html(message.role, message.status, message.content, message.html)
     note, note_class = message_note(message.error, message.finish_reason)
     return {
         "id": message.id,
+        "parent_id": message.parent_id,
+        "versions": versions or [message.id],
+        "meta": message_meta(message.role, message.model_name, message.completion_tokens, message.created),
         "role": message.role,
         "content": message.content,
         "status": message.status,
@@ -125,7 +176,8 @@ def message_payload(message: Message) -> dict:
 
 
 def messages_since(conversation_id: uuid.UUID, since_id: int) -> list[dict] | None:
-    """What a (re)connecting socket missed: messages from `since_id` on. None when too many to send.
+    """What a (re)connecting socket missed: messages from `since_id` on, on every branch, oldest first
+    (each after the message it follows). None when too many to send.
 
     The caller has checked access (the consumer does, on connect and on every access change).
     """
@@ -133,14 +185,24 @@ def messages_since(conversation_id: uuid.UUID, since_id: int) -> list[dict] | No
     rows = list(messages.order_by("id")[: CATCH_UP_LIMIT + 1])
     if len(rows) > CATCH_UP_LIMIT:
         return None
-    return [message_payload(message) for message in rows]
+    tree = conversation_tree(conversation_id) if rows else None
+    return [message_payload(message, versions=tree.versions(message.id)) for message in rows]
+
+
+def branch_payloads(conversation_id: uuid.UUID, tree: Tree, path: list[int]) -> list[dict]:
+    """The messages on `path` as `message` frames carry them."""
+    messages = Message.objects.filter(conversation_id=conversation_id, id__in=path).select_related("author")
+    by_id = {message.id: message for message in messages}
+    return [message_payload(by_id[i], versions=tree.versions(i)) for i in path if i in by_id]
 
 
 def export_rows(conversation: Conversation) -> list[dict]:
-    """Every message of the conversation as exports.conversation_export reads them, oldest first."""
+    """Every message of the conversation, on every branch, as exports.conversation_export reads them, oldest first
+    (a message always after the one it follows)."""
     return list(
         conversation.messages.order_by("id").values(
-            "role", "content", "status", "error", "finish_reason", "model_name", "created", "author__username"
+            "id", "parent_id", "role", "content", "status", "error", "finish_reason", "model_name", "prompt_tokens",
+            "completion_tokens", "created", "author__username",
         )
     )
 
@@ -151,4 +213,6 @@ def message_payload_of(message_id: int, *, conversation_id: uuid.UUID | None = N
     if conversation_id is not None:
         messages = messages.filter(conversation_id=conversation_id)
     message = messages.first()
-    return message_payload(message) if message is not None else None
+    if message is None:
+        return None
+    return message_payload(message, versions=conversation_tree(message.conversation_id).versions(message.id))

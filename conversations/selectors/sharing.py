@@ -29,10 +29,11 @@ def public_link_for(token: str) -> PublicLink:
     return link
 
 
-def public_link_rows(link: PublicLink) -> list[dict]:
-    """What a public link shows: the snapshot, or for a live link the conversation now."""
+def public_link_rows(link: PublicLink, *, tree=None) -> list[dict]:
+    """What a public link shows: the snapshot (the branch that was current when it was taken), or for a live
+    link the conversation's current branch now."""
     if link.kind == PublicLink.Kind.LIVE:
-        return message_rows(link.conversation)
+        return message_rows(link.conversation, tree=tree)
     return [{**row, "body": mark_safe(row["body"])} for row in link.snapshot]  # stored sanitised
 
 

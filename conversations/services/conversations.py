@@ -4,7 +4,7 @@ and the html a message keeps (rendered from its content, whoever saves it)."""
 from django.db import transaction
 
 from .. import metering, selectors, throttle
-from ..exceptions import InvalidChange, ModelNotAvailable
+from ..exceptions import InvalidChange, MessageNotFound, ModelNotAvailable
 from ..llm import ModelSpec
 from ..models import Conversation, Message
 from ..rendering import render_markdown
@@ -40,8 +40,25 @@ def conversation_create(*, owner, model_config_id: int | None = None, content: s
         model_config_id = selectors.providers.default_model_id(owner)
     conversation = Conversation.objects.create(owner=owner, model_config_id=model_config_id, title=title_from(content))
     if content:
-        Message.objects.create(conversation=conversation, role=Message.Role.USER, content=content, author=owner)
+        first = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=content, author=owner)
+        Conversation.objects.filter(pk=conversation.pk).update(current_leaf=first)
     return conversation
+
+
+def branch_select(*, conversation_id, message_id: int, save: bool) -> tuple[int | None, int, list[dict]]:
+    """The branch through `message_id`, down to the newest message below it: the message's parent, the
+    branch's leaf, and the branch's messages from `message_id` down (as `message` frames carry them).
+    With `save` (those who may write), it becomes the conversation's current branch: a reload shows it,
+    and a send that names no parent answers it. The caller has checked that this person may see it."""
+    tree = selectors.conversations.conversation_tree(conversation_id)
+    if message_id not in tree:
+        raise MessageNotFound()
+    leaf = tree.newest_leaf(message_id)
+    if save:
+        Conversation.objects.filter(pk=conversation_id).update(current_leaf_id=leaf)
+    path = tree.path(leaf)
+    below = path[path.index(message_id) :]
+    return tree.parent[message_id], leaf, selectors.conversations.branch_payloads(conversation_id, tree, below)
 
 
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
@@ -104,5 +121,5 @@ def conversation_copy(*, owner, title: str, rows: list[dict]) -> Conversation:
                 author=None if assistant else owner,
             )
         )
-    Message.objects.bulk_create(messages)
+    Message.objects.create_tree(messages, [None, *range(len(messages) - 1)])  # one branch, in order
     return conversation

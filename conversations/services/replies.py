@@ -16,10 +16,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from .. import context, metering, permissions, selectors, throttle
-from ..exceptions import ConversationNotFound, ModelNotAvailable, NothingToRegenerate, ReplyInProgress
+from ..exceptions import ConversationNotFound, MessageNotFound, ModelNotAvailable, NothingToRegenerate, ReplyInProgress
 from ..llm import ModelSpec, Usage
 from ..models import Conversation, Message
 from ..rendering import render_markdown
+from ..tree import CURRENT, Tree
 from .conversations import title_from
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ class ReplyPlan:
     history: list[dict]
     user: str  # the pseudonymous id sent as the API's `user`
     user_message: dict | None = None  # the saved message, for a send
-    replaced_id: int | None = None  # the reply a regenerate removed
+    parent_id: int | None = None  # the message the reply answers
+    versions: tuple[int, ...] = ()  # the reply and its siblings (the other versions of it), oldest first
     context_start: int | None = None  # the first message sent, when older ones were left out to fit the context window
     received_at: datetime | None = None  # when the send or regenerate arrived: a stop that arrived later applies
     stop_requested: bool = False  # such a stop arrived before this reply was saved
@@ -48,52 +50,83 @@ class ReplyPlan:
 
 
 def reply_begin(
-    *, user, conversation_id: uuid.UUID, content: str, model_config_id: int | None = None, received_at: datetime | None = None
+    *,
+    user,
+    conversation_id: uuid.UUID,
+    content: str,
+    model_config_id: int | None = None,
+    received_at: datetime | None = None,
+    parent_id=CURRENT,
 ) -> ReplyPlan:
     """Save the person's message and a streaming placeholder for the reply, before anything goes upstream.
 
-    Four statements in one transaction; this runs on every send (see "The send path, in SQL").
+    The message follows `parent_id` (None: it starts the conversation again, as an edited first question
+    does; CURRENT: the current branch's last message), and its branch becomes the current one. A few
+    statements in one transaction; this runs on every send (see "The send path, in SQL").
     """
     with _one_reply_at_a_time():
         conversation, rows = _open_for_reply(user, conversation_id)
         model_id, spec = _reply_model(conversation, model_config_id, user)
         metering.limits_check(user)  # before anything is saved or sent
         throttle.sends_check(user)
-        user_message_id, reply_id = _sql_insert_turn(conversation.id, user.pk, content)
-        _touch(conversation, model_id, title=conversation.title or title_from(content))
-        user_message = Message(id=user_message_id, role=Message.Role.USER, content=content, author=user)
-        turns = [*_turns(rows), {"id": user_message_id, "role": Message.Role.USER, "content": content}]
+        tree = Tree((row.id, row.parent_id) for row in rows)
+        if parent_id is CURRENT:
+            parent_id = tree.current_leaf(conversation.current_leaf_id)
+        elif parent_id is not None and parent_id not in tree:
+            raise MessageNotFound()
+        user_message_id, reply_id = _sql_insert_turn(conversation.id, user.pk, content, parent_id)
+        _touch(conversation, model_id, title=conversation.title or title_from(content), leaf=reply_id)
+        user_message = Message(
+            id=user_message_id, parent_id=parent_id, role=Message.Role.USER, content=content, author=user
+        )
+        by_id = {row.id: row for row in rows}
+        turns = [*_turns(by_id[i] for i in tree.path(parent_id)), {"id": user_message_id, "role": "user", "content": content}]
         history, context_start = _fit_context(spec, turns, reply_id)
         metering.usage_begin(user=user, reply_id=reply_id, model_config_id=model_id, spec=spec, history=history)
+        versions = [*tree.versions_under(parent_id), user_message_id]
         return _plan(
             user, conversation, spec, reply_id, history, received_at,
-            user_message=selectors.conversations.message_payload(user_message), context_start=context_start,
+            user_message=selectors.conversations.message_payload(user_message, versions=versions),
+            parent_id=user_message_id, versions=(reply_id,), context_start=context_start,
         )
 
 
 def reply_regenerate_begin(
-    *, user, conversation_id: uuid.UUID, model_config_id: int | None = None, received_at: datetime | None = None
+    *,
+    user,
+    conversation_id: uuid.UUID,
+    model_config_id: int | None = None,
+    received_at: datetime | None = None,
+    message_id: int | None = None,
 ) -> ReplyPlan:
-    """Replace the last reply (if any) with a new one to the last message the person sent."""
+    """A new version of a reply, kept beside the old one: of `message_id`, else of the current branch's last
+    reply (or the first reply to its last message, when that is the person's and unanswered). The new
+    reply's branch becomes the current one."""
     with _one_reply_at_a_time():
         conversation, rows = _open_for_reply(user, conversation_id)
         model_id, spec = _reply_model(conversation, model_config_id, user)
         metering.limits_check(user)
         throttle.sends_check(user)
-        replaced_id = None
-        if rows and rows[-1].role == Message.Role.ASSISTANT:
-            replaced_id = rows.pop().id
-            Message.objects.filter(pk=replaced_id).delete()
-        if not any(row.role == Message.Role.USER for row in rows):
+        tree, by_id = Tree((row.id, row.parent_id) for row in rows), {row.id: row for row in rows}
+        if message_id is None:
+            leaf = tree.current_leaf(conversation.current_leaf_id)
+            answering = by_id[leaf].parent_id if leaf is not None and by_id[leaf].role == Message.Role.ASSISTANT else leaf
+        elif message_id in by_id and by_id[message_id].role == Message.Role.ASSISTANT:
+            answering = by_id[message_id].parent_id
+        else:
+            raise MessageNotFound()
+        path = tree.path(answering)
+        if not any(by_id[i].role == Message.Role.USER for i in path):
             raise NothingToRegenerate()
         reply = Message.objects.create(
-            conversation_id=conversation.id, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
+            conversation_id=conversation.id, parent_id=answering, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
         )
-        _touch(conversation, model_id, title=conversation.title)
-        history, context_start = _fit_context(spec, _turns(rows), reply.id)
+        _touch(conversation, model_id, title=conversation.title, leaf=reply.id)
+        history, context_start = _fit_context(spec, _turns(by_id[i] for i in path), reply.id)
         metering.usage_begin(user=user, reply_id=reply.id, model_config_id=model_id, spec=spec, history=history)
         return _plan(
-            user, conversation, spec, reply.id, history, received_at, replaced_id=replaced_id, context_start=context_start
+            user, conversation, spec, reply.id, history, received_at,
+            parent_id=answering, versions=(*tree.versions_under(answering), reply.id), context_start=context_start,
         )
 
 
@@ -109,6 +142,7 @@ def _one_reply_at_a_time():
 
 class _Row(NamedTuple):
     id: int
+    parent_id: int | None
     role: str
     content: str
     status: str
@@ -181,8 +215,8 @@ def replies_close_orphaned(*, conversation_id: uuid.UUID | None = None, reply_id
     return closed
 
 
-def _turns(rows: list[_Row]) -> list[dict]:
-    """The history sent upstream: every message with text, in order (with its id, which is not sent)."""
+def _turns(rows) -> list[dict]:
+    """The history sent upstream: every message of the branch with text, in order (with its id, which is not sent)."""
     return [{"id": row.id, "role": row.role, "content": row.content} for row in rows if row.content]
 
 
@@ -216,12 +250,13 @@ def _picked_model(conversation: Conversation, picked_id: int | None, user) -> tu
     return selectors.providers.conversation_model_for(user, conversation)
 
 
-def _touch(conversation: Conversation, model_id: int | None, *, title: str) -> None:
+def _touch(conversation: Conversation, model_id: int | None, *, title: str, leaf: int) -> None:
     # The model is kept on the conversation, so later sends need not look up the default again.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {_CONVERSATIONS} SET title = %s, model_config_id = %s, updated = %s WHERE id = %s",
-            [title, model_id, _db_now(), _db_conversation_id(conversation.id)],
+            f"UPDATE {_CONVERSATIONS} SET title = %s, model_config_id = %s, updated = %s, current_leaf_id = %s"
+            f" WHERE id = %s",
+            [title, model_id, _db_now(), leaf, _db_conversation_id(conversation.id)],
         )
 
 
@@ -319,8 +354,8 @@ def _sql_lock_conversation(conversation_id: uuid.UUID) -> Conversation | None:
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, title, model_config_id, owner_id, temperature, system_prompt, stop_requested_at"
-            f" FROM {_CONVERSATIONS} WHERE id = %s{lock}",
+            f"SELECT id, title, model_config_id, owner_id, temperature, system_prompt, stop_requested_at,"
+            f" current_leaf_id FROM {_CONVERSATIONS} WHERE id = %s{lock}",
             [_db_conversation_id(conversation_id)],
         )
         row = cursor.fetchone()
@@ -334,30 +369,31 @@ def _sql_lock_conversation(conversation_id: uuid.UUID) -> Conversation | None:
         temperature=row[4],
         system_prompt=row[5],
         stop_requested_at=_db_datetime(row[6]),
+        current_leaf_id=row[7],
     )
 
 
 def _sql_messages(conversation_id: uuid.UUID) -> list[_Row]:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, role, content, status FROM {_MESSAGES} WHERE conversation_id = %s ORDER BY id",
+            f"SELECT id, parent_id, role, content, status FROM {_MESSAGES} WHERE conversation_id = %s ORDER BY id",
             [_db_conversation_id(conversation_id)],
         )
         return [_Row(*row) for row in cursor.fetchall()]
 
 
-def _sql_insert_turn(conversation_id: uuid.UUID, author_id: int, content: str) -> tuple[int, int]:
-    """The person's message and the reply's streaming placeholder, in one statement. Returns their ids."""
+def _sql_insert_turn(conversation_id: uuid.UUID, author_id: int, content: str, parent_id: int | None) -> tuple[int, int]:
+    """The person's message after `parent_id`, and the reply's streaming placeholder after it. Returns their ids."""
     now, conversation = _db_now(), _db_conversation_id(conversation_id)
-    columns = "conversation_id, role, content, status, author_id, html, finish_reason, error, model_name, created, updated"
-    row = "(%s, %s, %s, %s, %s, '', '', '', '', %s, %s)"
+    columns = (
+        "conversation_id, parent_id, role, content, status, author_id, html, finish_reason, error, model_name, created,"
+        " updated"
+    )
+    insert = f"INSERT INTO {_MESSAGES} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, '', '', '', '', %s, %s) RETURNING id"
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {_MESSAGES} ({columns}) VALUES {row}, {row} RETURNING id, role",
-            [
-                *(conversation, Message.Role.USER, content, Message.Status.COMPLETE, author_id, now, now),
-                *(conversation, Message.Role.ASSISTANT, "", Message.Status.STREAMING, None, now, now),
-            ],
-        )
-        ids = {role: message_id for message_id, role in cursor.fetchall()}
-    return ids[Message.Role.USER], ids[Message.Role.ASSISTANT]
+        user, reply = Message.Role.USER, Message.Role.ASSISTANT
+        cursor.execute(insert, [conversation, parent_id, user, content, Message.Status.COMPLETE, author_id, now, now])
+        user_message_id = cursor.fetchone()[0]
+        cursor.execute(insert, [conversation, user_message_id, reply, "", Message.Status.STREAMING, None, now, now])
+        reply_id = cursor.fetchone()[0]
+    return user_message_id, reply_id

@@ -25,6 +25,7 @@ from channels.db import database_sync_to_async
 
 from .. import events, lifecycle, services
 from ..exceptions import ServerDraining, Unavailable
+from ..tree import CURRENT
 from .generation import Generation, Upstream, close_control, flush_interval, from_model, open_control, upstream_options
 from .upkeep import wait_for_replies
 
@@ -44,22 +45,36 @@ START_RETRY_SECONDS = 2.0
 
 
 async def reply_send(
-    *, user, conversation_id: uuid.UUID, content: str, model_id: int | None = None, received_at: datetime | None = None
+    *,
+    user,
+    conversation_id: uuid.UUID,
+    content: str,
+    model_id: int | None = None,
+    received_at: datetime | None = None,
+    parent_id=CURRENT,
 ) -> None:
-    """Save the person's message and start the reply. Raises ChatError subclasses."""
+    """Save the person's message (after `parent_id`, see reply_begin) and start the reply. Raises ChatError subclasses."""
     begin = partial(
         services.replies.reply_begin,
         user=user, conversation_id=conversation_id, content=content, model_config_id=model_id, received_at=received_at,
+        parent_id=parent_id,
     )
     await _start(conversation_id, begin)
 
 
 async def reply_regenerate(
-    *, user, conversation_id: uuid.UUID, model_id: int | None = None, received_at: datetime | None = None
+    *,
+    user,
+    conversation_id: uuid.UUID,
+    model_id: int | None = None,
+    received_at: datetime | None = None,
+    message_id: int | None = None,
 ) -> None:
+    """A new version of a reply (`message_id`, else the current branch's last), the old one kept."""
     begin = partial(
         services.replies.reply_regenerate_begin,
         user=user, conversation_id=conversation_id, model_config_id=model_id, received_at=received_at,
+        message_id=message_id,
     )
     await _start(conversation_id, begin)
 
@@ -81,7 +96,10 @@ async def _start(conversation_id: uuid.UUID, begin, *, upstream: Upstream = from
         if plan.user_message is not None:
             await generation.send_frame(events.message_frame(plan.user_message), retry_for=START_RETRY_SECONDS)
         await generation.send_frame(
-            events.start_frame(plan.reply_id, plan.replaced_id, plan.context_start), retry_for=START_RETRY_SECONDS
+            events.start_frame(
+                plan.reply_id, parent_id=plan.parent_id, versions=plan.versions, context_start=plan.context_start
+            ),
+            retry_for=START_RETRY_SECONDS,
         )
     finally:
         # Started even if those frames were lost or the socket went away: the reply is saved and belongs to

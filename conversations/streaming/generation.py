@@ -29,6 +29,7 @@ from functools import partial
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import events, realtime, selectors, services
@@ -272,6 +273,12 @@ class Generation:
             error=saved["error"],
             note=note,
             note_class=note_class,
+            meta=selectors.conversations.message_meta(
+                Message.Role.ASSISTANT,
+                self.model_name,
+                self.usage.completion_tokens if self.usage else None,
+                self.plan.received_at or timezone.now(),
+            ),
         )
         await self.send_frame(done, retry_for=DONE_RETRY_SECONDS)
         if error is not None:

@@ -51,7 +51,8 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
 @require_GET
 def conversation_detail(request: HttpRequest, conversation_id) -> HttpResponse:
     conversation = conversation_or_404(request, conversation_id)
-    messages = selectors.conversations.message_rows(conversation)
+    tree = selectors.conversations.conversation_tree(conversation.id)
+    messages = selectors.conversations.message_rows(conversation, tree=tree)
     role = conversation.role
     can_write = permissions.allows(role, Action.SEND)
     context = chat_page_context(
@@ -71,7 +72,8 @@ def conversation_detail(request: HttpRequest, conversation_id) -> HttpResponse:
         context["show_authors"] = any(share.role == Share.Role.COLLABORATOR for share in context["shares"])
     else:
         context["show_authors"] = selectors.conversations.has_several_writers(conversation)
-    context["since"] = selectors.conversations.resume_from(messages)
+    context["since"] = selectors.conversations.resume_from(tree, messages)
+    context["newest"] = selectors.conversations.newest_message(tree)
     context["awaiting_reply"] = bool(messages) and messages[-1]["role"] == Message.Role.USER
     return render(request, "conversations/detail.html", context)
 

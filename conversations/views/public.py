@@ -39,13 +39,15 @@ def public_link(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         return redirect("public_link", token=token)
     live = link.kind == PublicLink.Kind.LIVE
-    rows = selectors.sharing.public_link_rows(link)
+    tree = selectors.conversations.conversation_tree(link.conversation_id) if live else None
+    rows = selectors.sharing.public_link_rows(link, tree=tree)
     context = {
         "link": link,
         "title": str(link.conversation) if live else link.title or _("Shared conversation"),
         "message_list": rows,  # not "messages": that is the flash messages' name in templates
         "live": live,
-        "since": selectors.conversations.resume_from(rows) if live else 0,
+        "since": selectors.conversations.resume_from(tree, rows) if live else 0,
+        "newest": selectors.conversations.newest_message(tree) if live else 0,
     }
     return _private(render(request, "conversations/public.html", context))
 
