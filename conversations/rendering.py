@@ -48,9 +48,12 @@ def _render_image(renderer, tokens, idx, options, env) -> str:
     )
 
 
+# Configured like the browser's markdown-it for streaming replies (static/conversations/js/render.js): keep in step.
 _markdown = MarkdownIt("commonmark", {"html": False, "highlight": _highlight}).enable(["table", "strikethrough"])
 _markdown.add_render_rule("image", _render_image)
 
+# The browser renders a streaming reply with the same allow-list (static/conversations/js/render.js, DOMPurify):
+# the two must stay in step, so a change here is a change there.
 _cleaner = nh3.Cleaner(
     tags={
         "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "del", "s", "code", "pre",

@@ -1,6 +1,6 @@
 // Just enough JavaScript to stream a conversation: open the socket, show deltas, reconnect.
-// Streaming text is shown as text (textContent), never as HTML; only the server's sanitised
-// `html` of a finished reply is put into the page as markup. New messages are built from the
+// Streaming text is shown as Markdown sanitised by render.js (as text without it); the server's
+// sanitised `html` of a finished reply then replaces it. New messages are built from the
 // page's <template id="message-template"> and every line under a message comes from the server,
 // so their markup and wording live in the templates only.
 (() => {
@@ -194,6 +194,7 @@
   function showFinal(element, { status, html, note, note_class: noteClass }) {
     setStatus(element, status);
     element.querySelector(".message-body").innerHTML = html; // sanitised by the server
+    window.chatRender?.enhance(element);
     setNote(element, note, noteClass);
   }
 
@@ -244,7 +245,9 @@
       let shown = reply.shown + Math.max(1, Math.ceil((reply.text.length - reply.shown) / 6));
       if (shown < reply.text.length && /[\ud800-\udbff]/.test(reply.text[shown - 1])) shown += 1; // keep surrogate pairs whole
       reply.shown = Math.min(shown, reply.text.length);
-      messageElement(id, "assistant").querySelector(".message-body").textContent = reply.text.slice(0, reply.shown);
+      const body = messageElement(id, "assistant").querySelector(".message-body");
+      const text = reply.text.slice(0, reply.shown);
+      window.chatRender ? chatRender.markdown(body, text) : (body.textContent = text); // render.js sanitises
       revealing = revealing || reply.shown < reply.text.length;
     }
     keepScrolled(wasNearBottom);
