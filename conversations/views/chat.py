@@ -74,6 +74,7 @@ def conversation_detail(request: HttpRequest, conversation_id) -> HttpResponse:
         context["show_authors"] = selectors.conversations.has_several_writers(conversation)
     context["since"] = selectors.conversations.resume_from(tree, messages)
     context["newest"] = selectors.conversations.newest_message(tree)
+    context["message_actions"] = True  # versions, copy, edit, regenerate (public link pages show none)
     context["awaiting_reply"] = bool(messages) and messages[-1]["role"] == Message.Role.USER
     return render(request, "conversations/detail.html", context)
 

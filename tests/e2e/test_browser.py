@@ -92,7 +92,7 @@ def test_dropped_connection_shows_offline_then_reconnects_by_itself(live_app, br
     box.send_keys("second line" + Keys.ENTER)
     waiter(browser).until(lambda d: "/c/" in d.current_url)
     user_message = waiter(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "li.message--user"))[0]
-    assert user_message.text == "first line\nsecond line"
+    assert user_message.find_element(By.CSS_SELECTOR, ".message-body").text == "first line\nsecond line"
     waiter(browser).until(
         lambda d: last_reply(d) is not None and last_reply(d).get_attribute("data-status") == "complete"
     )

@@ -117,9 +117,15 @@
   const socketPath = chat.dataset.socketPath;
   const canWrite = Boolean(composer);
   const showAuthors = chat.dataset.showAuthors === "true";
+  const me = chat.dataset.me || "";
+  const messageUrl = chat.dataset.messageUrl || ""; // ".../messages/0/": the 0 is a message's id
   const presence = document.getElementById("presence");
   const streaming = new Map(); // reply id -> {text, length (code points), shown (UTF-16 units on screen)}
   let since = Number(chat.dataset.since || 0);
+  // The newest message this page has heard of, on any branch. A message newer than that whose parent
+  // is on the page is followed (someone sent, edited or regenerated); older ones on other branches
+  // only change the "‹ n / m ›" of the versions shown (README, "Versions and branches").
+  let newest = Number(chat.dataset.newest || 0);
   let awaitingReply = chat.dataset.awaitingReply === "true";
   let socket = null;
   let retryDelay = 500;
@@ -156,18 +162,93 @@
     return part;
   }
 
-  function messageElement(id, role) {
-    let element = list.querySelector(`li.message[data-id="${id}"]`);
-    if (element) return element;
+  function displayed(id) {
+    return list.querySelector(`li.message[data-id="${id}"]`);
+  }
+
+  function shownMessages() {
+    return [...list.querySelectorAll("li.message")];
+  }
+
+  // Drop what the page shows after `parentId` (null: everything), to show another branch from there.
+  function showOnlyUpTo(parentId) {
+    const parent = parentId === null || parentId === undefined ? null : displayed(parentId);
+    if (parentId !== null && parentId !== undefined && !parent) return false;
+    let next = parent ? parent.nextElementSibling : list.firstElementChild;
+    while (next) {
+      const after = next.nextElementSibling;
+      if (next.matches("li.message, li.context-marker")) next.remove();
+      next = after;
+    }
+    return true;
+  }
+
+  // Where a message the page does not show yet goes: after its parent when that is the last message
+  // shown (the branch grows), or, for a message newer than any the page has heard of, after its parent
+  // wherever it is (what follows is another branch now). Null: it is on a branch the page does not show.
+  function placeFor({ id, parent_id: parentId }) {
+    const known = parentId !== undefined;
+    const last = shownMessages().at(-1) || null;
+    const lastId = last ? Number(last.dataset.id) : null;
+    if (known && (parentId ?? null) === lastId) return "append";
+    if (id <= newest) return null;
+    if (!known) return "append"; // heard of only by its deltas: the newest branch, as before there were versions
+    return showOnlyUpTo(parentId) ? "append" : null;
+  }
+
+  // Show the versions of the message under the same parent: "‹ 2 / 3 ›".
+  function setVersions(element, versions) {
+    if (!versions || !versions.length) return;
+    element.dataset.versions = versions.join(",");
+    const nav = element.querySelector(".versions");
+    if (!nav) return;
+    const position = versions.indexOf(Number(element.dataset.id)) + 1;
+    nav.hidden = versions.length < 2;
+    nav.querySelector(".version-count").textContent = interpolate(
+      gettext("%(number)s / %(total)s"), { number: position, total: versions.length }, true,
+    );
+    nav.querySelector(".version-previous").disabled = position <= 1;
+    nav.querySelector(".version-next").disabled = position >= versions.length;
+  }
+
+  // Another version of a message the page shows arrived: its siblings' "‹ n / m ›" grows.
+  function addVersion(parentId, versions) {
+    shownMessages()
+      .filter((element) => (element.dataset.parent || null) === (parentId === null ? null : String(parentId)))
+      .forEach((element) => setVersions(element, versions));
+  }
+
+  function versionsOf(element) {
+    return (element.dataset.versions || element.dataset.id).split(",").map(Number);
+  }
+
+  function createMessage(id, role, parentId) {
     list.querySelector(".messages-empty")?.remove();
-    element = templatePart("li.message");
-    element.querySelectorAll("[hidden]").forEach((part) => part.remove()); // added when there is one
+    const element = templatePart("li.message");
+    element.querySelectorAll("[hidden]").forEach((part) => {
+      if (!part.closest(".message-actions")) part.remove(); // the author and the note: added when there is one
+    });
     element.classList.add(`message--${role}`);
     element.dataset.id = String(id);
-    // Keep id order: a caught-up message may belong before ones already shown.
-    const later = [...list.querySelectorAll("li.message")].find((other) => Number(other.dataset.id) > id);
-    list.insertBefore(element, later || null);
+    element.dataset.parent = parentId === null || parentId === undefined ? "" : String(parentId);
+    element.querySelector(".message-regenerate")?.toggleAttribute("hidden", role !== "assistant");
+    prepareActions(element);
+    list.append(element);
     return element;
+  }
+
+  // Where the Copy button gets the message's Markdown source from.
+  function prepareActions(element) {
+    const copy = element.querySelector(".message-copy");
+    if (copy && messageUrl) copy.dataset.sourceUrl = messageUrl.replace(/0\/$/, `${element.dataset.id}/`);
+  }
+
+  // The element of a message the page shows or should show now; null when it belongs to another branch.
+  function messageElement(id, role, parentId) {
+    const element = displayed(id);
+    if (element) return element;
+    if (!placeFor({ id, parent_id: parentId })) return null;
+    return createMessage(id, role, parentId);
   }
 
   function setStatus(element, status) {
@@ -199,9 +280,8 @@
   }
 
   function updateSince() {
-    const ids = [...list.querySelectorAll("li.message")].map((element) => Number(element.dataset.id));
     const streamingIds = [...streaming.keys()];
-    since = streamingIds.length ? Math.min(...streamingIds) : (ids.length ? Math.max(...ids) + 1 : 0);
+    since = streamingIds.length ? Math.min(...streamingIds) : newest + 1;
   }
 
   function setBusy() {
@@ -210,6 +290,9 @@
     if (!canWrite) return;
     stopButton.hidden = !busy;
     regenerateButton.hidden = busy || !list.querySelector("li.message");
+    list.querySelectorAll(".message-edit, .message-regenerate").forEach((button) => {
+      button.disabled = busy;
+    });
   }
 
   // Where the history sent with the latest reply starts, when older messages were left out.
@@ -219,7 +302,13 @@
     if (first) list.insertBefore(templatePart(".context-marker"), first);
   }
 
+  function setMeta(element, meta) {
+    const line = element.querySelector(".message-meta");
+    if (line && meta !== undefined) line.textContent = meta || "";
+  }
+
   function setAuthor(element, author) {
+    element.querySelector(".message-edit")?.toggleAttribute("hidden", !author || author !== me);
     if (!showAuthors || !author || element.querySelector(".message-author")) return;
     const name = templatePart(".message-author");
     name.textContent = author;
@@ -245,7 +334,9 @@
       let shown = reply.shown + Math.max(1, Math.ceil((reply.text.length - reply.shown) / 6));
       if (shown < reply.text.length && /[\ud800-\udbff]/.test(reply.text[shown - 1])) shown += 1; // keep surrogate pairs whole
       reply.shown = Math.min(shown, reply.text.length);
-      const body = messageElement(id, "assistant").querySelector(".message-body");
+      const element = list.querySelector(`li.message[data-id="${id}"]`);
+      if (!element) continue; // on a branch this page does not show
+      const body = element.querySelector(".message-body");
       const text = reply.text.slice(0, reply.shown);
       window.chatRender ? chatRender.markdown(body, text) : (body.textContent = text); // render.js sanitises
       revealing = revealing || reply.shown < reply.text.length;
@@ -263,7 +354,13 @@
   const handlers = {
     message({ message }) {
       const wasNearBottom = nearBottom();
-      const element = messageElement(message.id, message.role);
+      const element = messageElement(message.id, message.role, message.parent_id);
+      newest = Math.max(newest, message.id);
+      if (message.versions) addVersion(message.parent_id ?? null, message.versions);
+      if (!element) {
+        if (message.status !== "streaming") streaming.delete(message.id);
+        return; // on a branch this page does not show
+      }
       if (message.role === "assistant" && message.context_start) markContextStart(message.context_start);
       if (message.role === "assistant" && message.status !== "streaming") {
         streaming.delete(message.id);
@@ -277,31 +374,44 @@
           streaming.get(message.id).shown = message.content.length;
         }
       }
+      setMeta(element, message.meta);
       if (message.role === "user") awaitingReply = false;
       keepScrolled(wasNearBottom);
     },
-    start({ message_id: id, replaces, context_start: contextStart }) {
-      if (replaces) list.querySelector(`li.message[data-id="${replaces}"]`)?.remove();
-      markContextStart(contextStart);
+    start({ message_id: id, parent_id: parentId, versions, context_start: contextStart }) {
       const wasNearBottom = nearBottom();
-      const element = messageElement(id, "assistant");
-      setStatus(element, "streaming");
+      const element = messageElement(id, "assistant", parentId);
+      newest = Math.max(newest, id);
+      if (versions) addVersion(parentId ?? null, versions);
       if (!streaming.has(id)) received(id, "");
+      if (!element) return;
+      markContextStart(contextStart);
+      setStatus(element, "streaming");
       awaitingReply = false;
       keepScrolled(wasNearBottom);
     },
     delta({ message_id: id, offset, content }) {
       const reply = streaming.get(id) ?? { text: "", length: 0, shown: 0 };
       if (offset !== reply.length) return; // the server sends each socket contiguous text; never garble
-      setStatus(messageElement(id, "assistant"), "streaming");
+      const element = messageElement(id, "assistant");
+      newest = Math.max(newest, id);
+      if (element) setStatus(element, "streaming");
       received(id, reply.text + content);
       scheduleReveal();
     },
     done(frame) {
       const wasNearBottom = nearBottom();
       streaming.delete(frame.message_id);
-      showFinal(messageElement(frame.message_id, "assistant"), frame);
+      const element = displayed(frame.message_id);
+      if (!element) return;
+      showFinal(element, frame);
+      setMeta(element, frame.meta);
       keepScrolled(wasNearBottom);
+    },
+    branch({ parent_id: parentId }) {
+      // The answer to this page's choice of a version: its messages follow, from `parentId` down.
+      showOnlyUpTo(parentId);
+      showError("");
     },
     error({ code, message, message_id: id }) {
       if (code === "draining" && lastRequest) {
@@ -423,15 +533,78 @@
     return true;
   }
 
+  // What you see is what you answer: a send follows the last message this page shows.
+  function lastShownId() {
+    const last = shownMessages().at(-1);
+    return last ? Number(last.dataset.id) : null;
+  }
+
   function sendMessage() {
     const content = input.value;
     if (!content.trim() || streaming.size > 0) return;
     showError("");
-    if (send({ type: "send", content, model: selectedModel() })) {
+    const frame = { type: "send", content, model: selectedModel() };
+    const parentId = lastShownId();
+    if (parentId !== null) frame.parent_id = parentId;
+    if (send(frame)) {
       lastDraft = content;
       input.value = "";
     }
   }
+
+  function regenerate(messageId) {
+    showError("");
+    const frame = { type: "regenerate", model: selectedModel() };
+    if (messageId) frame.message_id = messageId;
+    send(frame);
+  }
+
+  // Editing a question: an editor in place of its text; Save sends the new text as another version
+  // of it (a sibling after the same parent), Cancel puts the text back.
+  const editTemplate = document.getElementById("edit-template");
+  function openEditor(element) {
+    if (element.querySelector(".message-editor") || !editTemplate) return;
+    const body = element.querySelector(".message-body");
+    const editor = editTemplate.content.firstElementChild.cloneNode(true);
+    const textarea = editor.querySelector("textarea");
+    textarea.value = body.textContent;
+    body.hidden = true;
+    body.after(editor);
+    textarea.focus();
+    const close = () => {
+      editor.remove();
+      body.hidden = false;
+    };
+    const save = () => {
+      const content = textarea.value;
+      if (!content.trim() || streaming.size > 0) return;
+      const parent = element.dataset.parent;
+      if (send({ type: "send", content, model: selectedModel(), parent_id: parent ? Number(parent) : null })) close();
+    };
+    editor.addEventListener("submit", (event) => {
+      event.preventDefault();
+      save();
+    });
+    editor.querySelector(".edit-cancel").addEventListener("click", close);
+    submitOnEnter(textarea, save);
+  }
+
+  // The buttons on each message: versions, edit, regenerate (copying is render.js's).
+  list.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    const element = button?.closest("li.message");
+    if (!element) return;
+    const id = Number(element.dataset.id);
+    if (button.matches(".version-previous, .version-next")) {
+      const versions = versionsOf(element);
+      const other = versions[versions.indexOf(id) + (button.matches(".version-next") ? 1 : -1)];
+      if (other) send({ type: "select", message_id: other });
+    } else if (button.matches(".message-edit") && canWrite) {
+      openEditor(element);
+    } else if (button.matches(".message-regenerate") && canWrite) {
+      regenerate(id);
+    }
+  });
 
   if (canWrite) {
     composer.addEventListener("submit", (event) => {
@@ -441,11 +614,16 @@
     submitOnEnter(input, sendMessage);
     stopButton.addEventListener("click", () => send({ type: "stop" }));
     regenerateButton.addEventListener("click", () => {
-      showError("");
-      send({ type: "regenerate", model: selectedModel() });
+      // The last reply this page shows, or an answer to its last question.
+      const last = shownMessages().at(-1);
+      regenerate(last && last.classList.contains("message--assistant") ? Number(last.dataset.id) : null);
     });
   }
 
+  shownMessages().forEach((element) => {
+    prepareActions(element);
+    setVersions(element, versionsOf(element));
+  });
   list.querySelectorAll('li.message[data-status="streaming"]').forEach((element) => {
     const id = Number(element.dataset.id);
     received(id, element.querySelector(".message-body").textContent);
