@@ -69,7 +69,7 @@ def sent(upstream) -> list[str]:
 
 
 async def test_editing_a_question_sends_only_its_branch_and_keeps_the_old_version(user, conversation, model_config, upstream):
-    q1, a1, q2, a2 = await linear(conversation, "Q1", "A1", "Q2", "A2")
+    _q1, a1, q2, _a2 = await linear(conversation, "Q1", "A1", "Q2", "A2")
     upstream.push(reply("A2 again"))
     socket = await open_socket(user, conversation)
     await send(socket, "Q2 edited", parent_id=a1.id)
@@ -89,7 +89,7 @@ async def test_editing_a_question_sends_only_its_branch_and_keeps_the_old_versio
 async def test_a_send_naming_no_parent_answers_the_current_branch_and_null_starts_again(
     user, conversation, model_config, upstream
 ):
-    q1, a1, q2, a2 = await linear(conversation, "Q1", "A1", "Q2", "A2")
+    q1, _a1, _q2, _a2 = await linear(conversation, "Q1", "A1", "Q2", "A2")
     a1b = await sync_to_async(make_message)(conversation=conversation, role="assistant", content="A1b", parent=q1)
     await sync_to_async(Conversation.objects.filter(pk=conversation.pk).update)(current_leaf=a1b)
     upstream.push(reply("after A1b"), reply("from scratch"))
@@ -106,7 +106,7 @@ async def test_a_send_naming_no_parent_answers_the_current_branch_and_null_start
 
 
 async def test_regenerating_an_earlier_reply_sends_the_history_up_to_its_question(user, conversation, model_config, upstream):
-    q1, a1, q2, a2 = await linear(conversation, "Q1", "A1", "Q2", "A2")
+    q1, a1, _q2, _a2 = await linear(conversation, "Q1", "A1", "Q2", "A2")
     upstream.push(reply("A1, second take"))
     socket = await open_socket(user, conversation)
     await socket.send_json_to({"type": "regenerate", "message_id": a1.id})
@@ -146,7 +146,7 @@ async def test_malformed_ids_get_a_clear_error_and_change_nothing(user, conversa
 async def test_ids_from_another_conversation_or_the_wrong_role_are_refused(
     user, conversation, make_conversation, model_config, upstream
 ):
-    q1, a1 = await linear(conversation, "Q1", "A1")
+    q1, _a1 = await linear(conversation, "Q1", "A1")
     other = await sync_to_async(make_conversation)(title="Elsewhere")
     (elsewhere,) = await linear(other, "Secret question")
     socket = await open_socket(user, conversation)
@@ -167,7 +167,7 @@ async def test_ids_from_another_conversation_or_the_wrong_role_are_refused(
 async def test_select_shows_a_branch_saves_it_for_writers_and_a_viewer_only_looks(
     user, bob, conversation, model_config, upstream
 ):
-    q1, a1, q2, a2 = await linear(conversation, "Q1", "A1", "Q2", "A2")
+    _q1, a1, q2, a2 = await linear(conversation, "Q1", "A1", "Q2", "A2")
     q2b, a2b = await linear(conversation, "Q2b", "A2b")
     await sync_to_async(Message.objects.filter(pk=q2b.pk).update)(parent=a1)  # Q2b: another version of Q2
     await sync_to_async(make_share)(conversation=conversation, user=bob)
@@ -192,7 +192,7 @@ async def test_select_shows_a_branch_saves_it_for_writers_and_a_viewer_only_look
 
 
 async def test_a_public_link_shows_the_current_branch_and_cannot_choose_another(user, conversation, model_config):
-    q1, a1 = await linear(conversation, "Q1", "A1")
+    q1, _a1 = await linear(conversation, "Q1", "A1")
     link = await sync_to_async(PublicLink.objects.create)(
         conversation=conversation, kind=PublicLink.Kind.LIVE, audience=PublicLink.Audience.ANYONE
     )
@@ -219,7 +219,7 @@ async def test_a_page_reconnecting_catches_up_on_every_branch(user, conversation
 
 
 async def test_choosing_the_branch_of_a_streaming_reply_picks_up_its_stream(user, conversation, model_config, upstream):
-    q1, a1 = await linear(conversation, "Q1", "A1")
+    _q1, a1 = await linear(conversation, "Q1", "A1")
     words = [f"w{n} " for n in range(40)]
     upstream.push(reply(words, delay=0.02))
     writer = await open_socket(user, conversation)
