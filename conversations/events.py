@@ -21,7 +21,7 @@ server → client
         branch's messages from there down to leaf_id follow as `message` frames
     {"type": "delta", "message_id", "offset", "content"}
     {"type": "done", "message_id", "status", "finish_reason", "usage", "html", "content", "error", "note", "note_class",
-     "meta"}
+     "meta"}   meta: {"model", "tokens", "created"} (ISO 8601), for the line under a reply
         a `done` or `message` too big for one frame has "content" and "html" null and "fetch": the URL to get them from
     {"type": "error", "code", "message", "message_id"?}
     {"type": "access", "role": "viewer" | "collaborator" | "owner"}   your role changed
@@ -75,7 +75,7 @@ def done_frame(
     error: str,
     note: str,
     note_class: str,
-    meta: str = "",
+    meta: dict | None = None,
 ) -> dict:
     """`note` is the line shown under the reply (its error, or why it was cut off), `note_class` its CSS class."""
     return {

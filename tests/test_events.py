@@ -296,7 +296,7 @@ def test_done_frame_has_every_field():
         "error": "",
         "note": "",
         "note_class": "message-note",
-        "meta": "",
+        "meta": None,
     }
 
 

@@ -654,7 +654,13 @@ HOSTILE = (
 
 
 # The only scripts a page loads: the translations, then chat.js. Model output adds none.
-OUR_SCRIPTS = ['<script src="/jsi18n/" defer>', '<script src="/static/conversations/js/chat.js" defer>']
+OUR_SCRIPTS = [
+    '<script src="/jsi18n/" defer>',
+    '<script src="/static/conversations/vendor/markdown-it/markdown-it.min.js" defer>',
+    '<script src="/static/conversations/vendor/dompurify/purify.min.js" defer>',
+    '<script src="/static/conversations/js/render.js" defer>',
+    '<script src="/static/conversations/js/chat.js" defer>',
+]
 
 
 @pytest.mark.parametrize("kind", ["snapshot", "live"])

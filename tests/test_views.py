@@ -553,7 +553,11 @@ def test_the_page_carries_the_template_new_messages_are_built_from(logged_in, co
     template = re.search(r'<template id="message-template">(.*?)</template>', html, re.S).group(1)
     assert '<li class="context-marker" role="separator">Older messages above were not sent' in template
     assert '<li class="message"><p class="message-author" hidden></p><div class="message-body"></div>' in template
-    assert '<p class="message-note" hidden></p></li>' in template
+    assert '<p class="message-note" hidden></p>' in template
+    # Every message gets a copy of these (chat.js); a viewer's have no Edit or Regenerate.
+    actions = re.search(r'<div class="message-actions">(.*?)</div>', template, re.S).group(1)
+    for part in ("version-previous", "version-next", "message-copy", "message-edit", "message-regenerate", "message-meta"):
+        assert f'class="{part}"' in actions
 
 
 def test_the_javascript_catalog_is_served_to_everyone_and_every_page_loads_it(client):

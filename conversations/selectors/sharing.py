@@ -5,7 +5,7 @@ from django.utils.safestring import mark_safe
 
 from ..exceptions import PublicLinkNotFound
 from ..models import Conversation, PublicLink, Share, SiteSettings
-from .conversations import message_rows
+from .conversations import message_attributes, message_rows
 
 
 def share_list(conversation: Conversation) -> list[Share]:
@@ -34,7 +34,10 @@ def public_link_rows(link: PublicLink, *, tree=None) -> list[dict]:
     link the conversation's current branch now."""
     if link.kind == PublicLink.Kind.LIVE:
         return message_rows(link.conversation, tree=tree)
-    return [{**row, "body": mark_safe(row["body"])} for row in link.snapshot]  # stored sanitised
+    rows = [{**row, "body": mark_safe(row["body"])} for row in link.snapshot]  # stored sanitised
+    for row in rows:
+        row["attributes"] = message_attributes(row)
+    return rows
 
 
 def public_link_gate(link: PublicLink, user, session) -> str | None:

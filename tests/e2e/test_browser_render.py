@@ -265,34 +265,21 @@ def test_the_message_copy_button_copies_the_markdown_source(render_app, desktop,
     start_chat(desktop, render_app.url, "Copy *this* question")
     wait_complete(desktop)
 
-    # The buttons as the message markup will carry them: one with the message's JSON address, one without.
-    conversation = desktop.current_url.rstrip("/").rsplit("/", 1)[-1]
-    desktop.execute_script(
-        """
-        const [question, answer] = document.querySelectorAll("li.message");
-        const button = (message, url) => {
-          const copy = document.createElement("button");
-          copy.type = "button";
-          copy.className = "message-copy";
-          copy.textContent = "Copy message";
-          if (url) copy.dataset.sourceUrl = url;
-          message.append(copy);
-        };
-        button(answer, `/c/${arguments[0]}/messages/${answer.dataset.id}/`);
-        button(question, null);
-        """,
-        conversation,
-    )
-    answer_button, question_button = css(desktop, "li.message--assistant button.message-copy") + css(
-        desktop, "li.message--user button.message-copy"
+    # Every message has one (chat.js gives it the message's JSON address); a reload keeps them.
+    desktop.refresh()
+    waiter(desktop).until(lambda d: len(css(d, "li.message button.message-copy")) == 2, "the Copy buttons")
+    answer_button = css(desktop, "li.message--assistant button.message-copy")[0]
+    question_button = css(desktop, "li.message--user button.message-copy")[0]
+    assert answer_button.get_attribute("data-source-url").endswith(
+        f"/messages/{css(desktop, 'li.message--assistant')[0].get_attribute('data-id')}/"
     )
 
     answer_button.click()
     waiter(desktop, 5).until(lambda d: answer_button.text == "Copied", "the Copied feedback")
     assert read_clipboard(desktop) == SOURCE  # the Markdown, asterisks and all, not the page's text
-    waiter(desktop, 5).until(lambda d: answer_button.text == "Copy message", "the button's label back")
+    waiter(desktop, 5).until(lambda d: answer_button.text == "Copy", "the button's label back")
 
-    question_button.click()  # no address: the text the message shows
+    question_button.click()
     waiter(desktop, 5).until(lambda d: question_button.text == "Copied", "the Copied feedback")
     assert read_clipboard(desktop) == "Copy *this* question"
     assert snapshot(desktop)["violations"] == []

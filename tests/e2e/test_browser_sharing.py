@@ -215,7 +215,7 @@ def test_team_share_watch_live_and_revoke(sharing_app, open_browser):
     waiter(ben, 20).until(watched_it_grow)
     waiter(ben, 30).until(lambda d: "is-complete" in last_reply(d).get_attribute("class").split())
     assert ben.execute_script("return window.sameDocument === true;"), "ben's page reloaded"
-    asked = css(ben, "li.message--user")[-1].text
+    asked = css(ben, "li.message--user .message-body")[-1].text
     assert asked == "And the second point?"
     body = last_reply(ben).find_element(By.CSS_SELECTOR, ".message-body")
     assert body.find_element(By.TAG_NAME, "strong").text == "Demo model"  # rendered, not raw Markdown

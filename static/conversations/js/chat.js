@@ -228,11 +228,11 @@
     element.querySelectorAll("[hidden]").forEach((part) => {
       if (!part.closest(".message-actions")) part.remove(); // the author and the note: added when there is one
     });
+    element.querySelector(".message-actions")?.remove();
     element.classList.add(`message--${role}`);
     element.dataset.id = String(id);
     element.dataset.parent = parentId === null || parentId === undefined ? "" : String(parentId);
-    element.querySelector(".message-regenerate")?.toggleAttribute("hidden", role !== "assistant");
-    prepareActions(element);
+    addActions(element);
     list.append(element);
     return element;
   }
@@ -302,12 +302,33 @@
     if (first) list.insertBefore(templatePart(".context-marker"), first);
   }
 
+  // The quiet line on a reply: the model that wrote it, its tokens, and when, in the reader's time zone.
+  const timeFormat = new Intl.DateTimeFormat(document.documentElement.lang || undefined, { dateStyle: "short", timeStyle: "short" });
   function setMeta(element, meta) {
     const line = element.querySelector(".message-meta");
-    if (line && meta !== undefined) line.textContent = meta || "";
+    if (!line || !meta) return;
+    const parts = meta.model ? [meta.model] : [];
+    if (meta.tokens) parts.push(interpolate(ngettext("%s token", "%s tokens", meta.tokens), [meta.tokens.toLocaleString()]));
+    if (meta.created) parts.push(timeFormat.format(new Date(meta.created)));
+    line.textContent = parts.join(" · ");
+  }
+
+  // Every message gets a copy of the template's actions: versions, Copy, Edit (your own questions),
+  // Regenerate (replies). The page's HTML leaves them out: 1,000 messages render faster without.
+  const actionsTemplate = messageTemplate.content.querySelector(".message-actions");
+  function addActions(element) {
+    if (!actionsTemplate || element.querySelector(".message-actions")) return;
+    element.append(actionsTemplate.cloneNode(true));
+    const role = element.classList.contains("message--assistant") ? "assistant" : "user";
+    element.querySelector(".message-regenerate")?.toggleAttribute("hidden", role !== "assistant");
+    setAuthor(element, element.dataset.author);
+    prepareActions(element);
+    setVersions(element, versionsOf(element));
+    if (element.dataset.meta) setMeta(element, JSON.parse(element.dataset.meta));
   }
 
   function setAuthor(element, author) {
+    if (author !== undefined) element.dataset.author = author || "";
     element.querySelector(".message-edit")?.toggleAttribute("hidden", !author || author !== me);
     if (!showAuthors || !author || element.querySelector(".message-author")) return;
     const name = templatePart(".message-author");
@@ -484,7 +505,11 @@
     socket.addEventListener("message", (event) => {
       const frame = JSON.parse(event.data);
       // In order, even when a frame must first fetch what it could not carry.
-      handling = handling.then(() => whole(frame)).then(handle, () => showError(LOAD_FAILED));
+      // A frame that fails to show is reported and the next ones still are (a rejected chain would stop them all).
+      handling = handling
+        .then(() => whole(frame))
+        .then(handle, () => showError(LOAD_FAILED))
+        .catch((error) => console.error("A frame could not be shown", frame.type, error));
     });
     socket.addEventListener("close", (event) => {
       socket = null;
@@ -620,10 +645,7 @@
     });
   }
 
-  shownMessages().forEach((element) => {
-    prepareActions(element);
-    setVersions(element, versionsOf(element));
-  });
+  shownMessages().forEach(addActions);
   list.querySelectorAll('li.message[data-status="streaming"]').forEach((element) => {
     const id = Number(element.dataset.id);
     received(id, element.querySelector(".message-body").textContent);
