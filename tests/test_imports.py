@@ -9,11 +9,12 @@ import json
 import os
 import struct
 import zipfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from conversations import exports, selectors, services
 from conversations.imports import jsonstream, runner
@@ -572,3 +573,164 @@ def test_the_command_fails_when_the_file_is_refused(alice, tmp_path):
         call_command("import_conversations", str(path), user="nobody")
     with pytest.raises(CommandError, match="No such file"):
         call_command("import_conversations", str(tmp_path / "missing.zip"), user="alice")
+
+
+# --- the page, over HTTP ---------------------------------------------------------------------------
+
+
+def upload(client, path: Path, **fields):
+    """POST the file as the page's form does: its other fields (the CSRF token) first, then the file."""
+    with open(path, "rb") as handle:
+        return client.post("/import/", {**fields, "file": handle})
+
+
+def leftover_uploads(directory: Path) -> list[str]:
+    return [name for name in os.listdir(directory) if name.startswith("chat-import-")]
+
+
+def test_the_import_page_is_in_the_sidebar_and_shows_the_form(alice):
+    client = login(alice)
+    assert 'href="/import/" id="import-link">Import</a>' in page(client.get("/"))
+    html = page(client.get("/import/"))
+    assert 'enctype="multipart/form-data"' in html and 'name="csrfmiddlewaretoken"' in html
+    assert html.index("csrfmiddlewaretoken") < html.index('name="file"')  # the token before the file
+    assert 'src="/static/conversations/js/imports.js"' in html
+    assert "None yet." in html
+
+
+def test_the_import_page_and_its_status_need_a_login(alice):
+    job = services.imports.import_job_create(owner=alice, filename="x.zip")
+    assert login(None).get("/import/")["Location"].startswith("/accounts/login/")
+    assert login(None).get(f"/import/{job.id}/")["Location"].startswith("/accounts/login/")
+
+
+def test_an_upload_without_the_csrf_token_is_refused(alice, tmp_path):
+    path = write_zip(tmp_path / "export.zip", [otter_chat()[0].as_dict()])
+    assert upload(login(alice, enforce_csrf_checks=True), path).status_code == 403
+    assert not ImportJob.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_imports_in_the_background_and_its_status_says_how_it_went(alice, tmp_path, settings):
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    chat, ids = otter_chat()
+    path = write_zip(tmp_path / "export.zip", [chat.as_dict()])
+    client = login(alice, enforce_csrf_checks=True)
+    client.get("/import/")  # sets the CSRF cookie
+    response = upload(client, path, csrfmiddlewaretoken=client.cookies["csrftoken"].value)
+    assert (response.status_code, response["Location"]) == (302, "/import/")
+    assert runner.wait_for_imports(timeout=30)
+
+    job = ImportJob.objects.get()
+    status = client.get(f"/import/{job.id}/")
+    assert status["Cache-Control"] == "private, no-store"
+    assert status.json() == {
+        "id": str(job.id), "filename": "export.zip", "status": "done", "finished": True, "total": 1, "processed": 1,
+        "imported": 1, "skipped": 0, "failed": 0, "failures": [], "error": "",
+    }
+    assert_otters_imported(Conversation.objects.get(owner=alice), chat, ids, alice)
+    assert leftover_uploads(tmp_path) == []  # the private copy is deleted once imported
+    html = page(client.get("/import/"))
+    assert "Imported: 1. Skipped (imported before): 0. Not imported: 0." in html
+    assert "Otter diets" in html  # in the sidebar
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_exported_conversation_uploaded_again_comes_back_whole(alice, bob, tmp_path):
+    original, _ = make_branched_conversation(owner=alice)
+    download = login(alice).get(f"/c/{original.id}/export/?format=json")
+    path = tmp_path / "otter-diets.json"
+    path.write_bytes(download.content)
+    assert upload(login(bob), path).status_code == 302
+    assert runner.wait_for_imports(timeout=30)
+    copy = Conversation.objects.get(owner=bob)
+    assert (shape(copy), current_branch(copy), copy.title) == (shape(original), current_branch(original), "Otter diets")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_file_says_why_in_its_status(alice, tmp_path):
+    path = tmp_path / "conversations.json"
+    path.write_text('[{"title": "x", "mapping": {}}\n{"title": "y"}]')
+    client = login(alice)
+    upload(client, path)
+    assert runner.wait_for_imports(timeout=30)
+    job = ImportJob.objects.get()
+    status = client.get(f"/import/{job.id}/").json()
+    assert (status["status"], status["finished"]) == ("failed", True)
+    assert status["error"] == "conversations.json is not valid JSON: Expecting ',' delimiter at line 2, column 1."
+    assert "Failed: conversations.json is not valid JSON" in page(client.get("/import/"))
+
+
+def test_someone_elses_import_is_not_found(alice, bob):
+    job = services.imports.import_job_create(owner=alice, filename="mine.zip")
+    assert login(bob).get(f"/import/{job.id}/").status_code == 404
+    assert login(bob).get("/import/00000000-0000-0000-0000-000000000000/").status_code == 404
+    assert "mine.zip" not in page(login(bob).get("/import/"))
+    assert login(alice).get(f"/import/{job.id}/").json()["status"] == "queued"
+
+
+def test_a_second_upload_while_one_runs_is_refused(alice, tmp_path, settings):
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    services.imports.import_job_create(owner=alice, filename="first.zip")
+    response = upload(login(alice), write_zip(tmp_path / "second.zip", [otter_chat()[0].as_dict()]))
+    assert response.status_code == 400
+    assert "An import of yours is still running. Wait for it to finish, then upload the next file." in page(response)
+    assert list(ImportJob.objects.values_list("filename", flat=True)) == ["first.zip"]
+    assert leftover_uploads(tmp_path) == []
+
+
+def test_one_unfinished_import_per_person_is_kept_by_the_database(alice):
+    from django.db import IntegrityError, transaction
+
+    ImportJob.objects.create(owner=alice, filename="a.zip", status=ImportJob.Status.RUNNING)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ImportJob.objects.create(owner=alice, filename="b.zip")
+
+
+def test_an_import_no_longer_renewed_shows_as_interrupted_and_does_not_block_the_next(alice, tmp_path, settings):
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    job = services.imports.import_job_create(owner=alice, filename="first.zip")
+    ImportJob.objects.filter(pk=job.id).update(status="running", updated=timezone.now() - timedelta(minutes=3))
+    client = login(alice)
+    status = client.get(f"/import/{job.id}/").json()
+    assert (status["status"], status["error"]) == (
+        "failed", "Interrupted (the server restarted); upload the file again: conversations already imported are skipped.",
+    )
+    assert "Failed: Interrupted (the server restarted)" in page(client.get("/import/"))
+    # A job still renewed is left alone, and blocks a second upload.
+    fresh = ImportJob.objects.create(owner=alice, filename="second.zip", status="running")
+    assert services.imports.import_jobs_expire(owner=alice) == 0
+    ImportJob.objects.filter(pk=fresh.pk).update(updated=timezone.now() - timedelta(minutes=3))
+    response = upload(client, write_zip(tmp_path / "third.zip", [otter_chat()[0].as_dict()]))
+    assert response.status_code == 302  # the stale one was found interrupted first
+    assert ImportJob.objects.get(pk=fresh.pk).status == "failed"
+
+
+def test_a_job_found_interrupted_while_it_still_runs_stops_without_finishing(alice, tmp_path):
+    chat, _ = otter_chat()
+    job = services.imports.import_job_create(owner=alice, filename="x.json")
+    ImportJob.objects.filter(pk=job.id).update(status="failed", error="Interrupted")
+    finished = runner.import_run(job_id=job.id, path=str(write_json(tmp_path / "x.json", [chat.as_dict()])))
+    assert (finished.status, finished.error) == ("failed", "Interrupted")
+    assert nothing_imported()
+
+
+@pytest.mark.parametrize("size", [120_000, 300_000])  # over the cap by less (stopped while written) or more than the envelope
+def test_an_upload_over_the_size_limit_is_refused_as_it_arrives(alice, tmp_path, settings, size):
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    settings.CHAT_IMPORT_MAX_UPLOAD_BYTES = 100_000
+    path = tmp_path / "conversations.json"
+    path.write_text("[" + " " * (size - 2) + "]")
+    client = login(alice, enforce_csrf_checks=True)
+    client.get("/import/")
+    response = upload(client, path, csrfmiddlewaretoken=client.cookies["csrftoken"].value)
+    assert response.status_code == 400  # the CSRF check still passed: the token came before the file
+    assert "The file is larger than the limit of 97.7\xa0KB." in page(response)
+    assert not ImportJob.objects.exists()
+    assert [name for name in os.listdir(tmp_path) if name != "conversations.json"] == []
+
+
+def test_a_post_without_a_file_says_what_to_choose(alice):
+    response = login(alice).post("/import/", {})
+    assert response.status_code == 400
+    assert "Choose a file: a ChatGPT export (ZIP or conversations.json) or a JSON export from this site." in page(response)
