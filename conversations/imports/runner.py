@@ -139,14 +139,15 @@ def import_upload(*, owner, upload, language: str | None) -> ImportJob:
     try:
         with transaction.atomic():
             job = services.imports.import_job_create(owner=owner, filename=upload.name or "upload")
-            transaction.on_commit(lambda: _start(job.id, path, language))
+            transaction.on_commit(lambda: import_start(job_id=job.id, path=path, language=language))
     except BaseException:
         discard(path)
         raise
     return job
 
 
-def _start(job_id, path: str, language: str | None) -> None:
+def import_start(*, job_id, path: str, language: str | None = None) -> None:
+    """Run the job on a thread of its own, which deletes `path` when it is done."""
     thread = threading.Thread(target=_run, args=(job_id, path, language), name=f"import-{job_id}", daemon=True)
     with _threads_lock:
         _threads.add(thread)
