@@ -84,6 +84,24 @@ class Conversation:
         }
 
 
+def otter_chat(title: str | None = "Otter diets", **options) -> tuple[Conversation, dict[str, str]]:
+    """A ChatGPT conversation with an edited question and a regenerated answer; the page showed the first answer
+    to the edited question (not the newest message)."""
+    chat = Conversation(title, **options)
+    ids = {"q1": chat.add("user", "What do otters eat?")}
+    ids["a1"] = chat.add("assistant", "Mostly fish.", model="gpt-4o")
+    ids["q2"] = chat.add("user", "And sea otters?")
+    ids["a2"] = chat.add("assistant", "Sea urchins.", model="gpt-4o")
+    ids["q2b"] = chat.add("user", "And river otters?", parent=ids["a1"])  # the question, edited
+    ids["a3"] = chat.add("assistant", "Crayfish.", model="gpt-4o")
+    ids["a3b"] = chat.add("assistant", "Crayfish and **frogs**.", parent=ids["q2b"], model="o1")  # regenerated
+    chat.current = ids["a3"]
+    return chat, ids
+
+
+OTTER_BRANCH = ["What do otters eat?", "Mostly fish.", "And river otters?", "Crayfish."]
+
+
 def write_zip(path: Path, conversations: list[dict], *, split: int | None = None) -> Path:
     """The export ZIP as ChatGPT mails it: conversations.json, or with `split`, conversations-000.json ... of at
     most `split` conversations each; with the other files an export has, which the import ignores."""

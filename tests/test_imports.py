@@ -21,7 +21,7 @@ from conversations.imports import jsonstream, runner
 from conversations.imports.parsed import ImportRefused, Limits
 from conversations.imports.sources import Source, _CappedReader
 from conversations.models import Conversation, ImportJob, Message
-from tests.chatgpt_export import START, many_conversations, write_zip
+from tests.chatgpt_export import OTTER_BRANCH, START, many_conversations, otter_chat, write_zip
 from tests.chatgpt_export import Conversation as ChatGPT
 from tests.factories import make_branched_conversation
 from tests.helpers import login, page
@@ -61,21 +61,6 @@ def epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def otter_chat(title: str | None = "Otter diets", **options) -> tuple[ChatGPT, dict[str, str]]:
-    """A ChatGPT conversation with an edited question and a regenerated answer; the page showed the first answer
-    to the edited question (not the newest message)."""
-    chat = ChatGPT(title, **options)
-    ids = {"q1": chat.add("user", "What do otters eat?")}
-    ids["a1"] = chat.add("assistant", "Mostly fish.", model="gpt-4o")
-    ids["q2"] = chat.add("user", "And sea otters?")
-    ids["a2"] = chat.add("assistant", "Sea urchins.", model="gpt-4o")
-    ids["q2b"] = chat.add("user", "And river otters?", parent=ids["a1"])  # the question, edited
-    ids["a3"] = chat.add("assistant", "Crayfish.", model="gpt-4o")
-    ids["a3b"] = chat.add("assistant", "Crayfish and **frogs**.", parent=ids["q2b"], model="o1")  # regenerated
-    chat.current = ids["a3"]
-    return chat, ids
-
-
 OTTER_SHAPE = [
     ("user", "What do otters eat?", None),
     ("assistant", "Mostly fish.", "What do otters eat?"),
@@ -85,7 +70,6 @@ OTTER_SHAPE = [
     ("assistant", "Crayfish.", "And river otters?"),
     ("assistant", "Crayfish and **frogs**.", "And river otters?"),
 ]
-OTTER_BRANCH = ["What do otters eat?", "Mostly fish.", "And river otters?", "Crayfish."]
 
 
 def assert_otters_imported(conversation: Conversation, chat: ChatGPT, ids: dict, owner) -> None:
