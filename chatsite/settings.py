@@ -329,5 +329,5 @@ CHAT_IMPORT_MAX_UNCOMPRESSED_BYTES = env_number("CHAT_IMPORT_MAX_UNCOMPRESSED_BY
 CHAT_IMPORT_MAX_RATIO = env_number("CHAT_IMPORT_MAX_RATIO", 100.0)
 # A conversation with a longer message is not imported (characters); the others are.
 CHAT_IMPORT_MAX_MESSAGE_CHARS = env_number("CHAT_IMPORT_MAX_MESSAGE_CHARS", 2_000_000, int)
-# One conversation's JSON is held in memory while it is imported: a longer one stops the file (characters).
+# One conversation's JSON is held in memory while it is read: a file with a longer one is refused (characters).
 CHAT_IMPORT_MAX_CONVERSATION_CHARS = env_number("CHAT_IMPORT_MAX_CONVERSATION_CHARS", 200_000_000, int)
