@@ -377,6 +377,7 @@ def test_json_items_and_error_positions_do_not_depend_on_where_reads_end(monkeyp
         ("PK\x03\x04 not really a zip", "upload.json is not a readable ZIP archive"),
         ("[" * 100_000, "upload.json is not valid JSON: Nested too deeply at line 1, column 2"),
         ("[{}] trailing", "upload.json is not valid JSON: Extra data at line 1, column 6"),
+        ('[{"mapping": {}, "n": 1' + "1" * 5000 + "}]", "upload.json is not valid JSON: A number too long at line 1, column 2"),
         ("", "upload.json is neither a ZIP archive nor a JSON file"),
     ],
 )

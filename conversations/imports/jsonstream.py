@@ -99,6 +99,8 @@ class JSONItems:
                     raise self._error(exc.msg, exc.pos) from None
             except RecursionError:  # lists in lists thousands deep: the C decoder recurses
                 raise self._error("Nested too deeply", self.pos) from None
+            except ValueError:  # an integer of thousands of digits (sys.get_int_max_str_digits)
+                raise self._error("A number too long", self.pos) from None
             else:
                 if end < len(self.buffer) or self.eof:
                     if end - self.pos > self.max_item_chars:
