@@ -27,11 +27,28 @@ from typing import BinaryIO
 
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from .jsonstream import ItemTooLarge, JSONError, JSONItems, NotAListOrObject
 from .parsed import ImportRefused, Limits
 
 CONVERSATIONS_FILE = re.compile(r"^conversations(?:-(\d+))?\.json$")
+# The JSON decoder's reasons (and jsonstream's own), marked for translation; their English is the decoder's.
+JSON_REASONS = {
+    "Expecting value": _lazy("Expecting value"),
+    "Expecting ',' delimiter": _lazy("Expecting ',' delimiter"),
+    "Expecting ':' delimiter": _lazy("Expecting ':' delimiter"),
+    "Expecting property name enclosed in double quotes": _lazy("Expecting property name enclosed in double quotes"),
+    "Unterminated string starting at": _lazy("Unterminated string starting at"),
+    "Invalid control character at": _lazy("Invalid control character at"),
+    "Invalid \\escape": _lazy("Invalid \\escape"),
+    "Invalid \\uXXXX escape": _lazy("Invalid \\uXXXX escape"),
+    "Illegal trailing comma before end of object": _lazy("Illegal trailing comma before end of object"),
+    "Illegal trailing comma before end of array": _lazy("Illegal trailing comma before end of array"),
+    "Extra data": _lazy("Extra data"),
+    "Nested too deeply": _lazy("Nested too deeply"),
+    "A number too long": _lazy("A number too long"),
+}
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 # Ratios are judged only on members this big: a small file may compress well and still be harmless.
 _RATIO_FLOOR = 1 << 20
@@ -81,7 +98,8 @@ class Source:
             except JSONError as exc:
                 raise ImportRefused(
                     _("%(file)s is not valid JSON: %(reason)s at line %(line)s, column %(column)s.")
-                    % {"file": document, "reason": exc.reason, "line": exc.line, "column": exc.column}
+                    % {"file": document, "reason": JSON_REASONS.get(exc.reason, exc.reason), "line": exc.line,
+                       "column": exc.column}
                 ) from None
             except NotAListOrObject:
                 raise ImportRefused(
