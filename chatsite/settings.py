@@ -318,7 +318,7 @@ CHAT_UPSTREAM_RETRY_MAX_WAIT = env_number("CHAT_UPSTREAM_RETRY_MAX_WAIT", 20.0)
 CHAT_DEMO_DELAY = env_number("CHAT_DEMO_DELAY", 0.03)
 
 # Importing conversations (conversations/imports/; see "Importing conversations" in the README).
-# An upload larger than this is refused as it arrives (bytes). It is written straight to a temporary file
+# An upload larger than this is refused before it is parsed or kept (bytes). It is written to a temporary file
 # on disk whatever its size (imports/uploads.py), so FILE_UPLOAD_MAX_MEMORY_SIZE keeps its default, and
 # DATA_UPLOAD_MAX_MEMORY_SIZE does not count files. A proxy in front needs a body limit at least this large.
 CHAT_IMPORT_MAX_UPLOAD_BYTES = env_number("CHAT_IMPORT_MAX_UPLOAD_BYTES", 1 << 30, int)

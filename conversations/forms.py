@@ -146,7 +146,7 @@ class PresetForm(forms.Form):
 
 
 class ImportForm(forms.Form):
-    """The Import page's upload (its size is capped as it arrives: imports/uploads.py)."""
+    """The Import page's upload (its size is capped as the request is parsed: imports/uploads.py)."""
 
     file = forms.FileField(
         label=_("File"),

@@ -701,7 +701,7 @@ def test_a_job_found_interrupted_while_it_still_runs_stops_without_finishing(ali
 
 
 @pytest.mark.parametrize("size", [120_000, 300_000])  # over the cap by less (stopped while written) or more than the envelope
-def test_an_upload_over_the_size_limit_is_refused_as_it_arrives(alice, tmp_path, settings, size):
+def test_an_upload_over_the_size_limit_is_refused_without_being_kept(alice, tmp_path, settings, size):
     settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
     settings.CHAT_IMPORT_MAX_UPLOAD_BYTES = 100_000
     path = tmp_path / "conversations.json"

@@ -1,4 +1,4 @@
-"""An uploaded file on its way to an import: written to disk as it arrives and refused past the size cap,
+"""An uploaded file on its way to an import: written to disk as the request is parsed, refused past the size cap,
 then moved to a private temporary file that outlives the request (the background job reads it, then deletes it)."""
 
 import os
