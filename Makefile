@@ -49,6 +49,7 @@ bench: install-test
 	$(BIN)/python bench/stream_load.py --suite $(BENCH_ARGS)
 	$(BIN)/python bench/page_render.py
 	$(BIN)/python bench/sharing_load.py --viewers 100
+	$(BIN)/python bench/import_load.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

@@ -316,3 +316,18 @@ CHAT_UPSTREAM_RETRIES = env_number("CHAT_UPSTREAM_RETRIES", 2, int)
 CHAT_UPSTREAM_RETRY_MAX_WAIT = env_number("CHAT_UPSTREAM_RETRY_MAX_WAIT", 20.0)
 # Seconds between words of the offline demo model's reply.
 CHAT_DEMO_DELAY = env_number("CHAT_DEMO_DELAY", 0.03)
+
+# Importing conversations (conversations/imports/; see "Importing conversations" in the README).
+# An upload larger than this is refused before it is parsed or kept (bytes). It is written to a temporary file
+# on disk whatever its size (imports/uploads.py), so FILE_UPLOAD_MAX_MEMORY_SIZE keeps its default, and
+# DATA_UPLOAD_MAX_MEMORY_SIZE does not count files. A proxy in front needs a body limit at least this large.
+CHAT_IMPORT_MAX_UPLOAD_BYTES = env_number("CHAT_IMPORT_MAX_UPLOAD_BYTES", 1 << 30, int)
+# A ZIP is refused when the conversations in it would unpack to more than this (bytes), or when one of
+# them is compressed more than CHAT_IMPORT_MAX_RATIO times: judged from the sizes it declares before
+# anything is inflated, and counted again while reading.
+CHAT_IMPORT_MAX_UNCOMPRESSED_BYTES = env_number("CHAT_IMPORT_MAX_UNCOMPRESSED_BYTES", 4 << 30, int)
+CHAT_IMPORT_MAX_RATIO = env_number("CHAT_IMPORT_MAX_RATIO", 100.0)
+# A conversation with a longer message is not imported (characters); the others are.
+CHAT_IMPORT_MAX_MESSAGE_CHARS = env_number("CHAT_IMPORT_MAX_MESSAGE_CHARS", 2_000_000, int)
+# One conversation's JSON is held in memory while it is read: a file with a longer one is refused (characters).
+CHAT_IMPORT_MAX_CONVERSATION_CHARS = env_number("CHAT_IMPORT_MAX_CONVERSATION_CHARS", 200_000_000, int)

@@ -102,3 +102,10 @@ class ServerDraining(ChatError):
 
     code = "draining"
     message = _("This server is restarting; your message will be sent again in a moment.")
+
+
+class ImportBusy(ChatError):
+    """One import at a time per person: another of theirs is queued or running."""
+
+    code = "busy"
+    message = _("An import of yours is still running. Wait for it to finish, then upload the next file.")

@@ -143,3 +143,14 @@ class PresetForm(forms.Form):
         self.fields["model"].queryset = (
             ModelConfig.objects.filter(enabled=True).usable_by(user).order_by("order", "display_name", "pk")
         )
+
+
+class ImportForm(forms.Form):
+    """The Import page's upload (its size is capped as the request is parsed: imports/uploads.py)."""
+
+    file = forms.FileField(
+        label=_("File"),
+        error_messages={
+            "required": _("Choose a file: a ChatGPT export (ZIP or conversations.json) or a JSON export from this site.")
+        },
+    )

@@ -7,6 +7,7 @@ asks: `![](https://elsewhere.example/p.png?q=SECRET)` becomes a button, so
 merely reading a reply never sends a request to another site.
 """
 
+from functools import lru_cache
 from html import escape
 from urllib.parse import urlsplit
 
@@ -21,13 +22,20 @@ from pygments.util import ClassNotFound
 _formatter = HtmlFormatter(nowrap=True)
 
 
+@lru_cache(maxsize=256)
+def _lexer(name: str):
+    """The lexer for a code block's language, or None. Cached: looking one up took about 15% of rendering a
+    short reply with a code block (measured side by side); bounded, as the names come from model output."""
+    try:
+        return get_lexer_by_name(name)
+    except ClassNotFound:
+        return None
+
+
 def _highlight(code: str, lang: str, attrs: str) -> str:
     name = lang.strip().split()[0].lower() if lang.strip() else ""
     css_name = "".join(ch for ch in name if ch.isalnum() or ch in "+-_#.")
-    try:
-        lexer = get_lexer_by_name(name) if name else None
-    except ClassNotFound:
-        lexer = None
+    lexer = _lexer(name) if name else None
     body = highlight(code, lexer, _formatter) if lexer else escape(code)
     language = f' class="language-{css_name}"' if css_name else ""
     label = f'<span class="code-lang">{escape(css_name)}</span>' if css_name else ""

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import chat, demo, presets, public, sharing, teams, usage
+from .views import chat, demo, imports, presets, public, sharing, teams, usage
 
 urlpatterns = [
     path("", chat.home, name="home"),
@@ -25,6 +25,8 @@ urlpatterns = [
     path("s/<str:token>/continue/", public.public_link_continue, name="public_link_continue"),
     path("s/<str:token>/messages/<int:message_id>/", public.public_link_message, name="public_link_message"),
     path("usage/", usage.my_usage, name="my_usage"),
+    path("import/", imports.import_page, name="imports"),
+    path("import/<uuid:job_id>/", imports.import_status, name="import_status"),
     path("teams/", teams.team_list, name="teams"),
     path("teams/<int:team_id>/", teams.team_detail, name="team"),
     path("teams/<int:team_id>/invitations/", teams.team_invite, name="team_invite"),

@@ -112,6 +112,32 @@ def make_history(*, conversation: Conversation, count: int, authors=()) -> list[
     return created
 
 
+def make_branched_conversation(*, owner, title: str = "Otter diets") -> tuple[Conversation, dict[str, Message]]:
+    """`owner`'s conversation with an edited question and a regenerated reply, whose current branch is an
+    older version (so "current" is not merely "newest"). The messages by name:
+
+        q1 "What do otters eat?" -> a1 "Mostly fish."
+            -> q2  "And sea otters?"   -> a2  "Sea urchins."
+            -> q2b "And river otters?" -> a3  "Crayfish."               <- current leaf
+                                       -> a3b "Crayfish and frogs."     (the regenerated reply)
+    """
+    conversation = make_conversation(owner=owner, title=title)
+    assistant = Message.Role.ASSISTANT
+    q1 = make_message(conversation=conversation, content="What do otters eat?", parent=None)
+    a1 = make_message(conversation=conversation, role=assistant, content="Mostly fish.", parent=q1, model_name="gpt-otter-1")
+    q2 = make_message(conversation=conversation, content="And sea otters?", parent=a1)
+    a2 = make_message(conversation=conversation, role=assistant, content="Sea urchins.", parent=q2, model_name="gpt-otter-1")
+    q2b = make_message(conversation=conversation, content="And river otters?", parent=a1)
+    a3 = make_message(conversation=conversation, role=assistant, content="Crayfish.", parent=q2b, model_name="gpt-otter-1")
+    a3b = make_message(
+        conversation=conversation, role=assistant, content="Crayfish and **frogs**.", parent=q2b, model_name="gpt-otter-2",
+        prompt_tokens=12, completion_tokens=5,
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=a3)
+    conversation.refresh_from_db()
+    return conversation, {"q1": q1, "a1": a1, "q2": q2, "a2": a2, "q2b": q2b, "a3": a3, "a3b": a3b}
+
+
 def make_share(*, conversation: Conversation, user=None, team=None, role: str = Share.Role.VIEWER) -> Share:
     """`conversation` shared with `user` or with `team`, straight in the database (no access announcement)."""
     return Share.objects.create(conversation=conversation, user=user, team=team, role=role)

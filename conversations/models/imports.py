@@ -4,6 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -22,6 +23,7 @@ class ImportJob(models.Model):
     processed = models.PositiveIntegerField(default=0)
     imported = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0, help_text="Imported before: left as they were.")
+    failed = models.PositiveIntegerField(default=0, help_text="Not imported: the first of them are in failures.")
     failures = models.JSONField(default=list, blank=True, help_text="[{title, reason}] of conversations not imported.")
     error = models.TextField(blank=True, help_text="Why the whole file was refused.")
     created = models.DateTimeField(default=timezone.now)
@@ -31,6 +33,12 @@ class ImportJob(models.Model):
     class Meta:
         ordering = ["-created"]
         indexes = [models.Index(fields=["owner", "-created"], name="importjob_owner_recent")]
+        constraints = [
+            # One import at a time per person, even for two uploads at the same moment (services.imports).
+            models.UniqueConstraint(
+                fields=["owner"], condition=Q(status__in=["queued", "running"]), name="one_unfinished_import_per_person"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.filename

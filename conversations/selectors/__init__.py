@@ -5,8 +5,9 @@
     sharing.py        shares, public links and their gates
     teams.py          teams, teammates, members, a person's invitations and blocked teams
     presets.py        presets a person may apply
+    imports.py        a person's import jobs and their progress
 """
 
-from . import conversations, presets, providers, sharing, teams
+from . import conversations, imports, presets, providers, sharing, teams
 
-__all__ = ["conversations", "presets", "providers", "sharing", "teams"]
+__all__ = ["conversations", "imports", "presets", "providers", "sharing", "teams"]

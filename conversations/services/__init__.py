@@ -7,8 +7,9 @@ async callers reach each in one hop. Callers use the module: `services.sharing.s
     teams.py          teams, invitations (and their limits), blocks, members leaving or removed
     presets.py        presets, and applying one to a conversation
     providers.py      the provider from the environment, importing models, rotating keys
+    imports.py        import jobs (created, progress, finished, found interrupted), an imported conversation saved
 """
 
-from . import conversations, presets, providers, replies, sharing, teams
+from . import conversations, imports, presets, providers, replies, sharing, teams
 
-__all__ = ["conversations", "presets", "providers", "replies", "sharing", "teams"]
+__all__ = ["conversations", "imports", "presets", "providers", "replies", "sharing", "teams"]

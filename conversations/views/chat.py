@@ -114,7 +114,8 @@ def conversation_delete(request: HttpRequest, conversation_id) -> HttpResponse:
 @login_required
 @require_GET
 def conversation_export(request: HttpRequest, conversation_id) -> HttpResponse:
-    """The whole conversation as Markdown (?format=md, the default) or JSON (?format=json), as a download."""
+    """The conversation as a download: Markdown (?format=md, the default: the branch the page shows) or JSON
+    (?format=json: every message of every branch, with the current leaf)."""
     conversation = conversation_or_404(request, conversation_id, Action.EXPORT)
     rows = selectors.conversations.export_rows(conversation)
     download = exports.conversation_download(
