@@ -261,6 +261,25 @@ def test_the_page_shows_the_current_branch_with_its_versions(user, conversation)
     assert "<p>A2</p>" in html and "<p>A1b</p>" not in html
 
 
+@pytest.mark.django_db
+def test_a_snapshot_link_keeps_the_branch_current_when_taken_and_a_live_one_follows(user, conversation):
+    q1 = make_message(conversation=conversation, content="Q1")
+    a1 = make_message(conversation=conversation, role="assistant", content="A1")
+    a1b = make_message(conversation=conversation, role="assistant", content="A1b", parent=q1)
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=a1)
+    client = login(user)
+    for kind in ("snapshot", "live"):
+        data = {"kind": kind, "audience": "anyone", "password": "", "expires_on": ""}
+        response = client.post(f"/c/{conversation.id}/links/", data)
+        assert response.status_code == 302
+    snapshot, live = (PublicLink.objects.get(conversation=conversation, kind=kind) for kind in ("snapshot", "live"))
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=a1b)
+    snapshot_html, live_html = (page(client.get(f"/s/{link.token}/")) for link in (snapshot, live))
+    assert "<p>A1</p>" in snapshot_html and "<p>A1b</p>" not in snapshot_html
+    assert "<p>A1b</p>" in live_html and "<p>A1</p>" not in live_html
+    assert "version-previous" not in live_html  # a link shows one branch, without the arrows
+
+
 # --- the migration ---------------------------------------------------------------------------
 
 

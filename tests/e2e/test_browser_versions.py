@@ -93,6 +93,13 @@ def test_edit_regenerate_and_move_between_versions_while_a_teammate_watches(vers
     original = ["First question", "First answer", "Second question", "Second answer"]
     shows(ann, original)
 
+    # 0. Edit, then Cancel: the question is back as it was, and nothing was sent.
+    click(ann, "Second question", ".message-edit")
+    editor = css(ann, ".message-editor textarea")[0]
+    editor.send_keys(" (never sent)")
+    css(ann, ".message-editor .edit-cancel")[0].click()
+    assert not css(ann, ".message-editor") and texts(ann) == original and upstream.requests == []
+
     # 1. ann edits her second question. The old one stays as version 1 of 2; the model is sent only the
     #    branch the new question is on; ben, watching, sees the new reply stream in.
     upstream.push(reply("A rephrased answer, streamed word by word.", delay=0.08))
