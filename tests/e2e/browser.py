@@ -99,6 +99,24 @@ def enter(driver, name: str, text: str) -> None:
     field.send_keys(text)
 
 
+def type_and_send(driver, element_id: str, text: str) -> None:
+    """Type `text` into a box and press Enter once the box holds all of it. On a loaded machine, keys typed
+    just after a modal dialog closes can arrive while the page is still inert and be lost (the keydown
+    events fire, no text goes in): type again until the box holds the text."""
+    from selenium.webdriver.common.keys import Keys
+
+    box = by_id(driver, element_id)
+    for _attempt in range(5):
+        box.clear()
+        box.send_keys(text)
+        try:
+            waiter(driver, 2).until(lambda d: box.get_attribute("value") == text, "the text in the box")
+            break
+        except Exception:
+            continue
+    box.send_keys(Keys.ENTER)
+
+
 def choose(driver, select_id: str, visible_text: str) -> None:
     from selenium.webdriver.support.ui import Select
 

@@ -21,6 +21,7 @@ from tests.e2e.browser import (
     require_chromium,
     screenshot,
     severe_errors,
+    type_and_send,
     waiter,
 )
 from tests.e2e.live import demo_app
@@ -135,7 +136,6 @@ def answer_invitation(driver, text: str, button: str) -> None:
 
 def test_team_share_watch_live_and_revoke(sharing_app, open_browser):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     url = sharing_app.url
     ann, ben = open_browser(), open_browser()
@@ -194,7 +194,7 @@ def test_team_share_watch_live_and_revoke(sharing_app, open_browser):
     ben.execute_script("window.sameDocument = true;")
     ann.find_element(By.CSS_SELECTOR, "#share-dialog .dialog-head button").click()  # ✕
     waiter(ann).until(lambda d: not dialog_open(d))
-    by_id(ann, "composer-input").send_keys("And the second point?" + Keys.ENTER)
+    type_and_send(ann, "composer-input", "And the second point?")
 
     seen = {"lengths": set(), "screenshot": False}
 
