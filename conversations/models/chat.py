@@ -57,7 +57,16 @@ class Conversation(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations", db_index=False
     )
+    class TitleSource(models.TextChoices):
+        FIRST_LINE = "first_line", "The first message's first line"
+        MODEL = "model", "Written by a model"
+        PERSON = "person", "Set by a person"
+
     title = models.CharField(max_length=200, blank=True)
+    # Who wrote the title: a model's title replaces only FIRST_LINE, so a person's rename is never overwritten.
+    title_source = models.CharField(
+        max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_LINE, editable=False
+    )
     model_config = models.ForeignKey(
         ModelConfig,
         null=True,

@@ -62,8 +62,10 @@ def branch_select(*, conversation_id, message_id: int, save: bool) -> tuple[int 
 
 
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
+    """A person names the conversation: a model's title never replaces it (services.titles)."""
     conversation.title = title.strip()[:200]
-    conversation.save(update_fields=["title"])
+    conversation.title_source = Conversation.TitleSource.PERSON
+    conversation.save(update_fields=["title", "title_source"])
     return conversation
 
 
