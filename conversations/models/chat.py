@@ -93,12 +93,33 @@ class Conversation(models.Model):
     # When someone last pressed Stop here (when the stop arrived): a reply whose send arrived before
     # it stops as soon as it starts, even if it was not yet listening for stops (streaming.py).
     stop_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The owner's sidebar: pinned conversations stay at its top (most recently pinned first); archived
+    # ones leave it (still reachable by URL, and listed on the Archived page). The owner's state only:
+    # a conversation shared with you is listed by its activity, whatever its owner pinned or archived.
+    pinned_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     objects = ConversationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-updated"]
-        indexes = [models.Index(fields=["owner", "-updated"], name="conversation_owner_recent")]
+        indexes = [
+            models.Index(fields=["owner", "-updated"], name="conversation_owner_recent"),
+            # The sidebar's pages, keyset-paginated on (updated, id): each serves one list.
+            models.Index(
+                fields=["owner", "-updated", "-id"],
+                condition=Q(archived_at__isnull=True, pinned_at__isnull=True),
+                name="conversation_sidebar_recent",
+            ),
+            models.Index(
+                fields=["owner", "-pinned_at"],
+                condition=Q(pinned_at__isnull=False, archived_at__isnull=True),
+                name="conversation_sidebar_pinned",
+            ),
+            models.Index(
+                fields=["owner", "-updated", "-id"], condition=Q(archived_at__isnull=False), name="conversation_archived"
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["owner", "import_key"], condition=~Q(import_key=""), name="conversation_imported_once"
