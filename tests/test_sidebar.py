@@ -60,6 +60,8 @@ def test_date_groups_follow_the_browsers_time_zone_when_it_says(logged_in, make_
     expected = "today" if timezone.localtime(late, zoneinfo.ZoneInfo("Asia/Tokyo")).date() == tokyo_today else "yesterday"
     logged_in.cookies["tz"] = "Asia/Tokyo"
     assert groups(page(logged_in.get("/"))) == [expected]
+    logged_in.cookies["tz"] = "Asia%2FTokyo"  # as sidebar.js writes it (encodeURIComponent)
+    assert groups(page(logged_in.get("/"))) == [expected]
     logged_in.cookies["tz"] = "../../etc/passwd"  # not a zone: the server's
     assert logged_in.get("/").status_code == 200
 

@@ -1,5 +1,7 @@
 """What the view modules share: the access check for a conversation, the sidebar and chat page context, form errors."""
 
+from urllib.parse import unquote
+
 from django.conf import settings
 from django.contrib import messages as flash
 from django.core.exceptions import PermissionDenied
@@ -26,8 +28,9 @@ def conversation_or_404(request: HttpRequest, conversation_id, action: Action = 
 
 def sidebar_zone(request: HttpRequest):
     """The time zone the sidebar's date groups use: the browser's (the `tz` cookie sidebar.js sets), else the
-    server's (TIME_ZONE) until that cookie arrives."""
-    return selectors.sidebar.zone_named(request.COOKIES.get("tz"))
+    server's (TIME_ZONE) until that cookie arrives. sidebar.js percent-encodes it ("Asia%2FTokyo"), and Django
+    hands cookies over as they came."""
+    return selectors.sidebar.zone_named(unquote(request.COOKIES.get("tz", "")))
 
 
 def sidebar_context(request: HttpRequest) -> dict:
