@@ -316,6 +316,11 @@ CHAT_UPSTREAM_RETRIES = env_number("CHAT_UPSTREAM_RETRIES", 2, int)
 CHAT_UPSTREAM_RETRY_MAX_WAIT = env_number("CHAT_UPSTREAM_RETRY_MAX_WAIT", 20.0)
 # Seconds between words of the offline demo model's reply.
 CHAT_DEMO_DELAY = env_number("CHAT_DEMO_DELAY", 0.03)
+# Titles written by a model after a conversation's first reply (streaming/titles.py). The admin's Site settings
+# turn them off for the site; this turns them off for a deployment (and for tests that script every request).
+CHAT_TITLES_BY_MODEL = env_bool("CHAT_TITLES_BY_MODEL", True)
+# The longest a title request may take, in seconds; past it the first line stays.
+CHAT_TITLE_TIMEOUT = env_number("CHAT_TITLE_TIMEOUT", 15.0)
 
 # Importing conversations (conversations/imports/; see "Importing conversations" in the README).
 # An upload larger than this is refused before it is parsed or kept (bytes). It is written to a temporary file

@@ -27,6 +27,7 @@ server → client
     {"type": "access", "role": "viewer" | "collaborator" | "owner"}   your role changed
     {"type": "presence", "people": [username, ...], "guests": int, "more"?: int}   who else is here now
     {"type": "presence", "people": [], "guests": 0, "others": int}     the same, for a public link's socket
+    {"type": "title", "title": str}   a model titled the conversation (after its first reply): plain text
 """
 
 import json
@@ -91,6 +92,11 @@ def done_frame(
         "note_class": note_class,
         "meta": meta,
     }
+
+
+def title_frame(title: str) -> dict:
+    """The conversation's new title, written by a model: plain text, for the page's heading and the sidebar."""
+    return {"type": "title", "title": title}
 
 
 def branch_frame(parent_id: int | None, leaf_id: int | None) -> dict:

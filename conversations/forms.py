@@ -40,6 +40,31 @@ class RenameConversationForm(forms.Form):
     title = forms.CharField(max_length=200)
 
 
+class BulkChangeForm(forms.Form):
+    """Several conversations ticked in the sidebar or on the Archived page, and what to do with them."""
+
+    MAX_IDS = 500
+
+    ids = forms.TypedMultipleChoiceField(coerce=str)  # choices are not known here: checked as UUIDs below
+    action = forms.ChoiceField(choices=[(action, action) for action in ("archive", "unarchive", "delete")])
+    next = forms.CharField(required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["ids"].valid_value = lambda value: True
+
+    def clean_ids(self):
+        import uuid
+
+        try:
+            ids = list(dict.fromkeys(uuid.UUID(value) for value in self.cleaned_data["ids"]))
+        except ValueError:
+            raise forms.ValidationError("Not a conversation id.") from None
+        if len(ids) > self.MAX_IDS:
+            raise forms.ValidationError(f"At most {self.MAX_IDS} at once.")
+        return ids
+
+
 SHORT_ROLES = [(Share.Role.VIEWER, "Viewer"), (Share.Role.COLLABORATOR, "Collaborator")]  # the dialog explains them
 
 

@@ -61,16 +61,37 @@ def usage_begin(*, user, reply_id: int, model_config_id: int | None, spec: Model
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {_USAGE} (message_id, user_id, team_id, model_config_id, model_name, prompt_tokens,"
+            f"INSERT INTO {_USAGE} (kind, message_id, user_id, team_id, model_config_id, model_name, prompt_tokens,"
             " completion_tokens, estimated, cost, created) VALUES"
-            f" (%s, %s, (SELECT team_id FROM {_MEMBERSHIPS} WHERE user_id = %s ORDER BY id LIMIT 1),"
+            f" (%s, %s, %s, (SELECT team_id FROM {_MEMBERSHIPS} WHERE user_id = %s ORDER BY id LIMIT 1),"
             " %s, %s, %s, 0, %s, 0, %s)",
-            [reply_id, user.pk, user.pk, model_config_id, spec.model[:200], prompt_estimate(spec, history), True, now],
+            [
+                UsageRecord.Kind.REPLY, reply_id, user.pk, user.pk, model_config_id, spec.model[:200],
+                prompt_estimate(spec, history), True, now,
+            ],
         )
 
 
-def usage_finish(*, reply_id: int, usage: Usage | None, content: str, model_name: str) -> None:
-    """Complete the reply's record: tokens from the API's usage, or estimated from the text, and the cost.
+def title_usage_begin(*, user, model_config_id: int | None, spec: ModelSpec, history: list[dict]) -> int:
+    """Record a title request as it starts, as usage_begin does a reply's, marked as a title and tied to no
+    message (a title is never shown as one). Returns the record's id, for usage_finish."""
+    record = UsageRecord.objects.create(
+        kind=UsageRecord.Kind.TITLE,
+        user_id=user.pk,
+        team_id=TeamMembership.objects.filter(user_id=user.pk).order_by("id").values_list("team_id", flat=True).first(),
+        model_config_id=model_config_id,
+        model_name=spec.model[:200],
+        prompt_tokens=prompt_estimate(spec, history),
+        estimated=True,
+    )
+    return record.pk
+
+
+def usage_finish(
+    *, reply_id: int | None = None, record_id: int | None = None, usage: Usage | None, content: str, model_name: str
+) -> None:
+    """Complete the reply's record (or, by `record_id`, a title's): tokens from the API's usage, or estimated
+    from the text, and the cost.
 
     Without the API's prompt tokens the estimate made at the start stays. The cost uses
     the model's prices now (per million tokens; none set: 0), computed in the statement.
@@ -88,8 +109,9 @@ def usage_finish(*, reply_id: int, usage: Usage | None, content: str, model_name
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {_USAGE} SET prompt_tokens = COALESCE(%s, prompt_tokens), completion_tokens = %s, estimated = %s,"
-            f" model_name = COALESCE(NULLIF(%s, ''), model_name), cost = {cost} WHERE message_id = %s",
-            [prompt, completion, estimated, model_name[:200], prompt, completion, reply_id],
+            f" model_name = COALESCE(NULLIF(%s, ''), model_name), cost = {cost}"
+            f" WHERE {'message_id' if record_id is None else 'id'} = %s",
+            [prompt, completion, estimated, model_name[:200], prompt, completion, reply_id if record_id is None else record_id],
         )
 
 

@@ -30,6 +30,7 @@ class Action(StrEnum):
     REGENERATE = "regenerate"
     RENAME = "rename"
     DELETE = "delete"
+    ORGANISE = "organise"  # pin to the top of the sidebar, archive (the owner's own sidebar)
     SHARE = "share"  # share, change a role, revoke
     PUBLIC_LINK = "public_link"  # create, refresh, delete public links
 
@@ -42,6 +43,7 @@ REQUIRED_ROLE: dict[Action, Role] = {
     Action.REGENERATE: Role.COLLABORATOR,
     Action.RENAME: Role.OWNER,
     Action.DELETE: Role.OWNER,
+    Action.ORGANISE: Role.OWNER,
     Action.SHARE: Role.OWNER,
     Action.PUBLIC_LINK: Role.OWNER,
 }
@@ -127,6 +129,7 @@ FORBIDDEN_MESSAGES = {
     Action.REGENERATE: "You can watch this conversation but not regenerate replies.",
     Action.RENAME: "Only the owner can rename this conversation.",
     Action.DELETE: "Only the owner can delete this conversation.",
+    Action.ORGANISE: "Only the owner can pin or archive this conversation.",
     Action.SHARE: "Only the owner can share this conversation.",
     Action.PUBLIC_LINK: "Only the owner can make public links to this conversation.",
 }

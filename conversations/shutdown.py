@@ -17,7 +17,7 @@ import logging
 import time
 
 from . import lifecycle
-from .streaming import upkeep
+from .streaming import titles, upkeep
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ async def drain(grace: float) -> None:
             await upkeep.save_unsaved()
         except Exception:
             log.exception("Draining: %d replies could not be saved and are lost", upkeep.unsaved_count())
+    # A title being written finishes within what is left of the grace, or is dropped (the first line stays).
+    await titles.titles_settle(timeout=max(deadline - time.monotonic(), 0.1))
     for socket in upkeep.sockets():
         await socket.close_for_restart()
     closing_until = time.monotonic() + SOCKETS_CLOSE_SECONDS

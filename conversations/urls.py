@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import chat, demo, imports, presets, public, sharing, teams, usage
+from .views import chat, demo, imports, presets, public, sharing, sidebar, teams, usage
 
 urlpatterns = [
     path("", chat.home, name="home"),
@@ -8,6 +8,11 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/", chat.conversation_detail, name="conversation"),
     path("c/<uuid:conversation_id>/rename/", chat.conversation_rename, name="conversation_rename"),
     path("c/<uuid:conversation_id>/delete/", chat.conversation_delete, name="conversation_delete"),
+    path("c/<uuid:conversation_id>/pin/", sidebar.conversation_pin, name="conversation_pin"),
+    path("c/<uuid:conversation_id>/archive/", sidebar.conversation_archive, name="conversation_archive"),
+    path("sidebar/", sidebar.sidebar_more, name="sidebar_more"),
+    path("sidebar/bulk/", sidebar.sidebar_bulk, name="sidebar_bulk"),
+    path("archived/", sidebar.archived_list, name="archived"),
     path("c/<uuid:conversation_id>/export/", chat.conversation_export, name="conversation_export"),
     path("c/<uuid:conversation_id>/messages/<int:message_id>/", chat.conversation_message, name="conversation_message"),
     path("c/<uuid:conversation_id>/settings/", presets.conversation_settings, name="conversation_settings"),

@@ -35,6 +35,8 @@ def fast_settings(settings):
     settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.CHAT_DEMO_DELAY = 0.0
+    # Most tests script each upstream request; the title tests (test_titles.py) turn titles on.
+    settings.CHAT_TITLES_BY_MODEL = False
     settings.CHAT_FLUSH_INTERVAL = 0.02
     settings.CHAT_CHECKPOINT_INTERVAL = 0.2
     # One attempt per reply, so a scripted error is the answer; tests/test_retry.py turns retrying on.

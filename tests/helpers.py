@@ -67,23 +67,26 @@ def message_list_html(html: str) -> str:
     return html[start : html.index("</ol>", start) + len("</ol>")]
 
 
+def sidebar_list(html: str, list_id: str) -> list[tuple[str, str]]:
+    """(title, owner or "") of each conversation in one sidebar list: "sidebar-pinned", "sidebar-own",
+    "sidebar-shared" (an empty list when it is not on the page)."""
+    found = re.search(rf'<ul [^>]*id="{list_id}"[^>]*>(.*?)</ul>', html, re.S)
+    if found is None:
+        return []
+    items = re.findall(
+        r'<span class="sidebar-title">([^<]*)</span>(?: <span class="muted">· ([^<]*)</span>)?', found.group(1)
+    )
+    return [(htmllib.unescape(title), htmllib.unescape(owner)) for title, owner in items]
+
+
 def sidebar_titles(html: str) -> list[str]:
-    """The titles under "Your conversations" (not those under "Shared with me")."""
-    own = re.search(r'<nav class="sidebar-list"[^>]*>\s*<ul>(.*?)</ul>', html, re.S).group(1)
-    return [htmllib.unescape(title) for title in re.findall(r'<a href="/c/[0-9a-f-]+/"[^>]*>([^<]*)</a>', own)]
+    """The titles under "Your conversations", pinned first (not those under "Shared with me")."""
+    return [title for title, _ in sidebar_list(html, "sidebar-pinned") + sidebar_list(html, "sidebar-own")]
 
 
 def shared_sidebar(html: str) -> list[tuple[str, str]]:
     """(title, owner) of each conversation under "Shared with me"; empty when the section is not there."""
-    found = re.search(r'<ul aria-labelledby="shared-heading" class="shared-list">(.*?)</ul>', html, re.S)
-    if found is None:
-        return []
-    return [
-        (htmllib.unescape(title), htmllib.unescape(owner))
-        for title, owner in re.findall(
-            r'<a href="/c/[0-9a-f-]+/"[^>]*>([^<]*) <span class="muted">· ([^<]*)</span></a>', found.group(1)
-        )
-    ]
+    return sidebar_list(html, "sidebar-shared")
 
 
 def listed(response) -> list:

@@ -421,7 +421,9 @@ def test_admin_pages_have_no_content_security_policy(client, superuser):
 # --- query counts ----------------------------------------------------------------------
 
 
-HOME_QUERIES = 7  # session, user, model choices, presets, sidebar, shared with me, invitations waiting
+# session, user, model choices, presets, the sidebar's pinned conversations and its first page (two queries: pinned
+# ones stay at the top whatever their date), shared with me, invitations waiting
+HOME_QUERIES = 8
 
 
 @pytest.mark.parametrize("count", [3, 30])
@@ -435,8 +437,9 @@ def test_home_query_count_does_not_grow_with_conversations(
     assert len(sidebar_titles(page(response))) == count
 
 
-CONVERSATION_QUERIES = 15  # session, user, conversation, the tree, its branch, model choices, presets (Settings), sidebar,
+# session, user, conversation, the tree, its branch, model choices, presets (Settings), sidebar (pinned, first page),
 # shared with me, invitations waiting, and for the owner the Share dialog: shares, teammates, teams, site settings, public links
+CONVERSATION_QUERIES = 16
 
 
 @pytest.mark.parametrize("count", [2, 200])

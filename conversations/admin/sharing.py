@@ -53,7 +53,7 @@ class PublicLinkAdmin(ReadOnlyUnlessSuperuser, admin.ModelAdmin):
 
 @admin.register(SiteSettings)
 class SiteSettingsAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "public_links_enabled"]
+    list_display = ["__str__", "public_links_enabled", "titles_by_model", "title_model"]
 
     def has_add_permission(self, request) -> bool:
         return super().has_add_permission(request) and not SiteSettings.objects.exists()

@@ -47,8 +47,15 @@ class ConversationQuerySet(models.QuerySet):
         return self.visible_to(user).annotate(collaborating=Exists(collaborating))
 
     def shared_with(self, user):
-        """Conversations others shared with this person, directly or through a team."""
-        return self.visible_to(user).exclude(owner=user)
+        """Conversations others shared with this person, directly or through a team.
+
+        visible_to(user) without the owner's own, written from the shares' side: the database looks up the few
+        shares that reach this person instead of testing every conversation of every person (the sidebar's
+        "Shared with me" on a large site)."""
+        if not user.is_authenticated:
+            return self.none()
+        shares, _ = _shares_granting(user)
+        return self.filter(pk__in=shares.values("conversation_id")).exclude(owner=user)
 
 
 class Conversation(models.Model):
@@ -57,7 +64,16 @@ class Conversation(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations", db_index=False
     )
+    class TitleSource(models.TextChoices):
+        FIRST_LINE = "first_line", "The first message's first line"
+        MODEL = "model", "Written by a model"
+        PERSON = "person", "Set by a person"
+
     title = models.CharField(max_length=200, blank=True)
+    # Who wrote the title: a model's title replaces only FIRST_LINE, so a person's rename is never overwritten.
+    title_source = models.CharField(
+        max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_LINE, editable=False
+    )
     model_config = models.ForeignKey(
         ModelConfig,
         null=True,
@@ -84,12 +100,33 @@ class Conversation(models.Model):
     # When someone last pressed Stop here (when the stop arrived): a reply whose send arrived before
     # it stops as soon as it starts, even if it was not yet listening for stops (streaming.py).
     stop_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The owner's sidebar: pinned conversations stay at its top (most recently pinned first); archived
+    # ones leave it (still reachable by URL, and listed on the Archived page). The owner's state only:
+    # a conversation shared with you is listed by its activity, whatever its owner pinned or archived.
+    pinned_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     objects = ConversationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-updated"]
-        indexes = [models.Index(fields=["owner", "-updated"], name="conversation_owner_recent")]
+        indexes = [
+            models.Index(fields=["owner", "-updated"], name="conversation_owner_recent"),
+            # The sidebar's pages, keyset-paginated on (updated, id): each serves one list.
+            models.Index(
+                fields=["owner", "-updated", "-id"],
+                condition=Q(archived_at__isnull=True, pinned_at__isnull=True),
+                name="conversation_sidebar_recent",
+            ),
+            models.Index(
+                fields=["owner", "-pinned_at"],
+                condition=Q(pinned_at__isnull=False, archived_at__isnull=True),
+                name="conversation_sidebar_pinned",
+            ),
+            models.Index(
+                fields=["owner", "-updated", "-id"], condition=Q(archived_at__isnull=False), name="conversation_archived"
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["owner", "import_key"], condition=~Q(import_key=""), name="conversation_imported_once"

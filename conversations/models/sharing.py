@@ -118,6 +118,19 @@ class SiteSettings(models.Model):
     public_links_enabled = models.BooleanField(
         default=True, help_text="Let owners create public links, and let existing links open. Off: every /s/ link answers 404."
     )
+    titles_by_model = models.BooleanField(
+        default=True,
+        help_text="After a conversation's first reply, ask a model for a short title (recorded in usage as a title)."
+        " Off: conversations keep their first message's first line.",
+    )
+    title_model = models.ForeignKey(
+        "ModelConfig",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The model that writes titles. Empty: the conversation's own model.",
+    )
 
     class Meta:
         verbose_name = verbose_name_plural = "site settings"

@@ -16,6 +16,12 @@ class UsageRecord(models.Model):
     Created when the reply starts (so requests-per-minute limits see it at once) and completed when it ends.
     """
 
+    class Kind(models.TextChoices):
+        REPLY = "reply", "Reply"
+        TITLE = "title", "Title"
+
+    # A title's record has no message (a title is never shown as one); it counts against budgets all the same.
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.REPLY)
     message = models.OneToOneField(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="usage_records")
     team = models.ForeignKey(

@@ -1,6 +1,7 @@
 """Reads, by subdomain: plain data out, never a write. Callers use the module: `selectors.sharing.public_link_for(...)`.
 
     conversations.py  a conversation for a person (the one access rule), its messages as rows and frames
+    sidebar.py        the sidebar's lists a page at a time (keyset on updated, id), pinned, date groups
     providers.py      the model picker, model specs (what a reply is asked with), their per-process cache
     sharing.py        shares, public links and their gates
     teams.py          teams, teammates, members, a person's invitations and blocked teams
@@ -8,6 +9,6 @@
     imports.py        a person's import jobs and their progress
 """
 
-from . import conversations, imports, presets, providers, sharing, teams
+from . import conversations, imports, presets, providers, sharing, sidebar, teams
 
-__all__ = ["conversations", "imports", "presets", "providers", "sharing", "teams"]
+__all__ = ["conversations", "imports", "presets", "providers", "sharing", "sidebar", "teams"]

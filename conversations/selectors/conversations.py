@@ -34,21 +34,6 @@ def conversation_exists(conversation_id: uuid.UUID) -> bool:
     return Conversation.objects.filter(pk=conversation_id).exists()
 
 
-def conversation_list_for(user):
-    """The sidebar: this person's own conversations, most recently active first."""
-    return Conversation.objects.filter(owner=user).only("id", "title", "updated").order_by("-updated")
-
-
-def shared_conversation_list_for(user):
-    """The sidebar's "Shared with me": conversations others shared with this person or their teams."""
-    return (
-        Conversation.objects.shared_with(user)
-        .select_related("owner")
-        .only("id", "title", "updated", "owner__username")
-        .order_by("-updated")
-    )
-
-
 def has_several_writers(conversation: Conversation) -> bool:
     """Whether anyone besides the owner may write, so messages need their author's name."""
     return conversation.shares.filter(role=Share.Role.COLLABORATOR).exists()

@@ -3,6 +3,7 @@ async callers reach each in one hop. Callers use the module: `services.sharing.s
 
     conversations.py  create, rename, delete, a conversation's own settings, copies
     replies.py        a reply begun, checkpointed, finished (the send path's hand-written SQL)
+    titles.py         a title written by a model: the request recorded in usage, the title saved unless renamed
     sharing.py        shares and public links
     teams.py          teams, invitations (and their limits), blocks, members leaving or removed
     presets.py        presets, and applying one to a conversation
@@ -10,6 +11,6 @@ async callers reach each in one hop. Callers use the module: `services.sharing.s
     imports.py        import jobs (created, progress, finished, found interrupted), an imported conversation saved
 """
 
-from . import conversations, imports, presets, providers, replies, sharing, teams
+from . import conversations, imports, presets, providers, replies, sharing, teams, titles
 
-__all__ = ["conversations", "imports", "presets", "providers", "replies", "sharing", "teams"]
+__all__ = ["conversations", "imports", "presets", "providers", "replies", "sharing", "teams", "titles"]

@@ -2,8 +2,9 @@
 and the html a message keeps (rendered from its content, whoever saves it)."""
 
 from django.db import transaction
+from django.utils import timezone
 
-from .. import metering, selectors, throttle
+from .. import metering, permissions, selectors, throttle
 from ..exceptions import InvalidChange, MessageNotFound, ModelNotAvailable
 from ..llm import ModelSpec
 from ..models import Conversation, Message
@@ -62,13 +63,57 @@ def branch_select(*, conversation_id, message_id: int, save: bool) -> tuple[int 
 
 
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
+    """A person names the conversation: a model's title never replaces it (services.titles)."""
     conversation.title = title.strip()[:200]
-    conversation.save(update_fields=["title"])
+    conversation.title_source = Conversation.TitleSource.PERSON
+    conversation.save(update_fields=["title", "title_source"])
     return conversation
 
 
 def conversation_delete(*, conversation: Conversation) -> None:
     conversation.delete()
+
+
+def conversation_pin(*, conversation: Conversation, pinned: bool) -> Conversation:
+    """Pin to the top of the owner's sidebar (unarchiving it: a pinned conversation is one in sight), or unpin."""
+    conversation.pinned_at = timezone.now() if pinned else None
+    fields = ["pinned_at"]
+    if pinned and conversation.archived_at is not None:
+        conversation.archived_at = None
+        fields.append("archived_at")
+    conversation.save(update_fields=fields)
+    return conversation
+
+
+def conversation_archive(*, conversation: Conversation, archived: bool) -> Conversation:
+    """Take out of the owner's sidebar (and off the pinned list) into Archived, or bring it back."""
+    conversation.archived_at = timezone.now() if archived else None
+    conversation.pinned_at = None if archived else conversation.pinned_at
+    conversation.save(update_fields=["archived_at", "pinned_at"])
+    return conversation
+
+
+BULK_ARCHIVE, BULK_UNARCHIVE, BULK_DELETE = "archive", "unarchive", "delete"
+BULK_ACTIONS = (BULK_ARCHIVE, BULK_UNARCHIVE, BULK_DELETE)
+
+
+@transaction.atomic
+def conversations_bulk_change(*, user, conversation_ids: list, action: str) -> int:
+    """Archive, unarchive or delete several conversations at once. Only those this person may do it to (the
+    owner's: permissions.conversations_allowing) are changed; other ids are ignored. Returns how many changed."""
+    required = permissions.Action.DELETE if action == BULK_DELETE else permissions.Action.ORGANISE
+    chosen = permissions.conversations_allowing(user, required).filter(pk__in=conversation_ids)
+    if action == BULK_DELETE:
+        # One at a time, as a single delete does: each deletion closes its sockets and stops its reply (signals.py).
+        conversations = list(chosen)
+        for conversation in conversations:
+            conversation_delete(conversation=conversation)
+        return len(conversations)
+    if action == BULK_ARCHIVE:
+        return chosen.update(archived_at=timezone.now(), pinned_at=None)
+    if action == BULK_UNARCHIVE:
+        return chosen.update(archived_at=None)
+    raise ValueError(action)
 
 # --- per-conversation settings and presets ------------------------------------------------
 # What is stored on a conversation is what its current model lets the person set; the send path

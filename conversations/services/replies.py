@@ -44,6 +44,8 @@ class ReplyPlan:
     context_start: int | None = None  # the first message sent, when older ones were left out to fit the context window
     received_at: datetime | None = None  # when the send or regenerate arrived: a stop that arrived later applies
     stop_requested: bool = False  # such a stop arrived before this reply was saved
+    user_id: int | None = None  # who asked: a title request after the first reply counts against their budgets
+    first_exchange: bool = False  # the conversation's first reply: once it is complete, a model may title it
 
 
 # --- replies ---------------------------------------------------------------------------------
@@ -88,6 +90,7 @@ def reply_begin(
             user, conversation, spec, reply_id, history, received_at,
             user_message=selectors.conversations.message_payload(user_message, versions=versions),
             parent_id=user_message_id, versions=(reply_id,), context_start=context_start,
+            first_exchange=_no_reply_yet(rows),
         )
 
 
@@ -127,7 +130,12 @@ def reply_regenerate_begin(
         return _plan(
             user, conversation, spec, reply.id, history, received_at,
             parent_id=answering, versions=(*tree.versions_under(answering), reply.id), context_start=context_start,
+            first_exchange=_no_reply_yet(rows),
         )
+
+
+def _no_reply_yet(rows: list["_Row"]) -> bool:
+    return not any(row.role == Message.Role.ASSISTANT for row in rows)
 
 
 @contextmanager
@@ -268,6 +276,7 @@ def _plan(user, conversation, spec: ModelSpec, reply_id: int, history: list[dict
         spec=spec,
         history=history,
         user=selectors.providers.user_pseudonym(user.pk),
+        user_id=user.pk,
         received_at=received_at,
         stop_requested=received_at is not None and stop is not None and stop >= received_at,
         **extra,

@@ -37,7 +37,7 @@ from ..llm import Chunk, ClientOptions, UpstreamError, stream_reply
 from ..models import Message
 from ..rendering import render_markdown
 from ..services.replies import ReplyPlan
-from . import upkeep
+from . import titles, upkeep
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +283,13 @@ class Generation:
         await self.send_frame(done, retry_for=DONE_RETRY_SECONDS)
         if error is not None:
             await self.send_frame(events.error_frame(error.code, error.message, self.reply_id), retry_for=DONE_RETRY_SECONDS)
+        if self.plan.first_exchange and status == Message.Status.COMPLETE and self.plan.user_id is not None and content:
+            titles.title_later(
+                conversation_id=self.plan.conversation_id,
+                user_id=self.plan.user_id,
+                question=self.plan.history[-1]["content"] if self.plan.history else "",
+                answer=content,
+            )
 
 
 async def save_final(fields: dict) -> dict | None:

@@ -454,6 +454,10 @@
       // Viewer became collaborator or back: the page differs (the message box), so load it again.
       window.location.reload();
     },
+    title(frame) {
+      // A model titled the conversation: sidebar.js shows it in the heading, the tab and the sidebar.
+      document.dispatchEvent(new CustomEvent("chat:title", { detail: frame }));
+    },
     presence({ people, guests }) {
       if (!presence) return;
       const parts = [...people];
