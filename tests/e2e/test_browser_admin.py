@@ -46,7 +46,13 @@ def admin_messages(driver) -> str:
 
 
 def save_and_continue(driver) -> None:
+    """Press "Save and continue editing" and wait for the page it leads to (on a loaded machine the old page
+    is still there for a moment after the click)."""
+    from selenium.webdriver.support.expected_conditions import staleness_of
+
+    page = driver.find_element("tag name", "html")
     css(driver, "input[name=_continue]")[0].click()
+    waiter(driver).until(staleness_of(page), "the page after saving")
     waiter(driver).until(lambda d: css(d, ".messagelist li, .errornote"))
 
 
