@@ -3,7 +3,7 @@ and the html a message keeps (rendered from its content, whoever saves it)."""
 
 from django.db import transaction
 
-from .. import metering, selectors, throttle
+from .. import fulltext, metering, selectors, throttle
 from ..exceptions import InvalidChange, MessageNotFound, ModelNotAvailable
 from ..llm import ModelSpec
 from ..models import Conversation, Message
@@ -39,8 +39,10 @@ def conversation_create(*, owner, model_config_id: int | None = None, content: s
     else:
         model_config_id = selectors.providers.default_model_id(owner)
     conversation = Conversation.objects.create(owner=owner, model_config_id=model_config_id, title=title_from(content))
+    fulltext.index.title_index(conversation.id, conversation.title)
     if content:
         first = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=content, author=owner)
+        fulltext.index.messages_index([(first.id, conversation.id, content)])
         Conversation.objects.filter(pk=conversation.pk).update(current_leaf=first)
     return conversation
 
@@ -61,9 +63,11 @@ def branch_select(*, conversation_id, message_id: int, save: bool) -> tuple[int 
     return tree.parent[message_id], leaf, selectors.conversations.branch_payloads(conversation_id, tree, below)
 
 
+@transaction.atomic
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
     conversation.title = title.strip()[:200]
     conversation.save(update_fields=["title"])
+    fulltext.index.title_index(conversation.id, conversation.title)
     return conversation
 
 
@@ -121,5 +125,7 @@ def conversation_copy(*, owner, title: str, rows: list[dict]) -> Conversation:
                 author=None if assistant else owner,
             )
         )
-    Message.objects.create_tree(messages, [None, *range(len(messages) - 1)])  # one branch, in order
+    created = Message.objects.create_tree(messages, [None, *range(len(messages) - 1)])  # one branch, in order
+    fulltext.index.title_index(conversation.id, conversation.title)
+    fulltext.index.messages_index((message.id, conversation.id, message.content) for message in created)
     return conversation
