@@ -1,6 +1,7 @@
 """Search: the conversations this person may see whose title or messages (any branch) match, with a snippet each.
 
-One result per conversation, most recently active first, showing its newest matching message. The access rule
+One result per conversation: title matches first (most recently active first), then by newest matching message,
+showing that message. The access rule
 is Conversation.objects.visible_to, applied inside the query: a revoked share stops matching at once.
 """
 
@@ -40,46 +41,72 @@ def _visible_sql(user) -> tuple[str, tuple]:
     return Conversation.objects.visible_to(user).order_by().values("pk").query.sql_with_params()
 
 
-def _matches_sql(query: terms.Query, user) -> tuple[str, list]:
-    """(conversation id, newest matching message id or NULL for a title) rows, for visible conversations."""
-    visible, visible_params = _visible_sql(user)
+# Matching messages are read newest first in chunks of this many, until a page's conversations are found: a common
+# word matches tens of thousands of messages, and grouping them all by conversation took 200-400 ms
+# (bench/search_load.py); the newest few thousand name enough conversations for any page people look at.
+CHUNK = 2000
+
+
+def _title_hits(match: str, user) -> list[uuid.UUID]:
+    """Visible conversations whose title matches, most recently active first (a few: one row per conversation)."""
+    visible, params = _visible_sql(user)
     if connection.vendor == "sqlite":
-        match = terms.fts5_match(query)
-        messages = (
-            f"SELECT m.conversation_id AS conversation_id, MAX(m.id) AS message_id FROM {MESSAGES} s"
-            f" JOIN conversations_message m ON m.id = s.rowid WHERE {MESSAGES} MATCH %s"
-            f" AND m.conversation_id IN ({visible}) GROUP BY m.conversation_id"
+        sql = (
+            f"SELECT c.id FROM conversations_conversation c WHERE c.id IN (SELECT conversation_id FROM {TITLES}"
+            f" WHERE {TITLES} MATCH %s) AND c.id IN ({visible}) ORDER BY c.updated DESC, c.id"
         )
-        titles = f"SELECT conversation_id, NULL FROM {TITLES} WHERE {TITLES} MATCH %s AND conversation_id IN ({visible})"
     else:
-        match = terms.tsquery(query)
-        messages = (
-            f"SELECT conversation_id, MAX(message_id) AS message_id FROM {MESSAGES}"
-            f" WHERE terms @@ %s::tsquery AND conversation_id IN ({visible}) GROUP BY conversation_id"
+        sql = (
+            f"SELECT c.id FROM conversations_conversation c JOIN {TITLES} t ON t.conversation_id = c.id"
+            f" WHERE t.terms @@ %s::tsquery AND c.id IN ({visible}) ORDER BY c.updated DESC, c.id"
         )
-        titles = f"SELECT conversation_id, NULL FROM {TITLES} WHERE terms @@ %s::tsquery AND conversation_id IN ({visible})"
-    sql = f"{messages} UNION ALL {titles}"
-    return sql, [match, *visible_params, match, *visible_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [match, *params])
+        return [uuid.UUID(str(row[0])) for row in cursor.fetchall()]
+
+
+def _message_hits_sql(user) -> tuple[str, tuple]:
+    """(conversation id, message id) of visible matching messages, newest first, a chunk at a time."""
+    visible, params = _visible_sql(user)
+    if connection.vendor == "sqlite":
+        # FTS5 reads its matches in rowid order (descending here) and stops at the LIMIT.
+        sql = (
+            f"SELECT m.conversation_id, s.rowid FROM {MESSAGES} s JOIN conversations_message m ON m.id = s.rowid"
+            f" WHERE {MESSAGES} MATCH %s AND m.conversation_id IN ({visible}) ORDER BY s.rowid DESC LIMIT %s OFFSET %s"
+        )
+    else:
+        sql = (
+            f"SELECT conversation_id, message_id FROM {MESSAGES} WHERE terms @@ %s::tsquery"
+            f" AND conversation_id IN ({visible}) ORDER BY message_id DESC LIMIT %s OFFSET %s"
+        )
+    return sql, params
 
 
 def search(user, text: str, *, page: int = 1) -> SearchPage:
-    """A page of results for what was typed in the search box (terms.parse_query says what it may hold)."""
+    """A page of results for what was typed in the search box (terms.parse_query says what it may hold): the
+    conversations whose title matches, most recently active first, then those whose messages match, by their
+    newest matching message."""
     query = terms.parse_query(text)
     page = max(1, page)
     if not query:
         return SearchPage([], page, False)
-    matches, params = _matches_sql(query, user)
-    sql = (
-        f"SELECT h.conversation_id, MAX(h.message_id) FROM ({matches}) h"
-        f" JOIN conversations_conversation c ON c.id = h.conversation_id"
-        f" GROUP BY h.conversation_id, c.updated ORDER BY c.updated DESC, h.conversation_id LIMIT %s OFFSET %s"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, PER_PAGE + 1, (page - 1) * PER_PAGE])
-        rows = cursor.fetchall()
-    has_next, rows = len(rows) > PER_PAGE, rows[:PER_PAGE]
-    hits = [(uuid.UUID(str(conversation_id)), message_id) for conversation_id, message_id in rows]
-    return SearchPage(_results(user, hits, query.words), page, has_next)
+    match = terms.fts5_match(query) if connection.vendor == "sqlite" else terms.tsquery(query)
+    wanted = page * PER_PAGE + 1  # one more than the page's last, to know whether a next page exists
+    hits: dict[uuid.UUID, int | None] = dict.fromkeys(_title_hits(match, user))
+    sql, params = _message_hits_sql(user)
+    offset = 0
+    while len(hits) < wanted:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [match, *params, CHUNK, offset])
+            rows = cursor.fetchall()
+        for conversation_id, message_id in rows:
+            hits.setdefault(uuid.UUID(str(conversation_id)), message_id)
+        if len(rows) < CHUNK:
+            break
+        offset += CHUNK
+    ordered = list(hits.items())
+    shown = ordered[(page - 1) * PER_PAGE : page * PER_PAGE]
+    return SearchPage(_results(user, shown, query.words), page, len(ordered) > page * PER_PAGE)
 
 
 def _results(user, hits: list[tuple[uuid.UUID, int | None]], words: list[str]) -> list[SearchResult]:
