@@ -114,7 +114,8 @@ def test_the_page_escapes_snippets_and_marks_matches(alice):
     assert "&lt;script&gt;alert(&#x27;<mark>stream</mark>&#x27;)&lt;/script&gt;" in html
 
 
-def test_the_page_needs_a_login_and_pages_results(client, alice):
+def test_the_page_needs_a_login_and_pages_results(client, alice, monkeypatch):
+    monkeypatch.setattr(selectors.search, "FIRST_CHUNK", 2)  # several chunks of matches for one page
     assert client.get("/search/?q=x").status_code == 302
     for number in range(selectors.search.PER_PAGE + 3):
         start(alice, f"walrus number {number}")

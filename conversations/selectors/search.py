@@ -41,10 +41,11 @@ def _visible_sql(user) -> tuple[str, tuple]:
     return Conversation.objects.visible_to(user).order_by().values("pk").query.sql_with_params()
 
 
-# Matching messages are read newest first in chunks of this many, until a page's conversations are found: a common
-# word matches tens of thousands of messages, and grouping them all by conversation took 200-400 ms
-# (bench/search_load.py); the newest few thousand name enough conversations for any page people look at.
-CHUNK = 2000
+# Matching messages are read newest first in chunks (the first of FIRST_CHUNK, each next one twice as big, each
+# starting below the last id read), until a page's conversations are found: a common word matches tens of
+# thousands of messages, and grouping them all by conversation took 200-400 ms (bench/search_load.py).
+FIRST_CHUNK = 100
+LARGEST_CHUNK = 5000
 
 
 def _title_hits(match: str, user) -> list[uuid.UUID]:
@@ -72,12 +73,13 @@ def _message_hits_sql(user) -> tuple[str, tuple]:
         # FTS5 reads its matches in rowid order (descending here) and stops at the LIMIT.
         sql = (
             f"SELECT m.conversation_id, s.rowid FROM {MESSAGES} s JOIN conversations_message m ON m.id = s.rowid"
-            f" WHERE {MESSAGES} MATCH %s AND m.conversation_id IN ({visible}) ORDER BY s.rowid DESC LIMIT %s OFFSET %s"
+            f" WHERE {MESSAGES} MATCH %s AND s.rowid < %s AND m.conversation_id IN ({visible})"
+            f" ORDER BY s.rowid DESC LIMIT %s"
         )
     else:
         sql = (
             f"SELECT conversation_id, message_id FROM {MESSAGES} WHERE terms @@ %s::tsquery"
-            f" AND conversation_id IN ({visible}) ORDER BY message_id DESC LIMIT %s OFFSET %s"
+            f" AND message_id < %s AND conversation_id IN ({visible}) ORDER BY message_id DESC LIMIT %s"
         )
     return sql, params
 
@@ -94,16 +96,16 @@ def search(user, text: str, *, page: int = 1) -> SearchPage:
     wanted = page * PER_PAGE + 1  # one more than the page's last, to know whether a next page exists
     hits: dict[uuid.UUID, int | None] = dict.fromkeys(_title_hits(match, user))
     sql, params = _message_hits_sql(user)
-    offset = 0
+    below, chunk = 2**63 - 1, FIRST_CHUNK
     while len(hits) < wanted:
         with connection.cursor() as cursor:
-            cursor.execute(sql, [match, *params, CHUNK, offset])
+            cursor.execute(sql, [match, below, *params, chunk])
             rows = cursor.fetchall()
         for conversation_id, message_id in rows:
             hits.setdefault(uuid.UUID(str(conversation_id)), message_id)
-        if len(rows) < CHUNK:
+        if len(rows) < chunk:
             break
-        offset += CHUNK
+        below, chunk = rows[-1][1], min(chunk * 2, LARGEST_CHUNK)
     ordered = list(hits.items())
     shown = ordered[(page - 1) * PER_PAGE : page * PER_PAGE]
     return SearchPage(_results(user, shown, query.words), page, len(ordered) > page * PER_PAGE)
