@@ -39,7 +39,7 @@ class ConversationsConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.contrib.auth.signals import user_logged_out
 
-        from . import signals
+        from . import fulltext, signals
         from .models import Conversation, PublicLink, Share, SiteSettings, TeamMembership
 
         post_save.connect(signals.share_changed, sender=Share, dispatch_uid="access-share-save")
@@ -54,4 +54,7 @@ class ConversationsConfig(AppConfig):
         )
         post_save.connect(signals.site_settings_changed, sender=SiteSettings, dispatch_uid="access-site-settings")
         post_delete.connect(signals.conversation_deleted, sender=Conversation, dispatch_uid="access-conversation-deleted")
+        post_delete.connect(
+            fulltext.index.conversation_deleted, sender=Conversation, dispatch_uid="search-conversation-deleted"
+        )
         user_logged_out.connect(signals.logged_out, dispatch_uid="access-logged-out")

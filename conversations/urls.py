@@ -17,6 +17,7 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/messages/<int:message_id>/", chat.conversation_message, name="conversation_message"),
     path("c/<uuid:conversation_id>/settings/", presets.conversation_settings, name="conversation_settings"),
     path("c/<uuid:conversation_id>/preset/", presets.conversation_preset_apply, name="conversation_preset_apply"),
+    path("search/", chat.search, name="search"),
     path("presets/", presets.preset_list, name="presets"),
     path("presets/new/", presets.preset_create, name="preset_create"),
     path("presets/<int:preset_id>/delete/", presets.preset_delete, name="preset_delete"),

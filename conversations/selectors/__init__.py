@@ -7,8 +7,9 @@
     teams.py          teams, teammates, members, a person's invitations and blocked teams
     presets.py        presets a person may apply
     imports.py        a person's import jobs and their progress
+    search.py         full-text search over the conversations a person may see (the index: fulltext/)
 """
 
-from . import conversations, imports, presets, providers, sharing, sidebar, teams
+from . import conversations, imports, presets, providers, search, sharing, sidebar, teams
 
-__all__ = ["conversations", "imports", "presets", "providers", "sharing", "sidebar", "teams"]
+__all__ = ["conversations", "imports", "presets", "providers", "search", "sharing", "sidebar", "teams"]

@@ -80,15 +80,20 @@ def branch_rows(conversation_id: uuid.UUID, tree: Tree, path: list[int]) -> list
     return [_page_row(rows[message_id], tree) for message_id in path if message_id in rows]
 
 
-def message_rows(conversation: Conversation, *, tree: Tree | None = None) -> list[dict]:
-    """The conversation page's messages, the current branch's, as plain rows, bodies already safe HTML.
+def message_rows(conversation: Conversation, *, tree: Tree | None = None, through: int | None = None) -> list[dict]:
+    """The conversation page's messages, the current branch's (or, given `through`, the newest branch through
+    that message: a search result's), as plain rows, bodies already safe HTML.
 
     Plain dicts from two queries whatever the length (the tree, then the branch), not model
     instances: a 1,000-message page renders in a fraction of the time, and the template does
     no logic per row. Each row knows its versions (its siblings' ids) for the "‹ 2 / 3 ›".
     """
     tree = tree or conversation_tree(conversation.id)
-    rows = branch_rows(conversation.id, tree, tree.branch(conversation.current_leaf_id))
+    if through is not None and through in tree:
+        path = tree.path(tree.newest_leaf(through))
+    else:
+        path = tree.branch(conversation.current_leaf_id)
+    rows = branch_rows(conversation.id, tree, path)
     context_start = next((row["context_start"] for row in reversed(rows) if row["role"] == Message.Role.ASSISTANT), None)
     for row in rows:
         # The latest reply was sent only the messages from this one on: the marker goes before it.

@@ -4,7 +4,7 @@ and the html a message keeps (rendered from its content, whoever saves it)."""
 from django.db import transaction
 from django.utils import timezone
 
-from .. import metering, permissions, selectors, throttle
+from .. import fulltext, metering, permissions, selectors, throttle
 from ..exceptions import InvalidChange, MessageNotFound, ModelNotAvailable
 from ..llm import ModelSpec
 from ..models import Conversation, Message
@@ -40,8 +40,10 @@ def conversation_create(*, owner, model_config_id: int | None = None, content: s
     else:
         model_config_id = selectors.providers.default_model_id(owner)
     conversation = Conversation.objects.create(owner=owner, model_config_id=model_config_id, title=title_from(content))
+    fulltext.index.title_index(conversation.id, conversation.title)
     if content:
         first = Message.objects.create(conversation=conversation, role=Message.Role.USER, content=content, author=owner)
+        fulltext.index.messages_index([(first.id, conversation.id, content)])
         Conversation.objects.filter(pk=conversation.pk).update(current_leaf=first)
     return conversation
 
@@ -62,11 +64,13 @@ def branch_select(*, conversation_id, message_id: int, save: bool) -> tuple[int 
     return tree.parent[message_id], leaf, selectors.conversations.branch_payloads(conversation_id, tree, below)
 
 
+@transaction.atomic
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
     """A person names the conversation: a model's title never replaces it (services.titles)."""
     conversation.title = title.strip()[:200]
     conversation.title_source = Conversation.TitleSource.PERSON
     conversation.save(update_fields=["title", "title_source"])
+    fulltext.index.title_index(conversation.id, conversation.title)
     return conversation
 
 
@@ -166,5 +170,7 @@ def conversation_copy(*, owner, title: str, rows: list[dict]) -> Conversation:
                 author=None if assistant else owner,
             )
         )
-    Message.objects.create_tree(messages, [None, *range(len(messages) - 1)])  # one branch, in order
+    created = Message.objects.create_tree(messages, [None, *range(len(messages) - 1)])  # one branch, in order
+    fulltext.index.title_index(conversation.id, conversation.title)
+    fulltext.index.messages_index((message.id, conversation.id, message.content) for message in created)
     return conversation

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from .. import fulltext
 from ..exceptions import ImportBusy
 from ..imports.parsed import ImportedConversation
 from ..models import Conversation, ImportJob, Message
@@ -125,6 +126,9 @@ def conversation_import(*, owner, conversation: ImportedConversation, model_conf
                 ],
                 conversation.parents,
             )
+            # In bulk: one prepared statement for the conversation's messages.
+            fulltext.index.title_index(saved.id, saved.title)
+            fulltext.index.messages_index((row.id, saved.id, row.content) for row in rows)
             if rows:
                 leaf = rows[conversation.current if conversation.current is not None else -1]
                 Conversation.objects.filter(pk=saved.pk).update(current_leaf=leaf)

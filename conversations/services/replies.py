@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .. import context, metering, permissions, selectors, throttle
+from .. import context, fulltext, metering, permissions, selectors, throttle
 from ..exceptions import ConversationNotFound, MessageNotFound, ModelNotAvailable, NothingToRegenerate, ReplyInProgress
 from ..llm import ModelSpec, Usage
 from ..models import Conversation, Message
@@ -78,6 +78,8 @@ def reply_begin(
             raise MessageNotFound()
         user_message_id, reply_id = _sql_insert_turn(conversation.id, user.pk, content, parent_id)
         _touch(conversation, model_id, title=conversation.title or title_from(content), leaf=reply_id)
+        if not conversation.title:  # the first message named it
+            fulltext.index.title_index(conversation.id, title_from(content))
         user_message = Message(
             id=user_message_id, parent_id=parent_id, role=Message.Role.USER, content=content, author=user
         )
@@ -217,6 +219,7 @@ def replies_close_orphaned(*, conversation_id: uuid.UUID | None = None, reply_id
         fields = {"status": Message.Status.ERROR, "error": INTERRUPTED, "html": html, "updated": timezone.now()}
         if candidates.filter(pk=reply.pk).update(**fields):
             log.warning("Closed orphaned streaming reply %s (%d characters kept)", reply.pk, len(reply.content))
+            fulltext.index.messages_index([(reply.pk, reply.conversation_id, reply.content)])
             for name, value in fields.items():
                 setattr(reply, name, value)
             closed.append({"conversation_id": reply.conversation_id, **selectors.conversations.message_payload(reply)})
@@ -322,9 +325,15 @@ def reply_finish(
     }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {_MESSAGES} SET {', '.join(f'{name} = %s' for name in fields)}, updated = %s WHERE id = %s",
+            f"UPDATE {_MESSAGES} SET {', '.join(f'{name} = %s' for name in fields)}, updated = %s WHERE id = %s"
+            f" RETURNING conversation_id",
             [*fields.values(), _db_now(), reply_id],
         )
+        found = cursor.fetchone()
+        if found:  # findable once it ends (unless its conversation was deleted meanwhile)
+            cursor.execute(
+                fulltext.index.message_index_statement(), fulltext.index.message_parameters(reply_id, found[0], content)
+            )
         metering.usage_finish(reply_id=reply_id, usage=usage, content=content, model_name=model_name)
     return fields
 
@@ -403,6 +412,11 @@ def _sql_insert_turn(conversation_id: uuid.UUID, author_id: int, content: str, p
         user, reply = Message.Role.USER, Message.Role.ASSISTANT
         cursor.execute(insert, [conversation, parent_id, user, content, Message.Status.COMPLETE, author_id, now, now])
         user_message_id = cursor.fetchone()[0]
+        # Findable as soon as it is saved; the reply is indexed once it ends (reply_finish), never per checkpoint.
+        cursor.execute(
+            fulltext.index.message_index_statement(),
+            fulltext.index.message_parameters(user_message_id, conversation_id, content),
+        )
         cursor.execute(insert, [conversation, user_message_id, reply, "", Message.Status.STREAMING, None, now, now])
         reply_id = cursor.fetchone()[0]
     return user_message_id, reply_id

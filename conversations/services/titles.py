@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from .. import metering, selectors
+from .. import fulltext, metering, selectors
 from ..exceptions import ChatError
 from ..llm import ModelSpec, Usage
 from ..models import Conversation, SiteSettings
@@ -99,4 +99,7 @@ def title_request_finish(
     saved = Conversation.objects.filter(pk=conversation_id, title_source=Conversation.TitleSource.FIRST_LINE).update(
         title=title, title_source=Conversation.TitleSource.MODEL
     )
-    return title if saved else None
+    if not saved:
+        return None
+    fulltext.index.title_index(conversation_id, title)  # found by search under its new title at once
+    return title

@@ -11,7 +11,7 @@ from ..exceptions import ChatError
 from ..forms import SYSTEM_PROMPT_MAX_CHARS, NewConversationForm, PublicLinkForm, RenameConversationForm, ShareForm
 from ..models import Conversation, Message, Share
 from ..permissions import Action, Role
-from ._common import chat_page_context, conversation_or_404, preset_applied_message
+from ._common import chat_page_context, conversation_or_404, preset_applied_message, sidebar_context
 
 
 @login_required
@@ -52,7 +52,11 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
 def conversation_detail(request: HttpRequest, conversation_id) -> HttpResponse:
     conversation = conversation_or_404(request, conversation_id)
     tree = selectors.conversations.conversation_tree(conversation.id)
-    messages = selectors.conversations.message_rows(conversation, tree=tree)
+    # ?message=<id> (a search result): show the branch through it, without making it the saved current branch
+    # (a look is not a choice; a send answers the branch the page shows, as chat.js sends its parent).
+    found = request.GET.get("message", "")
+    through = int(found) if found.isdigit() else None
+    messages = selectors.conversations.message_rows(conversation, tree=tree, through=through)
     role = conversation.role
     can_write = permissions.allows(role, Action.SEND)
     context = chat_page_context(
@@ -75,6 +79,7 @@ def conversation_detail(request: HttpRequest, conversation_id) -> HttpResponse:
     context["since"] = selectors.conversations.resume_from(tree, messages)
     context["newest"] = selectors.conversations.newest_message(tree)
     context["message_actions"] = True  # versions, copy, edit, regenerate (public link pages show none)
+    context["found_message"] = through if through in tree else None
     context["awaiting_reply"] = bool(messages) and messages[-1]["role"] == Message.Role.USER
     return render(request, "conversations/detail.html", context)
 
@@ -145,3 +150,15 @@ def healthz(request: HttpRequest) -> HttpResponse:
     if lifecycle.is_draining():
         return HttpResponse("draining", content_type="text/plain", status=503)
     return HttpResponse("ok", content_type="text/plain")
+
+
+@login_required
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    """Search the conversations this person may see: ?q= (words, "phrases", -excluded) and ?page=."""
+    text = request.GET.get("q", "").strip()
+    page = request.GET.get("page", "1")
+    results = selectors.search.search(request.user, text, page=int(page) if page.isdigit() else 1) if text else None
+    return render(
+        request, "conversations/search.html", {**sidebar_context(request), "q": text, "results": results}
+    )
