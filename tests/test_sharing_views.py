@@ -662,6 +662,7 @@ OUR_SCRIPTS = [
     '<script src="/static/conversations/js/render.js" defer>',
     '<script src="/static/conversations/js/chat.js" defer>',
     '<script src="/static/conversations/js/sidebar.js" defer>',
+    '<script src="/static/conversations/js/search.js" defer>',
 ]
 
 
