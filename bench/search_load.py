@@ -5,7 +5,7 @@
 Into a fresh database (a SQLite file by default; a PostgreSQL URL's database is flushed first):
 - one person with --conversations conversations of --messages messages (100,000 by default), and as many
   messages again in other people's conversations (which must never be found), mixed English, Chinese and
-  mixed text, bulk-saved, then indexed from scratch as migration 0010 indexes existing data (its time printed);
+  mixed text, bulk-saved, then indexed from scratch as migration 0012 indexes existing data (its time printed);
 - each query --runs times through the /search/ view (Django's test client: the server's time, page rendered,
   with the sidebar listing all 2,000 conversations), and through selectors.search.search alone (the search
   and its snippets), p50 and p95, English and Chinese; then the baseline in the same run: the conversations whose messages
@@ -129,7 +129,7 @@ def main() -> None:
           f"{time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
     fulltext.index.index_everything()
-    print(f"indexing everything (migration 0010's backfill): {time.perf_counter() - started:.1f} s, "
+    print(f"indexing everything (migration 0012's backfill): {time.perf_counter() - started:.1f} s, "
           f"{count / (time.perf_counter() - started):,.0f} messages/s")
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
