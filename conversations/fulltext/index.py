@@ -30,6 +30,19 @@ _SQLITE_SCHEMA = [
     f"CREATE VIRTUAL TABLE {TITLES} USING fts5(terms, conversation_id UNINDEXED,"
     f" tokenize = 'unicode61 remove_diacritics 0')",
 ]
+# The conversation's owner beside each message (migration 0013; conversations never change owner), so that a
+# person's own matches are read from an index of their own messages instead of everyone's: a btree to read them
+# newest first, and a GIN index (btree_gin) on (owner, terms) to find the rare ones. Idempotent: schema_create
+# runs it on a new database, migration 0013 on one where 0012 had already run.
+POSTGRESQL_OWNER_SCHEMA = [
+    f"ALTER TABLE {MESSAGES} ADD COLUMN IF NOT EXISTS owner_id integer",
+    f"UPDATE {MESSAGES} s SET owner_id = c.owner_id FROM conversations_conversation c"
+    f" WHERE c.id = s.conversation_id AND s.owner_id IS NULL",
+    f"ALTER TABLE {MESSAGES} ALTER COLUMN owner_id SET NOT NULL",
+    f"CREATE INDEX IF NOT EXISTS {MESSAGES}_owner ON {MESSAGES} (owner_id, message_id)",
+    "CREATE EXTENSION IF NOT EXISTS btree_gin",
+    f"CREATE INDEX IF NOT EXISTS {MESSAGES}_owner_terms ON {MESSAGES} USING gin (owner_id, terms)",
+]
 # No foreign keys: Django's flush (tests) truncates the messages table alone, which a table referencing it
 # would refuse. Triggers remove rows instead: per deleted row, and all of them on a truncate.
 _POSTGRESQL_SCHEMA = [
@@ -49,11 +62,13 @@ _POSTGRESQL_SCHEMA = [
     f" TRUNCATE {MESSAGES}, {TITLES}; RETURN NULL; END $$",
     f"CREATE TRIGGER {MESSAGES}_truncate AFTER TRUNCATE ON conversations_message FOR EACH STATEMENT"
     f" EXECUTE FUNCTION {MESSAGES}_forget_all()",
+    *POSTGRESQL_OWNER_SCHEMA,
 ]
 
 
 def schema_create(schema_editor) -> None:
-    """Create the index's tables for this database (run by migration 0010)."""
+    """Create the index's tables for this database (run by migration 0012; 0013 adds the owner column where 0012
+    had already run)."""
     vendor = schema_editor.connection.vendor
     statements = {"sqlite": _SQLITE_SCHEMA, "postgresql": _POSTGRESQL_SCHEMA}.get(vendor)
     if statements is None:
@@ -90,8 +105,12 @@ def message_index_statement(using=connection) -> str:
     shape. The send path runs it with its own cursor."""
     if using.vendor == "sqlite":
         return f"INSERT OR REPLACE INTO {MESSAGES} (rowid, terms) VALUES (%s, %s)"
+    # The owner is read from the conversation in the same statement (the parameters stay three).
     return (
-        f"INSERT INTO {MESSAGES} (message_id, conversation_id, terms) VALUES (%s, %s, %s::tsvector)"
+        f"INSERT INTO {MESSAGES} (message_id, conversation_id, owner_id, terms)"
+        f" SELECT v.message_id, v.conversation_id,"
+        f" (SELECT owner_id FROM conversations_conversation WHERE id = v.conversation_id), v.terms"
+        f" FROM (VALUES (%s::bigint, %s::uuid, %s::tsvector)) v (message_id, conversation_id, terms)"
         f" ON CONFLICT (message_id) DO UPDATE SET terms = EXCLUDED.terms"
     )
 
