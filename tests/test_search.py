@@ -139,6 +139,16 @@ def test_a_reply_is_found_once_it_ends_not_at_a_checkpoint(alice, model_config):
     assert found(alice, "quagga") == [chat.id]
 
 
+def test_a_reply_with_a_very_long_word_saves_and_is_found_by_its_start(alice, model_config):
+    # PostgreSQL refuses tsvector words over 2,047 bytes: a reply with a 10,000-letter "word" failed to save.
+    chat = start(alice, "Say y a lot")
+    plan = services.replies.reply_begin(user=alice, conversation_id=chat.id, content="Longer")
+    services.replies.reply_finish(reply_id=plan.reply_id, content="y" * 5_000 + " zebra", status="complete")
+    assert Message.objects.get(pk=plan.reply_id).status == "complete"
+    assert found(alice, "zebra") == [chat.id]
+    assert found(alice, "y" * 300) == [chat.id]
+
+
 def test_an_orphaned_reply_is_indexed_with_the_text_it_kept(alice, model_config):
     chat = start(alice, "Tell me about zebras")
     plan = services.replies.reply_begin(user=alice, conversation_id=chat.id, content="More please")

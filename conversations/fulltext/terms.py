@@ -23,10 +23,15 @@ _TOKEN = re.compile(rf"(?P<cjk>[{_CJK}]+)|(?P<word>[^\W_{_CJK}]+)")
 _STEMMER = snowballstemmer.stemmer("english")
 
 
+# A "word" longer than this (a hash, base64, a run of one letter) is indexed and searched by its first
+# TERM_CHARS characters: PostgreSQL refuses a tsvector word over 2,047 bytes, and such a reply then failed to save.
+TERM_CHARS = 100
+
+
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """A lowercased word's stem. Cached: a chat's vocabulary is small, and the pure-Python stemmer takes ~40 µs."""
-    return _STEMMER.stemWord(word)
+    return _STEMMER.stemWord(word[:TERM_CHARS])
 
 
 def _cjk_terms(run: str) -> list[str]:
