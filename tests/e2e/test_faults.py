@@ -240,13 +240,15 @@ async def test_a_database_outage_as_the_reply_ends_never_reports_unsaved_text_as
     cluster, fake_openai_server, save_window
 ):
     servers = cluster(CHAT_SAVE_RETRY_SECONDS=save_window)
-    fake_openai_server.push(paced_reply(60, 30))  # two seconds
+    # Four seconds: long enough that the reply ends while the database is out, even when the watcher's first
+    # delta arrives late on a loaded machine (with two seconds, a CI-like run once saw it end before).
+    fake_openai_server.push(paced_reply(60, 15))
     starter, watcher = await servers.sockets()
     reply_id = await started_reply(starter)
     await frames_until(watcher, lambda frame: frame["type"] == "delta")
     shut_database_out(servers.database)
     try:
-        watched = await frames_until(watcher, lambda frame: frame["type"] == "done", timeout=10 if save_window == "2" else 3)
+        watched = await frames_until(watcher, lambda frame: frame["type"] == "done", timeout=12 if save_window == "2" else 3)
     except TimeoutError:
         watched = []  # the save is still being tried: nothing is reported before it lands
     await asyncio.sleep(max(0.0, 6 - 3))
