@@ -80,6 +80,25 @@ def waiter(driver, timeout: float = 15.0):
     )
 
 
+def replaced(element):
+    """A wait condition: `element`'s page has been replaced by the next one. Selenium's staleness_of, except that
+    Chromium, mid-navigation, can also answer "Node with given id does not belong to the document"."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def gone(_driver) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    return gone
+
+
 def by_id(driver, element_id: str):
     from selenium.webdriver.common.by import By
 

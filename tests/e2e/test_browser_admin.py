@@ -7,7 +7,7 @@ Both model servers are tests/fake_openai.py on loopback, so the test reads what 
 
 import pytest
 
-from tests.e2e.browser import by_id, choose, css, enter, require_chromium, severe_errors, waiter
+from tests.e2e.browser import by_id, choose, css, enter, replaced, require_chromium, severe_errors, waiter
 from tests.e2e.live import demo_app
 from tests.fake_openai import FakeOpenAI
 
@@ -48,11 +48,9 @@ def admin_messages(driver) -> str:
 def save_and_continue(driver) -> None:
     """Press "Save and continue editing" and wait for the page it leads to (on a loaded machine the old page
     is still there for a moment after the click)."""
-    from selenium.webdriver.support.expected_conditions import staleness_of
-
     page = driver.find_element("tag name", "html")
     css(driver, "input[name=_continue]")[0].click()
-    waiter(driver).until(staleness_of(page), "the page after saving")
+    waiter(driver).until(replaced(page), "the page after saving")
     waiter(driver).until(lambda d: css(d, ".messagelist li, .errornote"))
 
 

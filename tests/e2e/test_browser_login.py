@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.e2e.browser import by_id, css, require_chromium, waiter
+from tests.e2e.browser import by_id, css, replaced, require_chromium, waiter
 from tests.e2e.live import demo_app
 
 pytestmark = pytest.mark.browser
@@ -20,14 +20,13 @@ def login_app(tmp_path_factory):
 
 def submit_login(driver, base_url: str, password: str) -> None:
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.expected_conditions import staleness_of
 
     driver.get(base_url + "/accounts/login/")
     page = driver.find_element("tag name", "html")
     by_id(driver, "id_username").send_keys(USERNAME)
     by_id(driver, "id_password").send_keys(password + Keys.ENTER)
     # The answer is another page: wait for it, not for the login page still there on a loaded machine.
-    waiter(driver).until(staleness_of(page), "the page after logging in")
+    waiter(driver).until(replaced(page), "the page after logging in")
     waiter(driver).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 

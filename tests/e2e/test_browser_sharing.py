@@ -18,6 +18,7 @@ from tests.e2e.browser import (
     last_reply,
     log_in,
     not_found,
+    replaced,
     require_chromium,
     screenshot,
     severe_errors,
@@ -72,11 +73,9 @@ def open_share_dialog(driver) -> None:
 
 def submit_in(driver, form_selector: str) -> None:
     """Press the submit button of a form in the Share dialog, and wait for the page it comes back to."""
-    from selenium.webdriver.support.expected_conditions import staleness_of
-
     button = css(driver, f"{form_selector} button[type=submit]")[0]
     button.click()
-    waiter(driver).until(staleness_of(button))
+    waiter(driver).until(replaced(button))
     # Back on the conversation at #share: the dialog opens by itself.
     waiter(driver).until(lambda d: d.current_url.endswith("#share") and dialog_open(d))
 
