@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 class ChatError(Exception):
     code = "error"
-    message = "Something went wrong."
+    message = _("Something went wrong.")
 
     def __init__(self, message: str | None = None):
         # str(): a lazily translated message is worded now, in the language active where it is raised.
@@ -16,22 +16,22 @@ class ChatError(Exception):
 
 class ConversationNotFound(ChatError):
     code = "not_found"
-    message = "This conversation does not exist, or you do not have access to it."
+    message = _("This conversation does not exist, or you do not have access to it.")
 
 
 class ReplyInProgress(ChatError):
     code = "busy"
-    message = "A reply is still streaming; wait for it or press Stop."
+    message = _("A reply is still streaming; wait for it or press Stop.")
 
 
 class ModelNotAvailable(ChatError):
     code = "model_unavailable"
-    message = "That model is not available; pick another."
+    message = _("That model is not available; pick another.")
 
 
 class NothingToRegenerate(ChatError):
     code = "nothing_to_regenerate"
-    message = "There is no message to answer yet."
+    message = _("There is no message to answer yet.")
 
 
 class MessageNotFound(ChatError):
@@ -41,12 +41,12 @@ class MessageNotFound(ChatError):
 
 class Forbidden(ChatError):
     code = "forbidden"
-    message = "You are not allowed to do that in this conversation."
+    message = _("You are not allowed to do that in this conversation.")
 
 
 class PublicLinkNotFound(ChatError):
     code = "not_found"
-    message = "This link does not exist or was deleted."
+    message = _("This link does not exist or was deleted.")
 
     def __init__(self, message: str | None = None, *, expired: bool = False):
         super().__init__(message)
@@ -55,7 +55,7 @@ class PublicLinkNotFound(ChatError):
 
 class TeamNotFound(ChatError):
     code = "not_found"
-    message = "This team does not exist, or you are not in it."
+    message = _("This team does not exist, or you are not in it.")
 
 
 class InvitationNotFound(ChatError):
@@ -80,14 +80,14 @@ class LimitExceeded(ChatError):
     """A budget or request rate (metering.limits_check) is used up; the message names which one and when it resets."""
 
     code = "limit_exceeded"
-    message = "You have reached a usage limit."
+    message = _("You have reached a usage limit.")
 
 
 class TooManyAttempts(ChatError):
     """Too many wrong guesses (a public link's password) from one address: nothing is checked until the pause ends."""
 
     code = "throttled"
-    message = "Too many wrong passwords. Try again later."
+    message = _("Too many wrong passwords. Try again later.")
 
 
 class Unavailable(ChatError):

@@ -20,7 +20,7 @@ class NewConversationForm(forms.Form):
     preset = forms.ModelChoiceField(
         queryset=Preset.objects.none(),
         required=False,
-        error_messages={"invalid_choice": "That preset does not exist, or is not yours."},
+        error_messages={"invalid_choice": _("That preset does not exist, or is not yours.")},
     )
 
     def __init__(self, *args, user, **kwargs):
@@ -59,19 +59,19 @@ class BulkChangeForm(forms.Form):
         try:
             ids = list(dict.fromkeys(uuid.UUID(value) for value in self.cleaned_data["ids"]))
         except ValueError:
-            raise forms.ValidationError("Not a conversation id.") from None
+            raise forms.ValidationError(_("Not a conversation id.")) from None
         if len(ids) > self.MAX_IDS:
-            raise forms.ValidationError(f"At most {self.MAX_IDS} at once.")
+            raise forms.ValidationError(_("At most %(count)s at once.") % {"count": self.MAX_IDS})
         return ids
 
 
-SHORT_ROLES = [(Share.Role.VIEWER, "Viewer"), (Share.Role.COLLABORATOR, "Collaborator")]  # the dialog explains them
+SHORT_ROLES = [(Share.Role.VIEWER, _("Viewer")), (Share.Role.COLLABORATOR, _("Collaborator"))]  # the dialog explains them
 
 
 class ShareForm(forms.Form):
     """Share with a teammate or a team: `target` is "user:<id>" or "team:<id>", offered from the owner's teams only."""
 
-    target = forms.ChoiceField(label="Share with")
+    target = forms.ChoiceField(label=_("Share with"))
     role = forms.ChoiceField(choices=SHORT_ROLES, initial=Share.Role.VIEWER)
 
     def __init__(self, *args, teammates=(), teams=(), **kwargs):
@@ -91,23 +91,25 @@ class ShareRoleForm(forms.Form):
 
 
 class PublicLinkForm(forms.Form):
-    kind = forms.ChoiceField(choices=PublicLink.Kind.choices, initial=PublicLink.Kind.SNAPSHOT, label="Shows")
-    audience = forms.ChoiceField(choices=PublicLink.Audience.choices, initial=PublicLink.Audience.ANYONE, label="Who can open it")
+    kind = forms.ChoiceField(choices=PublicLink.Kind.choices, initial=PublicLink.Kind.SNAPSHOT, label=_("Shows"))
+    audience = forms.ChoiceField(
+        choices=PublicLink.Audience.choices, initial=PublicLink.Audience.ANYONE, label=_("Who can open it")
+    )
     password = forms.CharField(
         required=False,
         strip=False,
         max_length=128,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="Optional.",
+        help_text=_("Optional."),
     )
     expires_on = forms.DateField(
-        required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Expires on", help_text="Optional."
+        required=False, widget=forms.DateInput(attrs={"type": "date"}), label=_("Expires on"), help_text=_("Optional.")
     )
 
     def clean_expires_on(self):
         day = self.cleaned_data["expires_on"]
         if day is not None and day <= timezone.localdate():
-            raise forms.ValidationError("Choose a day after today.")
+            raise forms.ValidationError(_("Choose a day after today."))
         return day
 
     def expires_at(self):
@@ -142,9 +144,9 @@ SYSTEM_PROMPT_MAX_CHARS = 20_000
 class ConversationSettingsForm(forms.Form):
     """A conversation's own temperature and system prompt; the service checks them against the model's bounds."""
 
-    temperature = forms.FloatField(required=False, min_value=0.0, max_value=2.0, help_text="Empty: the model's.")
+    temperature = forms.FloatField(required=False, min_value=0.0, max_value=2.0, help_text=_("Empty: the model's."))
     system_prompt = forms.CharField(
-        required=False, max_length=SYSTEM_PROMPT_MAX_CHARS, widget=forms.Textarea, label="Your system prompt"
+        required=False, max_length=SYSTEM_PROMPT_MAX_CHARS, widget=forms.Textarea, label=_("Your system prompt")
     )
 
 
@@ -155,13 +157,13 @@ class PresetForm(forms.Form):
     model = forms.ModelChoiceField(
         queryset=ModelConfig.objects.none(),
         required=False,
-        empty_label="Keep the conversation's model",
+        empty_label=_("Keep the conversation's model"),
         error_messages={"invalid_choice": ModelNotAvailable.message},
     )
     system_prompt = forms.CharField(
         required=False, max_length=SYSTEM_PROMPT_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 4})
     )
-    temperature = forms.FloatField(required=False, min_value=0.0, max_value=2.0, help_text="0 to 2; empty: the model's.")
+    temperature = forms.FloatField(required=False, min_value=0.0, max_value=2.0, help_text=_("0 to 2; empty: the model's."))
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)

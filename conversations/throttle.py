@@ -21,7 +21,7 @@ from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.core.cache import cache
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 
 from .exceptions import ChatError
 
@@ -30,7 +30,7 @@ SOCKET_COUNT_SECONDS = 3600
 
 class RateLimited(ChatError):
     code = "rate_limited"
-    message = "Too many requests; slow down."
+    message = gettext_lazy("Too many requests; slow down.")
 
 
 def _hit(key: str, window: float) -> int:

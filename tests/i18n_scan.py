@@ -120,7 +120,8 @@ def js_violations(source: str) -> list[str]:
 
 # --- Python ---------------------------------------------------------------------------------------------
 _MESSAGE_FUNCTIONS = {"success", "info", "warning", "error", "debug", "add_message", "message_user"}
-_EXCEPTIONS = {"ValidationError", "PermissionDenied", "Http404", "SuspiciousOperation", "BadRequest"}
+# Not Http404: the 404 page never shows its message.
+_EXCEPTIONS = {"ValidationError", "PermissionDenied", "SuspiciousOperation", "BadRequest"}
 _TEXT_KEYWORDS = {"verbose_name", "verbose_name_plural", "help_text", "label", "description", "empty_label",
                   "short_description", "empty_value_display"}
 _TEXT_ASSIGNED = {"verbose_name", "verbose_name_plural", "short_description", "empty_value_display", "site_header",
@@ -148,12 +149,16 @@ def _call_name(node: ast.Call) -> str:
 
 def python_violations(source: str, filename: str = "<string>") -> list[str]:
     """Literal strings given to messages, form/model/admin labels, errors people read and `error` frames."""
-    found: list[str] = []
+    return [f"{filename}:{node.lineno}: {_literal_text(node)!r}" for node in python_violation_nodes(source)]
+
+
+def python_violation_nodes(source: str) -> list[ast.AST]:
+    found: list[ast.AST] = []
 
     def check(node: ast.AST | None) -> None:
         text = _literal_text(node) if node is not None else None
         if text is not None and unallowed_words(text):
-            found.append(f"{filename}:{node.lineno}: {text!r}")
+            found.append(node)
 
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call):
@@ -169,6 +174,9 @@ def python_violations(source: str, filename: str = "<string>") -> list[str]:
             for keyword in node.keywords:
                 if keyword.arg in _TEXT_KEYWORDS:
                     check(keyword.value)
+                elif keyword.arg == "error_messages" and isinstance(keyword.value, ast.Dict):
+                    for value in keyword.value.values:
+                        check(value)
         elif isinstance(node, ast.Assign):
             for target in node.targets:
                 attr = target.attr if isinstance(target, ast.Attribute) else target.id if isinstance(target, ast.Name) else ""

@@ -54,6 +54,6 @@ class PresetAdmin(admin.ModelAdmin):
             kwargs["empty_label"] = _("Everyone (shared)")
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    @admin.display(description="For", ordering="owner__username")
+    @admin.display(description=_("For"), ordering="owner__username")
     def for_whom(self, obj: Preset) -> str:
         return obj.owner.get_username() if obj.owner_id else "Everyone"

@@ -1,5 +1,6 @@
 """The admin for providers (write-only keys, Test connection, Import models) and model configs."""
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 from asgiref.sync import async_to_sync
@@ -12,6 +13,7 @@ from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from .. import selectors, services
@@ -53,7 +55,7 @@ KEY_FOR_NEW_DESTINATION = _(
 class ProviderForm(forms.ModelForm):
     # Write-only: the stored key is never rendered back into the form, not even after a validation error.
     api_key = forms.CharField(
-        label="API key",
+        label=_("API key"),
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
@@ -63,7 +65,7 @@ class ProviderForm(forms.ModelForm):
             "then enter it again."
         ),
     )
-    clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key.")
+    clear_api_key = forms.BooleanField(required=False, help_text=_("Remove the stored key."))
 
     class Meta:
         model = Provider
@@ -184,15 +186,15 @@ class ProviderAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    @admin.display(description="Stored key")
+    @admin.display(description=_("Stored key"))
     def api_key_masked(self, obj: Provider) -> str:
         return mask_key(obj.api_key)
 
-    @admin.display(description="Models", ordering="model_count")
+    @admin.display(description=_("Models"), ordering="model_count")
     def model_count(self, obj: Provider) -> int:
         return obj.model_count
 
-    @admin.action(description="Test connection (list the models, ask for one token)", permissions=["change"])
+    @admin.action(description=_("Test connection (list the models, ask for one token)"), permissions=["change"])
     def test_connection(self, request, queryset) -> None:
         providers = list(queryset)
         specs = [selectors.providers.provider_probe_spec(provider) for provider in providers]
@@ -201,13 +203,18 @@ class ProviderAdmin(admin.ModelAdmin):
             level = messages.SUCCESS if result.ok else messages.ERROR if result.reply_error else messages.WARNING
             self.message_user(request, connection_report(provider.name, result, picked=bool(spec.model)), level)
 
-    @admin.action(description="Import models (added disabled)", permissions=["import_models"])
+    @admin.action(description=_("Import models (added disabled)"), permissions=["import_models"])
     def import_models(self, request, queryset) -> None:
         providers = list(queryset)
         listed = async_to_sync(checks.list_models_of)([selectors.providers.provider_spec(provider) for provider in providers])
         for provider, model_ids in zip(providers, listed, strict=True):
             if isinstance(model_ids, UpstreamError):
-                self.message_user(request, f"{provider.name}: listing the models failed: {model_ids.message}", messages.ERROR)
+                self.message_user(
+                    request,
+                    gettext("%(provider)s: listing the models failed: %(error)s")
+                    % {"provider": provider.name, "error": model_ids.message},
+                    messages.ERROR,
+                )
                 continue
             if isinstance(model_ids, BaseException):
                 raise model_ids
@@ -233,32 +240,51 @@ class ProviderAdmin(admin.ModelAdmin):
 def connection_report(name: str, result: checks.ConnectionCheck, *, picked: bool) -> str:
     """One line per provider: each step's time and outcome, or the provider's own error. Holds no key."""
     if result.models_error:
-        models = f"listing the models failed after {result.models_ms} ms: {result.models_error.rstrip('.')}"
+        models = gettext("listing the models failed after %(ms)s ms: %(error)s") % {
+            "ms": result.models_ms,
+            "error": result.models_error.rstrip("."),
+        }
     else:
         count = len(result.models)
-        models = f"{count} model{'' if count == 1 else 's'} listed in {result.models_ms} ms"
+        models = ngettext("%(count)s model listed in %(ms)s ms", "%(count)s models listed in %(ms)s ms", count) % {
+            "count": count,
+            "ms": result.models_ms,
+        }
     if not result.reply_model:
-        reply = "no model to ask for a token: the provider listed none, and none of its models is enabled here"
+        reply = gettext("no model to ask for a token: the provider listed none, and none of its models is enabled here")
     else:
-        asked = result.reply_model if picked else f"{result.reply_model} (the first listed: no model of this provider is enabled)"
+        asked = (
+            result.reply_model
+            if picked
+            else gettext("%(model)s (the first listed: no model of this provider is enabled)") % {"model": result.reply_model}
+        )
         if result.reply_error:
-            reply = f"one token from {asked} failed after {result.reply_ms} ms: {result.reply_error.rstrip('.')}"
+            reply = gettext("one token from %(model)s failed after %(ms)s ms: %(error)s") % {
+                "model": asked,
+                "ms": result.reply_ms,
+                "error": result.reply_error.rstrip("."),
+            }
         else:
-            reply = f"one token from {asked} in {result.reply_ms} ms"
-    return f"{name}: {models}; {reply}."
+            reply = gettext("one token from %(model)s in %(ms)s ms") % {"model": asked, "ms": result.reply_ms}
+    return gettext("%(provider)s: %(models)s; %(reply)s.") % {"provider": name, "models": models, "reply": reply}
 
 
 def import_report(provider: Provider, created: int, skipped: int) -> str:
     url = reverse("admin:conversations_modelconfig_changelist")
-    return format_html(
-        '{}: {} model{} added, disabled (<a href="{}?provider__id__exact={}&amp;enabled__exact=0">review and enable '
-        "them</a>); {} already configured.",
-        provider.name,
+    text = ngettext(
+        '%(provider)s: %(created)s model added, disabled (<a href="%(url)s">review and enable them</a>); '
+        "%(skipped)s already configured.",
+        '%(provider)s: %(created)s models added, disabled (<a href="%(url)s">review and enable them</a>); '
+        "%(skipped)s already configured.",
         created,
-        "" if created == 1 else "s",
-        url,
-        provider.pk,
-        skipped,
+    )
+    # format_html escapes the values; it takes {name} fields where translators write %(name)s.
+    return format_html(
+        re.sub(r"%\((\w+)\)s", r"{\1}", text),
+        provider=provider.name,
+        created=created,
+        url=f"{url}?provider__id__exact={provider.pk}&enabled__exact=0",
+        skipped=skipped,
     )
 
 

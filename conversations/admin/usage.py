@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Sum
+from django.utils.translation import gettext_lazy as _
 
 from ..models import Limit, UsageRecord
 
@@ -70,15 +71,15 @@ class UsageRecordAdmin(admin.ModelAdmin):
         return False
 
     # Not "model": ModelAdmin.model is the admin's model class and would hide the column.
-    @admin.display(description="Model", ordering="model_name")
+    @admin.display(description=_("Model"), ordering="model_name")
     def model_used(self, obj: UsageRecord) -> str:
         return obj.model_name or str(obj.model_config or "—")
 
-    @admin.display(description="Tokens")
+    @admin.display(description=_("Tokens"))
     def total_tokens(self, obj: UsageRecord) -> int:
         return obj.total_tokens
 
-    @admin.display(description="Reply")
+    @admin.display(description=_("Reply"))
     def reply(self, obj: UsageRecord) -> str:
         return f"#{obj.message_id}" if obj.message_id else "deleted"
 
@@ -131,7 +132,7 @@ class LimitForm(forms.ModelForm):
             raise ValidationError({"user": "Choose either a person or a team: a limit caps exactly one of them."})
         caps = ("daily_tokens", "monthly_tokens", "requests_per_minute")
         if all(cleaned.get(name) is None for name in caps):
-            raise ValidationError("Set at least one cap; with all three empty this limit would change nothing.")
+            raise ValidationError(_("Set at least one cap; with all three empty this limit would change nothing."))
         return cleaned
 
 

@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import connections, models
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .providers import ModelConfig
 
@@ -65,9 +66,9 @@ class Conversation(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations", db_index=False
     )
     class TitleSource(models.TextChoices):
-        FIRST_LINE = "first_line", "The first message's first line"
-        MODEL = "model", "Written by a model"
-        PERSON = "person", "Set by a person"
+        FIRST_LINE = "first_line", _("The first message's first line")
+        MODEL = "model", _("Written by a model")
+        PERSON = "person", _("Set by a person")
 
     title = models.CharField(max_length=200, blank=True)
     # Who wrote the title: a model's title replaces only FIRST_LINE, so a person's rename is never overwritten.
@@ -80,15 +81,15 @@ class Conversation(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="conversations",
-        help_text="Empty: the default model.",
+        help_text=_("Empty: the default model."),
     )
     # The person's own settings, used where the model config allows them (ModelConfig.allow_custom_*).
     temperature = models.FloatField(
-        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)], help_text="Empty: the model's."
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)], help_text=_("Empty: the model's.")
     )
-    system_prompt = models.TextField(blank=True, help_text="Sent after the model's own system prompt.")
+    system_prompt = models.TextField(blank=True, help_text=_("Sent after the model's own system prompt."))
     created = models.DateTimeField(default=timezone.now, editable=False)  # not auto_now_add: imports keep theirs
-    updated = models.DateTimeField(default=timezone.now, help_text="When the last message was added.")
+    updated = models.DateTimeField(default=timezone.now, help_text=_("When the last message was added."))
     # The leaf of the branch the page shows, the next send answers and exports and links take (a
     # message's version is chosen by choosing a leaf below it). Empty: the newest message's branch.
     current_leaf = models.ForeignKey(
@@ -188,17 +189,17 @@ class Message(models.Model):
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
-    html = models.TextField(blank=True, help_text="The content rendered and sanitised, kept so pages need not re-render.")
+    html = models.TextField(blank=True, help_text=_("The content rendered and sanitised, kept so pages need not re-render."))
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
-    finish_reason = models.CharField(max_length=32, blank=True, help_text="Why the model stopped, as the API said.")
+    finish_reason = models.CharField(max_length=32, blank=True, help_text=_("Why the model stopped, as the API said."))
     error = models.TextField(blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
-    model_name = models.CharField(max_length=200, blank=True, help_text="The model the API said answered.")
+    model_name = models.CharField(max_length=200, blank=True, help_text=_("The model the API said answered."))
     context_start = models.BigIntegerField(
         null=True,
         blank=True,
-        help_text="A reply only: the first message sent with it, when older ones were left out to fit the context window.",
+        help_text=_("A reply only: the first message sent with it, when older ones were left out to fit the context window."),
     )
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class ImportJob(models.Model):
@@ -19,13 +20,13 @@ class ImportJob(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_jobs")
     filename = models.CharField(max_length=255)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    total = models.PositiveIntegerField(default=0, help_text="Conversations found in the file.")
+    total = models.PositiveIntegerField(default=0, help_text=_("Conversations found in the file."))
     processed = models.PositiveIntegerField(default=0)
     imported = models.PositiveIntegerField(default=0)
-    skipped = models.PositiveIntegerField(default=0, help_text="Imported before: left as they were.")
-    failed = models.PositiveIntegerField(default=0, help_text="Not imported: the first of them are in failures.")
-    failures = models.JSONField(default=list, blank=True, help_text="[{title, reason}] of conversations not imported.")
-    error = models.TextField(blank=True, help_text="Why the whole file was refused.")
+    skipped = models.PositiveIntegerField(default=0, help_text=_("Imported before: left as they were."))
+    failed = models.PositiveIntegerField(default=0, help_text=_("Not imported: the first of them are in failures."))
+    failures = models.JSONField(default=list, blank=True, help_text=_("[{title, reason}] of conversations not imported."))
+    error = models.TextField(blank=True, help_text=_("Why the whole file was refused."))
     created = models.DateTimeField(default=timezone.now)
     # Renewed while it runs: a job not renewed for a while was cut short by a restart.
     updated = models.DateTimeField(default=timezone.now)

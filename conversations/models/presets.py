@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from .providers import ModelConfig
 
@@ -24,7 +25,7 @@ class Preset(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="presets",
-        help_text="Empty: offered to everyone (made by an admin).",
+        help_text=_("Empty: offered to everyone (made by an admin)."),
     )
     model_config = models.ForeignKey(
         ModelConfig,
@@ -32,7 +33,7 @@ class Preset(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="presets",
-        help_text="Empty: keep the conversation's model.",
+        help_text=_("Empty: keep the conversation's model."),
     )
     system_prompt = models.TextField(blank=True)
     temperature = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])

@@ -19,14 +19,14 @@ from ..encryption import EncryptedTextField
 def validate_base_url(value: str) -> None:
     parts = urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ValidationError("Enter an http:// or https:// URL, such as https://api.openai.com/v1.")
+        raise ValidationError(_("Enter an http:// or https:// URL, such as https://api.openai.com/v1."))
 
 
 def validate_stop(value) -> None:
     if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-        raise ValidationError('Enter a JSON list of non-empty strings, such as ["\\nUser:"].')
+        raise ValidationError(_('Enter a JSON list of non-empty strings, such as ["\\nUser:"].'))
     if len(value) > 4:
-        raise ValidationError("The API accepts at most 4 stop sequences.")
+        raise ValidationError(_("The API accepts at most 4 stop sequences."))
 
 
 def validate_response_format(value) -> None:
@@ -34,42 +34,49 @@ def validate_response_format(value) -> None:
         return
     kinds = ("text", "json_object", "json_schema")
     if not isinstance(value, dict) or value.get("type") not in kinds:
-        raise ValidationError('Enter {"type": "text"}, {"type": "json_object"} or {"type": "json_schema", "json_schema": {…}}.')
+        raise ValidationError(
+            _('Enter {"type": "text"}, {"type": "json_object"} or {"type": "json_schema", "json_schema": {…}}.')
+        )
     if value["type"] == "json_schema":
         schema = value.get("json_schema")
         if not isinstance(schema, dict) or not isinstance(schema.get("name"), str) or not schema["name"]:
-            raise ValidationError('json_schema needs an object with a "name" (and a "schema"), as the API describes.')
+            raise ValidationError(_('json_schema needs an object with a "name" (and a "schema"), as the API describes.'))
 
 
 def validate_omit_parameters(value) -> None:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValidationError('Enter a JSON list of parameter names, such as ["temperature"].')
+        raise ValidationError(_('Enter a JSON list of parameter names, such as ["temperature"].'))
     unknown = [item for item in value if item not in ModelConfig.OMITTABLE]
     if unknown:
-        raise ValidationError(f"Unknown parameter {unknown[0]!r}; choose from {', '.join(ModelConfig.OMITTABLE)}.")
+        raise ValidationError(
+            _("Unknown parameter %(name)r; choose from %(names)s.")
+            % {"name": unknown[0], "names": ", ".join(ModelConfig.OMITTABLE)}
+        )
 
 
 def validate_logit_bias(value) -> None:
     if not isinstance(value, dict):
-        raise ValidationError('Enter a JSON object mapping token ids to a bias, such as {"50256": -100}.')
+        raise ValidationError(_('Enter a JSON object mapping token ids to a bias, such as {"50256": -100}.'))
     for token, bias in value.items():
         if not token.isdigit():
-            raise ValidationError(f"{token!r} is not a token id (a whole number such as 50256).")
+            raise ValidationError(_("%(token)r is not a token id (a whole number such as 50256).") % {"token": token})
         if isinstance(bias, bool) or not isinstance(bias, int | float) or not -100 <= bias <= 100:
-            raise ValidationError(f"The bias for token {token} must be a number from -100 to 100.")
+            raise ValidationError(_("The bias for token %(token)s must be a number from -100 to 100.") % {"token": token})
 
 
 def validate_extra_headers(value) -> None:
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ValidationError('Enter a JSON object of header names to values, such as {"X-Team": "research"}.')
+        raise ValidationError(_('Enter a JSON object of header names to values, such as {"X-Team": "research"}.'))
     for name in value:
         if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
-            raise ValidationError(f"{name!r} is not a valid header name.")
+            raise ValidationError(_("%(name)r is not a valid header name.") % {"name": name})
         if name.lower() in RESERVED_HEADERS:
-            raise ValidationError(f"{name} is set by the provider's type and key; it cannot be overridden here.")
+            raise ValidationError(
+                _("%(name)s is set by the provider’s type and key; it cannot be overridden here.") % {"name": name}
+            )
     for header_value in value.values():
         if "\n" in header_value or "\r" in header_value:
-            raise ValidationError("Header values cannot contain line breaks.")
+            raise ValidationError(_("Header values cannot contain line breaks."))
 
 
 # Headers the app sets itself from the provider's type, key and request.
@@ -81,8 +88,8 @@ class Provider(models.Model):
 
     class Kind(models.TextChoices):
         OPENAI = "openai", "OpenAI"
-        AZURE = "azure", "Azure OpenAI"
-        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible (Ollama, vLLM, llama.cpp, LM Studio, OpenRouter…)"
+        AZURE = "azure", _("Azure OpenAI")
+        OPENAI_COMPATIBLE = "openai_compatible", _("OpenAI-compatible (Ollama, vLLM, llama.cpp, LM Studio, OpenRouter…)")
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(
@@ -90,52 +97,52 @@ class Provider(models.Model):
         max_length=32,
         choices=Kind.choices,
         default=Kind.OPENAI_COMPATIBLE,
-        help_text="Decides the request URL and how the key is sent: OpenAI and compatible servers get "
+        help_text=_("Decides the request URL and how the key is sent: OpenAI and compatible servers get "
         "'Authorization: Bearer KEY' at BASE_URL/chat/completions; Azure gets an 'api-key' header at "
-        "ENDPOINT/openai/deployments/DEPLOYMENT/chat/completions?api-version=VERSION.",
+        "ENDPOINT/openai/deployments/DEPLOYMENT/chat/completions?api-version=VERSION."),
     )
     base_url = models.CharField(
         "base URL",
         max_length=500,
         validators=[validate_base_url],
-        help_text="OpenAI and compatible: the API root, ending before /chat/completions (https://api.openai.com/v1, "
+        help_text=_("OpenAI and compatible: the API root, ending before /chat/completions (https://api.openai.com/v1, "
         "http://localhost:11434/v1 for Ollama, http://localhost:8000/v1 for vLLM). "
-        "Azure: the resource endpoint, https://RESOURCE.openai.azure.com.",
+        "Azure: the resource endpoint, https://RESOURCE.openai.azure.com."),
     )
     api_key = EncryptedTextField(
         "API key",
         blank=True,
-        help_text="Stored encrypted. Leave empty for servers without keys.",
+        help_text=_("Stored encrypted. Leave empty for servers without keys."),
     )
     api_version = models.CharField(
         "API version",
         max_length=32,
         blank=True,
-        help_text="Azure only: the api-version query parameter, such as 2024-10-21.",
+        help_text=_("Azure only: the api-version query parameter, such as 2024-10-21."),
     )
     organization = models.CharField(
-        max_length=200, blank=True, help_text="OpenAI only, optional: sent as the OpenAI-Organization header."
+        max_length=200, blank=True, help_text=_("OpenAI only, optional: sent as the OpenAI-Organization header.")
     )
     project = models.CharField(
-        max_length=200, blank=True, help_text="OpenAI only, optional: sent as the OpenAI-Project header."
+        max_length=200, blank=True, help_text=_("OpenAI only, optional: sent as the OpenAI-Project header.")
     )
     extra_headers = models.JSONField(
         default=dict,
         blank=True,
         validators=[validate_extra_headers],
-        help_text='More headers for every request, as a JSON object: {"HTTP-Referer": "https://chat.example.com"} '
-        "for OpenRouter, say.",
+        help_text=_('More headers for every request, as a JSON object: {"HTTP-Referer": "https://chat.example.com"} '
+        "for OpenRouter, say."),
     )
     connect_timeout = models.FloatField(
         default=10.0,
         validators=[MinValueValidator(0.5), MaxValueValidator(300.0)],
-        help_text="Seconds to wait for the connection to the server.",
+        help_text=_("Seconds to wait for the connection to the server."),
     )
     timeout = models.FloatField(
         "read timeout",
         default=60.0,
         validators=[MinValueValidator(1.0), MaxValueValidator(3600.0)],
-        help_text="Seconds to wait for the next piece of a reply before giving up.",
+        help_text=_("Seconds to wait for the next piece of a reply before giving up."),
     )
     allow_internal = models.BooleanField(
         _("internal server (localhost or private network)"),
@@ -147,7 +154,7 @@ class Provider(models.Model):
         ),
     )
     from_env = models.BooleanField(
-        default=False, editable=False, help_text="Created from OPENAI_API_KEY and OPENAI_BASE_URL."
+        default=False, editable=False, help_text=_("Created from OPENAI_API_KEY and OPENAI_BASE_URL.")
     )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -184,113 +191,113 @@ class ModelConfig(models.Model):
     """
 
     class Endpoint(models.TextChoices):
-        CHAT = "chat", "Chat completions (/chat/completions)"
-        COMPLETIONS = "completions", "Legacy completions (/completions, base models)"
+        CHAT = "chat", _("Chat completions (/chat/completions)")
+        COMPLETIONS = "completions", _("Legacy completions (/completions, base models)")
 
-    display_name = models.CharField(max_length=100, help_text="What people see in the model picker.")
+    display_name = models.CharField(max_length=100, help_text=_("What people see in the model picker."))
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="model_configs")
-    model = models.CharField(max_length=200, help_text="The model id the API expects, such as gpt-4o-mini.")
+    model = models.CharField(max_length=200, help_text=_("The model id the API expects, such as gpt-4o-mini."))
     endpoint = models.CharField(max_length=16, choices=Endpoint.choices, default=Endpoint.CHAT)
     temperature = models.FloatField(
         null=True,
         blank=True,
         validators=[MinValueValidator(0.0), MaxValueValidator(2.0)],
-        help_text="0 to 2. Higher values make replies more random, lower more focused.",
+        help_text=_("0 to 2. Higher values make replies more random, lower more focused."),
     )
     top_p = models.FloatField(
         null=True,
         blank=True,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="0 to 1. Only tokens within this much probability mass are considered (nucleus sampling).",
+        help_text=_("0 to 1. Only tokens within this much probability mass are considered (nucleus sampling)."),
     )
     max_tokens = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1)],
-        help_text="At least 1. The most tokens a reply may have; the prompt and reply together must fit the model.",
+        help_text=_("At least 1. The most tokens a reply may have; the prompt and reply together must fit the model."),
     )
     presence_penalty = models.FloatField(
         null=True,
         blank=True,
         validators=[MinValueValidator(-2.0), MaxValueValidator(2.0)],
-        help_text="-2 to 2. Positive values push the model towards new topics.",
+        help_text=_("-2 to 2. Positive values push the model towards new topics."),
     )
     frequency_penalty = models.FloatField(
         null=True,
         blank=True,
         validators=[MinValueValidator(-2.0), MaxValueValidator(2.0)],
-        help_text="-2 to 2. Positive values make the model less likely to repeat itself word for word.",
+        help_text=_("-2 to 2. Positive values make the model less likely to repeat itself word for word."),
     )
     stop = models.JSONField(
         default=list,
         blank=True,
         validators=[validate_stop],
-        help_text='Up to 4 sequences where the model stops, as a JSON list: ["\\nUser:"].',
+        help_text=_('Up to 4 sequences where the model stops, as a JSON list: ["\\nUser:"].'),
     )
     logit_bias = models.JSONField(
         default=dict,
         blank=True,
         validators=[validate_logit_bias],
-        help_text='Token id to a bias from -100 (never) to 100 (always), as a JSON object: {"50256": -100}.',
+        help_text=_('Token id to a bias from -100 (never) to 100 (always), as a JSON object: {"50256": -100}.'),
     )
     seed = models.BigIntegerField(
         null=True,
         blank=True,
-        help_text="Any whole number. Asks the model to sample deterministically, so the same request gives "
-        "the same reply as far as the provider can. Not every server supports it.",
+        help_text=_("Any whole number. Asks the model to sample deterministically, so the same request gives "
+        "the same reply as far as the provider can. Not every server supports it."),
     )
     response_format = models.JSONField(
         null=True,
         blank=True,
         validators=[validate_response_format],
-        help_text='Empty for text. {"type": "json_object"} makes the model answer in JSON; '
-        '{"type": "json_schema", "json_schema": {"name": "…", "schema": {…}}} to a schema. Not every server supports it.',
+        help_text=_('Empty for text. {"type": "json_object"} makes the model answer in JSON; '
+        '{"type": "json_schema", "json_schema": {"name": "…", "schema": {…}}} to a schema. Not every server supports it.',)
     )
     max_completion_tokens = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1)],
-        help_text="At least 1. For reasoning models (o1, o3, gpt-5…), in place of max_tokens: the most tokens the "
-        "reply may use, its hidden reasoning included.",
+        help_text=_("At least 1. For reasoning models (o1, o3, gpt-5…), in place of max_tokens: the most tokens the "
+        "reply may use, its hidden reasoning included."),
     )
     reasoning_effort = models.CharField(
         max_length=16,
         blank=True,
         choices=[("minimal", "minimal"), ("low", "low"), ("medium", "medium"), ("high", "high")],
-        help_text="Reasoning models only: how much they think before answering. Less is faster and cheaper.",
+        help_text=_("Reasoning models only: how much they think before answering. Less is faster and cheaper."),
     )
     omit_parameters = models.JSONField(
         default=list,
         blank=True,
         validators=[validate_omit_parameters],
-        help_text="Parameters never to send to this model, even when set elsewhere (a preset, a person's "
+        help_text=_("Parameters never to send to this model, even when set elsewhere (a preset, a person's "
         'conversation settings), as a JSON list: ["temperature", "top_p"] for reasoning models, which refuse them; '
-        '"stream_options" or "user" for servers that reject those.',
+        '"stream_options" or "user" for servers that reject those.'),
     )
-    system_prompt = models.TextField(blank=True, help_text="Sent first in every conversation with this model.")
+    system_prompt = models.TextField(blank=True, help_text=_("Sent first in every conversation with this model."))
     allow_custom_temperature = models.BooleanField(
-        default=False, help_text="People may set their own temperature per conversation, within the bounds below."
+        default=False, help_text=_("People may set their own temperature per conversation, within the bounds below.")
     )
     temperature_min = models.FloatField(
         default=0.0,
         validators=[MinValueValidator(0.0), MaxValueValidator(2.0)],
-        help_text="Lowest temperature people may choose.",
+        help_text=_("Lowest temperature people may choose."),
     )
     temperature_max = models.FloatField(
         default=1.0,
         validators=[MinValueValidator(0.0), MaxValueValidator(2.0)],
-        help_text="Highest temperature people may choose.",
+        help_text=_("Highest temperature people may choose."),
     )
     allow_custom_system_prompt = models.BooleanField(
         default=False,
-        help_text="People may add their own system prompt per conversation; it is sent after this model's own.",
+        help_text=_("People may add their own system prompt per conversation; it is sent after this model's own."),
     )
     context_window = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(256)],
-        help_text="The model's context window in tokens (128000 for gpt-4o). Older messages are left out of a "
-        "request so it fits. Empty: nothing is left out.",
+        help_text=_("The model's context window in tokens (128000 for gpt-4o). Older messages are left out of a "
+        "request so it fits. Empty: nothing is left out."),
     )
     input_price = models.DecimalField(
         "input price",
@@ -299,7 +306,7 @@ class ModelConfig(models.Model):
         null=True,
         blank=True,
         validators=[MinValueValidator(0)],
-        help_text="Price per million prompt tokens, in your billing currency. Used for usage costs.",
+        help_text=_("Price per million prompt tokens, in your billing currency. Used for usage costs."),
     )
     output_price = models.DecimalField(
         "output price",
@@ -308,15 +315,15 @@ class ModelConfig(models.Model):
         null=True,
         blank=True,
         validators=[MinValueValidator(0)],
-        help_text="Price per million completion tokens.",
+        help_text=_("Price per million completion tokens."),
     )
     allowed_teams = models.ManyToManyField(
-        "Team", blank=True, related_name="model_configs", help_text="Who may use it. None selected: everyone."
+        "Team", blank=True, related_name="model_configs", help_text=_("Who may use it. None selected: everyone.")
     )
-    order = models.PositiveIntegerField(default=100, help_text="Position in the model picker; lower comes first.")
-    description = models.CharField(max_length=200, blank=True, help_text="A line shown in the picker.")
-    enabled = models.BooleanField(default=True, help_text="Offered in the model picker.")
-    is_default = models.BooleanField(default=False, help_text="Used for new conversations. Only one model can be.")
+    order = models.PositiveIntegerField(default=100, help_text=_("Position in the model picker; lower comes first."))
+    description = models.CharField(max_length=200, blank=True, help_text=_("A line shown in the picker."))
+    enabled = models.BooleanField(default=True, help_text=_("Offered in the model picker."))
+    is_default = models.BooleanField(default=False, help_text=_("Used for new conversations. Only one model can be."))
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -324,7 +331,7 @@ class ModelConfig(models.Model):
 
     class Meta:
         ordering = ["order", "display_name"]
-        verbose_name = "model"
+        verbose_name = _("model")
         constraints = [
             models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_model"),
             models.CheckConstraint(

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .chat import Conversation
 from .teams import Team, TeamMembership
@@ -22,8 +23,8 @@ class Share(models.Model):
     """A conversation shared with one person or one team (exactly one of the two)."""
 
     class Role(models.TextChoices):
-        VIEWER = "viewer", "Viewer (reads and watches live)"
-        COLLABORATOR = "collaborator", "Collaborator (also sends, stops and regenerates)"
+        VIEWER = "viewer", _("Viewer (reads and watches live)")
+        COLLABORATOR = "collaborator", _("Collaborator (also sends, stops and regenerates)")
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="shares")
     user = models.ForeignKey(
@@ -77,21 +78,21 @@ class PublicLink(models.Model):
     """A read-only link to a conversation, opened at /s/<token>/ without an account (unless limited to users)."""
 
     class Kind(models.TextChoices):
-        SNAPSHOT = "snapshot", "Snapshot (as it is now)"
-        LIVE = "live", "Live (always the current conversation)"
+        SNAPSHOT = "snapshot", _("Snapshot (as it is now)")
+        LIVE = "live", _("Live (always the current conversation)")
 
     class Audience(models.TextChoices):
-        ANYONE = "anyone", "Anyone with the link"
-        USERS = "users", "Only people logged in to this site"
+        ANYONE = "anyone", _("Anyone with the link")
+        USERS = "users", _("Only people logged in to this site")
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="public_links")
     token = models.CharField(max_length=64, unique=True, default=new_link_token, editable=False)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SNAPSHOT)
     audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.ANYONE)
-    password = models.CharField(max_length=128, blank=True, help_text="A password hash; empty for none.")
-    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
-    title = models.CharField(max_length=200, blank=True, help_text="The conversation's title when the snapshot was taken.")
-    snapshot = models.JSONField(default=list, blank=True, help_text="The messages as shown when the snapshot was taken.")
+    password = models.CharField(max_length=128, blank=True, help_text=_("A password hash; empty for none."))
+    expires_at = models.DateTimeField(null=True, blank=True, help_text=_("Empty: never expires."))
+    title = models.CharField(max_length=200, blank=True, help_text=_("The conversation's title when the snapshot was taken."))
+    snapshot = models.JSONField(default=list, blank=True, help_text=_("The messages as shown when the snapshot was taken."))
     snapshot_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
@@ -99,7 +100,7 @@ class PublicLink(models.Model):
 
     class Meta:
         ordering = ["created"]
-        verbose_name = "public link"
+        verbose_name = _("public link")
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} link to {self.conversation}"
@@ -116,12 +117,12 @@ class SiteSettings(models.Model):
     """Site-wide switches, kept in the database so an admin can change them without a deploy. One row."""
 
     public_links_enabled = models.BooleanField(
-        default=True, help_text="Let owners create public links, and let existing links open. Off: every /s/ link answers 404."
+        default=True, help_text=_("Let owners create public links, and let existing links open. Off: every /s/ link answers 404.")
     )
     titles_by_model = models.BooleanField(
         default=True,
-        help_text="After a conversation's first reply, ask a model for a short title (recorded in usage as a title)."
-        " Off: conversations keep their first message's first line.",
+        help_text=_("After a conversation's first reply, ask a model for a short title (recorded in usage as a title)."
+        " Off: conversations keep their first message's first line."),
     )
     title_model = models.ForeignKey(
         "ModelConfig",
@@ -129,11 +130,11 @@ class SiteSettings(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="The model that writes titles. Empty: the conversation's own model.",
+        help_text=_("The model that writes titles. Empty: the conversation's own model."),
     )
 
     class Meta:
-        verbose_name = verbose_name_plural = "site settings"
+        verbose_name = verbose_name_plural = _("site settings")
 
     def __str__(self) -> str:
         return "Site settings"

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Team(models.Model):
@@ -29,8 +30,8 @@ class Team(models.Model):
 
 class TeamMembership(models.Model):
     class Role(models.TextChoices):
-        OWNER = "owner", "Owner (adds and removes people)"
-        MEMBER = "member", "Member"
+        OWNER = "owner", _("Owner (adds and removes people)")
+        MEMBER = "member", _("Member")
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_memberships")
@@ -39,7 +40,7 @@ class TeamMembership(models.Model):
 
     class Meta:
         ordering = ["team", "user"]
-        verbose_name = "team member"
+        verbose_name = _("team member")
         constraints = [models.UniqueConstraint(fields=["team", "user"], name="one_membership_per_team")]
         indexes = [models.Index(fields=["user", "team"], name="membership_user_team")]
 
@@ -67,9 +68,9 @@ class TeamInvitation(models.Model):
     """
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        ACCEPTED = "accepted", "Accepted"
-        DECLINED = "declined", "Declined"
+        PENDING = "pending", _("Pending")
+        ACCEPTED = "accepted", _("Accepted")
+        DECLINED = "declined", _("Declined")
 
     # An unanswered invitation lapses after this long; a lapsed one is no longer shown and cannot be accepted.
     OPEN_FOR = timedelta(days=14)
@@ -81,7 +82,7 @@ class TeamInvitation(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="team_invitations",
-        help_text="Empty when the invitation reached no one.",
+        help_text=_("Empty when the invitation reached no one."),
     )
     invited_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="team_invitations_sent"

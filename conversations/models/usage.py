@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .chat import Message
 from .providers import ModelConfig
@@ -17,8 +18,8 @@ class UsageRecord(models.Model):
     """
 
     class Kind(models.TextChoices):
-        REPLY = "reply", "Reply"
-        TITLE = "title", "Title"
+        REPLY = "reply", _("Reply")
+        TITLE = "title", _("Title")
 
     # A title's record has no message (a title is never shown as one); it counts against budgets all the same.
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.REPLY)
@@ -26,13 +27,15 @@ class UsageRecord(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="usage_records")
     team = models.ForeignKey(
         Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records",
-        help_text="The person's team when the reply was made (the first they joined), whose budget it counts against.",
+        help_text=_("The person's team when the reply was made (the first they joined), whose budget it counts against."),
     )
     model_config = models.ForeignKey(ModelConfig, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records")
     model_name = models.CharField(max_length=200, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
-    estimated = models.BooleanField(default=False, help_text="The server sent no usage; the tokens were estimated from the text.")
+    estimated = models.BooleanField(
+        default=False, help_text=_("The server sent no usage; the tokens were estimated from the text.")
+    )
     cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
     created = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -56,12 +59,12 @@ class Limit(models.Model):
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="limit")
     team = models.OneToOneField(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="limit")
-    daily_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per day (UTC). Empty: no cap.")
+    daily_tokens = models.PositiveIntegerField(null=True, blank=True, help_text=_("Tokens per day (UTC). Empty: no cap."))
     monthly_tokens = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Tokens per calendar month (UTC). Empty: no cap."
+        null=True, blank=True, help_text=_("Tokens per calendar month (UTC). Empty: no cap.")
     )
     requests_per_minute = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Replies started per minute. Empty: no cap."
+        null=True, blank=True, help_text=_("Replies started per minute. Empty: no cap.")
     )
 
     class Meta:

@@ -9,13 +9,14 @@ import time
 from dataclasses import dataclass, replace
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from ..exceptions import ModelNotAvailable
 from ..llm import ModelSpec, demo
 from ..models import Conversation, ModelConfig
 from .teams import team_ids_of
 
-DEMO_SPEC = ModelSpec(base_url=demo.BASE_URL + "/v1", model=demo.MODEL, label="Demo model (offline)")
+DEMO_SPEC = ModelSpec(base_url=demo.BASE_URL + "/v1", model=demo.MODEL, label=_("Demo model (offline)"))
 
 @dataclass(frozen=True)
 class ModelChoice:

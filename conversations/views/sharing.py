@@ -5,11 +5,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from .. import selectors, services
 from ..exceptions import InvalidChange
-from ..forms import PublicLinkForm, ShareForm, ShareRoleForm
+from ..forms import SHORT_ROLES, PublicLinkForm, ShareForm, ShareRoleForm
 from ..permissions import Action
 from ._common import conversation_or_404, flash_form_errors
 
@@ -35,8 +36,15 @@ def share_create(request: HttpRequest, conversation_id) -> HttpResponse:
     except InvalidChange as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"Shared with {share.target} as {share.role}.")
+        messages.success(
+            request, _("Shared with %(target)s as %(role)s.") % {"target": share.target, "role": _role_name(share.role)}
+        )
     return _back_to_dialog(conversation)
+
+
+def _role_name(role: str) -> str:
+    """"viewer" or "collaborator", in the reader's language (a flash message's wording)."""
+    return str(dict(SHORT_ROLES)[role]).lower()
 
 
 def _share_or_404(conversation, share_id: int):
@@ -54,7 +62,9 @@ def share_change(request: HttpRequest, conversation_id, share_id: int) -> HttpRe
     form = ShareRoleForm(request.POST)
     if form.is_valid():
         services.sharing.share_change_role(share=share, role=form.cleaned_data["role"])
-        messages.success(request, f"{share.target} is now a {share.role}.")
+        messages.success(
+            request, _("%(target)s is now a %(role)s.") % {"target": share.target, "role": _role_name(share.role)}
+        )
     else:
         flash_form_errors(request, form)
     return _back_to_dialog(conversation)
@@ -66,7 +76,7 @@ def share_revoke(request: HttpRequest, conversation_id, share_id: int) -> HttpRe
     conversation = conversation_or_404(request, conversation_id, Action.SHARE)
     share = _share_or_404(conversation, share_id)
     services.sharing.share_revoke(share=share)
-    messages.success(request, f"{share.target} no longer has access.")
+    messages.success(request, _("%(target)s no longer has access.") % {"target": share.target})
     return _back_to_dialog(conversation)
 
 
@@ -89,7 +99,7 @@ def public_link_create(request: HttpRequest, conversation_id) -> HttpResponse:
     except InvalidChange as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, "Public link created.")
+        messages.success(request, _("Public link created."))
     return _back_to_dialog(conversation)
 
 
@@ -106,7 +116,7 @@ def _link_or_404(conversation, link_id: int):
 def public_link_refresh(request: HttpRequest, conversation_id, link_id: int) -> HttpResponse:
     conversation = conversation_or_404(request, conversation_id, Action.PUBLIC_LINK)
     services.sharing.public_link_refresh(link=_link_or_404(conversation, link_id))
-    messages.success(request, "The link now shows the conversation as it is.")
+    messages.success(request, _("The link now shows the conversation as it is."))
     return _back_to_dialog(conversation)
 
 
@@ -115,5 +125,5 @@ def public_link_refresh(request: HttpRequest, conversation_id, link_id: int) -> 
 def public_link_delete(request: HttpRequest, conversation_id, link_id: int) -> HttpResponse:
     conversation = conversation_or_404(request, conversation_id, Action.PUBLIC_LINK)
     services.sharing.public_link_delete(link=_link_or_404(conversation, link_id))
-    messages.success(request, "Public link deleted; it no longer opens.")
+    messages.success(request, _("Public link deleted; it no longer opens."))
     return _back_to_dialog(conversation)
