@@ -104,7 +104,7 @@ def branch_frame(parent_id: int | None, leaf_id: int | None) -> dict:
 
 
 def error_frame(code: str, message: str, message_id: int | None = None) -> dict:
-    frame = {"type": "error", "code": code, "message": message}
+    frame = {"type": "error", "code": code, "message": str(message)}
     if message_id is not None:
         frame["message_id"] = message_id
     return frame
@@ -157,7 +157,7 @@ class FrameError(ValueError):
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
-        self.message = message
+        self.message = str(message)  # a lazy translation is worded now, in the socket's language
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ def parse_client_frame(text: str | None, *, max_chars: int) -> ClientFrame:
     parsed: json.loads recurses once per level and would raise RecursionError on thousands of them.
     """
     if text is None:
-        raise FrameError("invalid_frame", "Send frames as JSON text, not binary.")
+        raise FrameError("invalid_frame", _("Send frames as JSON text, not binary."))
     if len(text) > max_frame_chars(max_chars):
         raise FrameError(
             "content_too_long",
@@ -205,7 +205,7 @@ def parse_client_frame(text: str | None, *, max_chars: int) -> ClientFrame:
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
-        raise FrameError("invalid_json", "The frame is not valid JSON.") from None
+        raise FrameError("invalid_json", _("The frame is not valid JSON.")) from None
     except ValueError:
         # Valid JSON all the same: an integer longer than Python reads from a string (sys.get_int_max_str_digits).
         raise FrameError("invalid_frame", _("A number in the frame is too long.")) from None
@@ -213,7 +213,7 @@ def parse_client_frame(text: str | None, *, max_chars: int) -> ClientFrame:
         # The depth check above should make this impossible; it is the safety net that keeps the socket open.
         raise FrameError("invalid_frame", _("The frame is nested too deeply.")) from None
     if not isinstance(data, dict):
-        raise FrameError("invalid_frame", "A frame must be a JSON object with a 'type'.")
+        raise FrameError("invalid_frame", _("A frame must be a JSON object with a 'type'."))
     kind = data.get("type")
     if kind == "send":
         parent_id = _message_id(data, "parent_id", allow_null=True) if "parent_id" in data else CURRENT
@@ -225,8 +225,10 @@ def parse_client_frame(text: str | None, *, max_chars: int) -> ClientFrame:
     if kind == "select":
         return Select(message_id=_message_id(data, "message_id"))
     if not isinstance(kind, str):
-        raise FrameError("invalid_frame", "A frame must have a string 'type'.")
-    raise FrameError("unknown_type", f"Unknown frame type {kind[:40]!r}; use send, stop, regenerate or select.")
+        raise FrameError("invalid_frame", _("A frame must have a string 'type'."))
+    raise FrameError(
+        "unknown_type", _("Unknown frame type %(type)r; use send, stop, regenerate or select.") % {"type": kind[:40]}
+    )
 
 
 # --- bounds checked before parsing --------------------------------------------
@@ -302,7 +304,7 @@ def _outside_strings(text: str) -> str:
 def _content(data: dict, max_chars: int) -> str:
     content = data.get("content")
     if not isinstance(content, str):
-        raise FrameError("invalid_frame", "'content' must be a string.")
+        raise FrameError("invalid_frame", _("'content' must be a string."))
     try:
         return check_message_content(content, max_chars)
     except ValidationError as exc:
@@ -323,5 +325,5 @@ def _model(data: dict) -> int | None:
     if model is None or model == "":
         return None
     if isinstance(model, bool) or not isinstance(model, int) or model < 1:
-        raise FrameError("invalid_frame", "'model' must be a model id (a positive whole number) or null.")
+        raise FrameError("invalid_frame", _("'model' must be a model id (a positive whole number) or null."))
     return model

@@ -25,6 +25,9 @@ from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.dateformat import format as date_format
+from django.utils.formats import number_format
+from django.utils.translation import gettext, gettext_lazy, gettext_noop, ngettext, pgettext
 
 from .context import estimate_tokens
 from .exceptions import LimitExceeded
@@ -180,48 +183,84 @@ class LimitState:
 
     @property
     def label(self) -> str:
-        return {DAILY: "Tokens per day", MONTHLY: "Tokens per month", PER_MINUTE: "Requests per minute"}[self.kind]
+        return str(LIMIT_LABELS[self.kind])
 
     def resets(self, now: datetime) -> str:
         """When it resets, for a person: "tomorrow at 00:00 UTC, in 3 h 12 min"."""
         if self.resets_at is None:
-            return "continuously (the last 60 seconds count)"
+            return gettext("continuously (the last 60 seconds count)")
         wait = duration(self.resets_at - now)
         if self.kind == DAILY:
-            return f"tomorrow at 00:00 UTC, in {wait}"
+            return gettext("tomorrow at 00:00 UTC, in %(wait)s") % {"wait": wait}
         if self.kind == MONTHLY:
-            return f"on {self.resets_at.day} {self.resets_at:%B} at 00:00 UTC, in {wait}"
-        return f"in {wait}"
+            day = date_format(self.resets_at, pgettext("the day a monthly budget resets, as a date format", "j F"))
+            return gettext("on %(day)s at 00:00 UTC, in %(wait)s") % {"day": day, "wait": wait}
+        return gettext("in %(wait)s") % {"wait": wait}
 
     def message(self, now: datetime) -> str:
         """Why a send is refused, naming the limit and when it resets."""
+        numbers = {
+            "cap": number_format(self.cap, force_grouping=True),
+            "used": number_format(self.used, force_grouping=True),
+            "team": self.team_name,
+        }
         if self.kind == PER_MINUTE:
-            who = f"Your team {self.team_name} has" if self.team_id else "You have"
-            whose = "its" if self.team_id else "your"
-            return (
-                f"{who} reached {whose} limit of {self.cap:,} request{'' if self.cap == 1 else 's'} per minute. "
-                f"Try again in {duration(self.resets_at - now)}."
-            )
-        who = f"Your team {self.team_name} has used its" if self.team_id else "You have used your"
-        return (
-            f"{who} {self.kind} budget of {self.cap:,} tokens ({self.used:,} used). "
-            f"It resets {self.resets(now)}."
-        )
+            numbers["wait"] = duration(self.resets_at - now)
+            if self.team_id:
+                text = ngettext(
+                    "Your team %(team)s has reached its limit of %(cap)s request per minute. Try again in %(wait)s.",
+                    "Your team %(team)s has reached its limit of %(cap)s requests per minute. Try again in %(wait)s.",
+                    self.cap,
+                )
+            else:
+                text = ngettext(
+                    "You have reached your limit of %(cap)s request per minute. Try again in %(wait)s.",
+                    "You have reached your limit of %(cap)s requests per minute. Try again in %(wait)s.",
+                    self.cap,
+                )
+            return text % numbers
+        numbers["resets"] = self.resets(now)
+        texts = {
+            (DAILY, False): gettext_noop(
+                "You have used your daily budget of %(cap)s tokens (%(used)s used). It resets %(resets)s."
+            ),
+            (DAILY, True): gettext_noop(
+                "Your team %(team)s has used its daily budget of %(cap)s tokens (%(used)s used). It resets %(resets)s."
+            ),
+            (MONTHLY, False): gettext_noop(
+                "You have used your monthly budget of %(cap)s tokens (%(used)s used). It resets %(resets)s."
+            ),
+            (MONTHLY, True): gettext_noop(
+                "Your team %(team)s has used its monthly budget of %(cap)s tokens (%(used)s used). It resets %(resets)s."
+            ),
+        }
+        return gettext(texts[self.kind, bool(self.team_id)]) % numbers
+
+
+LIMIT_LABELS = {
+    DAILY: gettext_lazy("Tokens per day"),
+    MONTHLY: gettext_lazy("Tokens per month"),
+    PER_MINUTE: gettext_lazy("Requests per minute"),
+}
 
 
 def duration(delta: timedelta) -> str:
     """A wait, rounded up, as a person reads it: "12 seconds", "4 min", "3 h 12 min", "2 d 5 h"."""
     seconds = max(1, math.ceil(delta.total_seconds()))
     if seconds < 60:
-        return f"{seconds} second{'' if seconds == 1 else 's'}"
+        return ngettext("%(count)s second", "%(count)s seconds", seconds) % {"count": seconds}
     minutes = math.ceil(seconds / 60)
     if minutes < 60:
-        return f"{minutes} min"
+        return gettext("%(minutes)s min") % {"minutes": minutes}
     hours, minutes = divmod(minutes, 60)
     if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+        if minutes:
+            return gettext("%(hours)s h %(minutes)s min") % {"hours": hours, "minutes": minutes}
+        return gettext("%(hours)s h") % {"hours": hours}
     days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return gettext("%(days)s d %(hours)s h") % {"days": days, "hours": hours}
+    return gettext("%(days)s d") % {"days": days}
 
 
 def day_start(now: datetime) -> datetime:

@@ -7,6 +7,8 @@ strongest share that reaches them (made to them or to one of their teams).
 
 from enum import IntEnum, StrEnum
 
+from django.utils.translation import gettext_lazy as _
+
 from .exceptions import ConversationNotFound, Forbidden
 from .models import Conversation, Share, TeamMembership
 
@@ -124,12 +126,12 @@ def roles_in(conversation_id) -> dict[int, Role] | None:
 
 
 FORBIDDEN_MESSAGES = {
-    Action.SEND: "You can watch this conversation but not write in it.",
-    Action.STOP: "You can watch this conversation but not stop its replies.",
-    Action.REGENERATE: "You can watch this conversation but not regenerate replies.",
-    Action.RENAME: "Only the owner can rename this conversation.",
-    Action.DELETE: "Only the owner can delete this conversation.",
-    Action.ORGANISE: "Only the owner can pin or archive this conversation.",
-    Action.SHARE: "Only the owner can share this conversation.",
-    Action.PUBLIC_LINK: "Only the owner can make public links to this conversation.",
+    Action.SEND: _("You can watch this conversation but not write in it."),
+    Action.STOP: _("You can watch this conversation but not stop its replies."),
+    Action.REGENERATE: _("You can watch this conversation but not regenerate replies."),
+    Action.RENAME: _("Only the owner can rename this conversation."),
+    Action.DELETE: _("Only the owner can delete this conversation."),
+    Action.ORGANISE: _("Only the owner can pin or archive this conversation."),
+    Action.SHARE: _("Only the owner can share this conversation."),
+    Action.PUBLIC_LINK: _("Only the owner can make public links to this conversation."),
 }

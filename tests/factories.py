@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from conversations.llm import ClientOptions, ModelSpec
 from conversations.models import (
@@ -187,7 +188,7 @@ def make_model_config(
 
 # What the app's client gets under conftest's fast_settings (streaming.upstream_options), for tests that
 # call stream_reply themselves: llm reads no settings, so they pass it.
-TEST_OPTIONS = ClientOptions(retries=0, demo_delay=0.0)
+TEST_OPTIONS = ClientOptions(retries=0, demo_delay=0.0, translate=gettext)  # gettext: as the app words the demo model
 
 
 def spec_for(upstream=None, **fields) -> ModelSpec:

@@ -121,7 +121,10 @@ def js_violations(source: str) -> list[str]:
 # --- Python ---------------------------------------------------------------------------------------------
 _MESSAGE_FUNCTIONS = {"success", "info", "warning", "error", "debug", "add_message", "message_user"}
 # Not Http404: the 404 page never shows its message.
-_EXCEPTIONS = {"ValidationError", "PermissionDenied", "SuspiciousOperation", "BadRequest"}
+_EXCEPTIONS = {
+    "ValidationError", "PermissionDenied", "SuspiciousOperation", "BadRequest",  # Django's
+    "ChatError", "InvalidChange", "Forbidden", "LimitExceeded", "ImportRefused", "ConversationRefused",  # ours
+}
 _TEXT_KEYWORDS = {"verbose_name", "verbose_name_plural", "help_text", "label", "description", "empty_label",
                   "short_description", "empty_value_display"}
 _TEXT_ASSIGNED = {"verbose_name", "verbose_name_plural", "short_description", "empty_value_display", "site_header",
@@ -171,6 +174,8 @@ def python_violation_nodes(source: str) -> list[ast.AST]:
                         check(keyword.value)
             if name in _EXCEPTIONS and node.args:
                 check(node.args[0])
+            if name == "FrameError" and len(node.args) > 1:
+                check(node.args[1])
             for keyword in node.keywords:
                 if keyword.arg in _TEXT_KEYWORDS:
                     check(keyword.value)

@@ -10,13 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+from django.utils.translation import gettext
+
 from conversations.llm import ClientOptions
 from conversations.streaming import upstream_options
 from tests.factories import TEST_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 LLM = ROOT / "conversations" / "llm"
-MODULES = {"addresses", "checks", "chunks", "client", "demo", "errors", "prompts", "providers", "sse", "transport", "types"}
+MODULES = {
+    "addresses", "checks", "chunks", "client", "demo", "errors", "phrases", "prompts", "providers", "sse", "transport", "types"
+}
 
 # Imports every module of the package, then any named on the command line, and prints what else came with them.
 IMPORT_ALL = """
@@ -105,7 +109,8 @@ def test_upstream_options_are_the_settings_at_call_time(settings):
     settings.CHAT_UPSTREAM_MAX_CONNECTIONS = 10
     settings.CHAT_DEMO_DELAY = 0.5
 
-    assert upstream_options() == ClientOptions(retries=5, retry_max_wait=3.0, max_connections=10, demo_delay=0.5)
+    expected = ClientOptions(retries=5, retry_max_wait=3.0, max_connections=10, demo_delay=0.5, translate=gettext)
+    assert upstream_options() == expected
 
 
 def test_tests_that_call_the_client_pass_what_the_app_would_under_test_settings():

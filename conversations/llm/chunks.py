@@ -22,6 +22,7 @@ from contextlib import aclosing
 import httpx
 
 from .errors import api_error_message, error_from_status, not_a_reply_error
+from .phrases import gettext_noop
 from .sse import ServerSentEvent, SSEDecoder
 from .types import INCOMPLETE, Chunk, ModelSpec, UpstreamError, Usage
 
@@ -33,6 +34,8 @@ MAX_COMPLETION_BODY_BYTES = 16 * 1024 * 1024  # a whole reply sent at once, when
 EVENT_STREAM_STARTS = (b"data:", b"event:", b"id:", b"retry:", b"error:", b":")
 SNIFF_BYTES = max(map(len, EVENT_STREAM_STARTS))
 REPLY_EVENTS = ("message", "error")  # the event names that carry the reply ("" is "message"), or its failure
+NOT_JSON = gettext_noop("The model server sent a piece of the reply that is not valid JSON.")
+NOT_AN_OBJECT = gettext_noop("The model server sent a piece of the reply that is not a JSON object.")
 
 
 async def take_bytes(body: AsyncIterator[bytes], limit: int) -> bytes:
@@ -131,7 +134,9 @@ async def _stream_chunks(head: bytes, body: AsyncIterator[bytes], spec: ModelSpe
                 return
     # The body ended, the HTTP response complete, without `[DONE]`.
     if not replied:
-        raise UpstreamError("bad_response", "The model server ended the stream without sending any part of a reply.")
+        raise UpstreamError(
+            "bad_response", gettext_noop("The model server ended the stream without sending any part of a reply.")
+        )
     if not said_finished:
         yield Chunk(finish_reason=INCOMPLETE)
 
@@ -228,9 +233,9 @@ def _load_event(data: str, event: str, spec: ModelSpec) -> dict:
     try:
         payload = json.loads(data)
     except ValueError:
-        raise UpstreamError("bad_response", "The model server sent a piece of the reply that is not valid JSON.") from None
+        raise UpstreamError("bad_response", NOT_JSON) from None
     if not isinstance(payload, dict):
-        raise UpstreamError("bad_response", "The model server sent a piece of the reply that is not a JSON object.")
+        raise UpstreamError("bad_response", NOT_AN_OBJECT)
     if payload.get("error") or event == "error":
         raise mid_reply_error(payload, spec)
     return payload

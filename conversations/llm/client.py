@@ -44,7 +44,7 @@ DEFAULT_OPTIONS = ClientOptions()  # frozen, so one instance can be every call's
 
 # One pooled client per shape (max_connections, demo_delay), for the running event loop only: in a
 # server, whose options come from its settings, that is one client.
-_clients: dict[tuple[int, float], httpx.AsyncClient] = {}
+_clients: dict[tuple, httpx.AsyncClient] = {}
 _clients_loop: asyncio.AbstractEventLoop | None = None
 
 
@@ -55,14 +55,14 @@ def shared_client(options: ClientOptions = DEFAULT_OPTIONS) -> httpx.AsyncClient
     if _clients_loop is not loop:
         _clients.clear()  # bound to a loop that is gone
         _clients_loop = loop
-    shape = (options.max_connections, options.demo_delay)
+    shape = (options.max_connections, options.demo_delay, options.translate)
     client = _clients.get(shape)
     if client is None or client.is_closed:
         limits = httpx.Limits(max_connections=options.max_connections, keepalive_expiry=30)
         client = _clients[shape] = httpx.AsyncClient(
             transport=StreamingTransport(limits=limits),
             timeout=httpx.Timeout(60.0, connect=10.0),
-            mounts={demo.BASE_URL: demo.DemoTransport(delay=options.demo_delay)},
+            mounts={demo.BASE_URL: demo.DemoTransport(delay=options.demo_delay, translate=options.translate)},
             follow_redirects=False,
             trust_env=False,
         )

@@ -11,15 +11,18 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
+
+from .phrases import gettext_noop
 
 BASE_URL = "http://demo.invalid"
 MODEL = "demo"
 SPLIT_WORDS = re.compile(r"\s*\S+|\s+")
 
-REPLY = """**Demo model** (offline): no API key is configured, so this reply is canned, \
+# Translated by the app (ClientOptions.translate): the demo answers in the language of the person it answers.
+REPLY = gettext_noop("""**Demo model** (offline): no API key is configured, so this reply is canned, \
 but it streams through the same client, websocket and storage as a real model's.
 
 You wrote:
@@ -42,35 +45,37 @@ def greet(name: str) -> str:
 | --- | --- |
 | Streaming | works |
 | Stop | works |
-"""
+""")
 
 
-def reply_text(body: dict) -> str:
-    """The canned reply to a request body: deterministic, quoting the last thing the person said."""
+def reply_text(body: dict, reply: str = REPLY) -> str:
+    """The canned reply to a request body: deterministic, quoting the last thing the person said.
+
+    `reply` is REPLY, or its translation: a format string with {quote}."""
     if "messages" in body:
         said = next((m.get("content", "") for m in reversed(body["messages"]) if m.get("role") == "user"), "")
     else:
         said = str(body.get("prompt", "")).rsplit("User:", 1)[-1].removesuffix("Assistant:").strip()
     said = " ".join(str(said).split())
     quote = (said[:280] + "…") if len(said) > 280 else said
-    return REPLY.format(quote=quote or "(nothing)")
+    return reply.format(quote=quote or "…")
 
 
-def reply_pieces(body: dict) -> list[str]:
-    return SPLIT_WORDS.findall(reply_text(body))
+def reply_pieces(body: dict, reply: str = REPLY) -> list[str]:
+    return SPLIT_WORDS.findall(reply_text(body, reply))
 
 
 def _event(payload: dict) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
-async def event_stream(body: dict, delay: float) -> AsyncIterator[bytes]:
+async def event_stream(body: dict, delay: float, reply: str = REPLY) -> AsyncIterator[bytes]:
     """The reply as Server-Sent Events, one word every `delay` seconds, like the real API."""
     chat = "messages" in body
     created = int(time.time())
     base = {"id": "demo-1", "object": "chat.completion.chunk" if chat else "text_completion", "created": created}
     base["model"] = MODEL
-    pieces = reply_pieces(body)
+    pieces = reply_pieces(body, reply)
     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", [])) or len(
         str(body.get("prompt", "")).split()
     )
@@ -106,8 +111,9 @@ class _Stream(httpx.AsyncByteStream):
 class DemoTransport(httpx.AsyncBaseTransport):
     """Answers requests to the demo base URL in-process, with the same bytes the HTTP endpoint sends."""
 
-    def __init__(self, delay: float = 0.03):
+    def __init__(self, delay: float = 0.03, translate: Callable[[str], str] = str):
         self.delay = delay
+        self.translate = translate  # called at request time, in the context (language) of the caller
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -122,5 +128,5 @@ class DemoTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             200,
             headers={"content-type": "text/event-stream"},
-            stream=_Stream(event_stream(body, self.delay)),
+            stream=_Stream(event_stream(body, self.delay, self.translate(REPLY))),
         )

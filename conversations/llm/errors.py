@@ -21,24 +21,27 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from .addresses import InternalAddressError
+from .phrases import gettext_noop
 from .providers import server_host
 from .sse import SSEError
 from .types import ModelSpec, UpstreamError
 
 STATUS_ERRORS = {
-    400: ("bad_request", "The model server rejected the request"),
-    401: ("unauthorized", "The model server did not accept the API key"),
-    403: ("forbidden", "The model server refused access"),
-    404: ("not_found", "The model server does not know this model or address"),
-    408: ("timeout", "The model server timed out"),
-    413: ("bad_request", "The conversation is too long for the model server"),
-    422: ("bad_request", "The model server rejected the request"),
-    429: ("rate_limited", "The model server is rate limiting requests"),
-    500: ("server_error", "The model server failed"),
-    502: ("unavailable", "The model server is unavailable"),
-    503: ("unavailable", "The model server is unavailable"),
-    504: ("unavailable", "The model server is unavailable"),
+    400: ("bad_request", gettext_noop("The model server rejected the request")),
+    401: ("unauthorized", gettext_noop("The model server did not accept the API key")),
+    403: ("forbidden", gettext_noop("The model server refused access")),
+    404: ("not_found", gettext_noop("The model server does not know this model or address")),
+    408: ("timeout", gettext_noop("The model server timed out")),
+    413: ("bad_request", gettext_noop("The conversation is too long for the model server")),
+    422: ("bad_request", gettext_noop("The model server rejected the request")),
+    429: ("rate_limited", gettext_noop("The model server is rate limiting requests")),
+    500: ("server_error", gettext_noop("The model server failed")),
+    502: ("unavailable", gettext_noop("The model server is unavailable")),
+    503: ("unavailable", gettext_noop("The model server is unavailable")),
+    504: ("unavailable", gettext_noop("The model server is unavailable")),
 }
+
+REFUSED = ("bad_request", gettext_noop("The model server refused"))
 
 # How servers say the prompt is too long: OpenAI's error code, and the words of OpenAI, vLLM and llama.cpp.
 CONTEXT_TOO_LONG_PHRASES = ("context_length_exceeded", "maximum context length", "exceeds the available context size")
@@ -47,11 +50,11 @@ SECRET_PATTERN = re.compile(r"\b(sk-|key-)[A-Za-z0-9_\-*.]{6,}")
 
 # A 200 whose body holds no reply, by what the body turned out to be (see chunks.body_kind).
 NOT_A_REPLY = {
-    "empty": "The model server answered with an empty body instead of a stream",
-    "html": "The model server answered with an HTML page instead of a stream",
-    "other": "The model server answered with something other than a stream",
-    "json": "The model server answered with JSON that is not a completion",
-    "unparsable_json": "The model server answered with JSON that does not parse",
+    "empty": gettext_noop("The model server answered with an empty body instead of a stream"),
+    "html": gettext_noop("The model server answered with an HTML page instead of a stream"),
+    "other": gettext_noop("The model server answered with something other than a stream"),
+    "json": gettext_noop("The model server answered with JSON that is not a completion"),
+    "unparsable_json": gettext_noop("The model server answered with JSON that does not parse"),
 }
 EXCERPT_CHARS = 200
 
@@ -64,9 +67,7 @@ def error_from_status(status: int, headers: httpx.Headers, body: bytes, spec: Mo
     """
     if 300 <= status < 400:
         return redirect_error(status, headers, spec)
-    code, summary = STATUS_ERRORS.get(
-        status, ("server_error", "The model server failed") if status >= 500 else ("bad_request", "The model server refused")
-    )
+    code, summary = STATUS_ERRORS.get(status, ("server_error", STATUS_ERRORS[500][1]) if status >= 500 else REFUSED)
     api_code = ""
     try:
         payload = json.loads(body)
@@ -81,7 +82,7 @@ def error_from_status(status: int, headers: httpx.Headers, body: bytes, spec: Mo
     if status in (400, 413, 422) and context_too_long(api_code, detail):
         return context_length_error(status, detail, spec)
     if status == 429 and api_code == "insufficient_quota":
-        code, summary = "quota_exceeded", "The model provider's account has run out of credit or quota"
+        code, summary = "quota_exceeded", gettext_noop("The model provider's account has run out of credit or quota")
     retry_after = retry_after_seconds(headers) if status == 429 or status >= 500 else None
     message = f"{summary} ({status})"
     if retry_after is not None and code != "quota_exceeded":
@@ -89,6 +90,9 @@ def error_from_status(status: int, headers: httpx.Headers, body: bytes, spec: Mo
     if detail:
         message += f": {detail}"
     return UpstreamError(code, message, status=status, retry_after=retry_after)
+
+
+REDIRECT_ADVICE = gettext_noop("redirects are not followed. If that is where the server is, make it the base URL.")
 
 
 def redirect_error(status: int, headers: httpx.Headers, spec: ModelSpec) -> UpstreamError:
@@ -102,8 +106,7 @@ def redirect_error(status: int, headers: httpx.Headers, spec: ModelSpec) -> Upst
     where = scrub(where[:200], spec) or "another address"
     return UpstreamError(
         "redirected",
-        f"The model server redirected the request ({status}) to {where}; redirects are not followed. "
-        "If that is where the server is, make it the base URL.",
+        f"The model server redirected the request ({status}) to {where}; {REDIRECT_ADVICE}",
         status=status,
     )
 
@@ -144,9 +147,15 @@ def context_too_long(api_code: str, detail: str) -> bool:
     return any(phrase in text for phrase in CONTEXT_TOO_LONG_PHRASES)
 
 
+TOO_LONG = gettext_noop("The conversation is too long for this model's context window")
+NO_WINDOW_ADVICE = gettext_noop(
+    "Ask an admin to set the model's context window in the admin so older messages are left out, or start a new chat."
+)
+
+
 def context_length_error(status: int, detail: str, spec: ModelSpec) -> UpstreamError:
     """A too-long prompt, with advice that depends on whether the admin set a context window."""
-    message = f"The conversation is too long for this model's context window ({status})"
+    message = f"{TOO_LONG} ({status})"
     if detail:
         message += f": {detail.rstrip('.')}"
     if spec.context_window:
@@ -156,10 +165,7 @@ def context_length_error(status: int, detail: str, spec: ModelSpec) -> UpstreamE
             "Shorten the message, lower the model's context window in the admin, or start a new chat."
         )
     else:
-        advice = (
-            "Ask an admin to set the model's context window in the admin so older messages are left out, "
-            "or start a new chat."
-        )
+        advice = NO_WINDOW_ADVICE
     return UpstreamError("context_length_exceeded", f"{message}. {advice}", status=status)
 
 
@@ -258,8 +264,11 @@ def _seconds(value: float) -> float:
     return max(0.0, value)
 
 
+CONNECTION_LOST = gettext_noop("The connection to the model server dropped mid-reply.")
+
+
 @contextmanager
-def network_errors(spec: ModelSpec, *, lost: str = "The connection to the model server dropped mid-reply.") -> Iterator[None]:
+def network_errors(spec: ModelSpec, *, lost: str = CONNECTION_LOST) -> Iterator[None]:
     """Network and stream failures as the one UpstreamError a person reads; `lost` for a dropped connection."""
     try:
         yield
@@ -288,7 +297,7 @@ def timeout_error(exc: httpx.TimeoutException, spec: ModelSpec) -> UpstreamError
     if isinstance(exc, httpx.ConnectTimeout):
         return UpstreamError("unreachable", f"Connecting to the model server at {server_host(spec)} timed out.")
     if isinstance(exc, httpx.PoolTimeout):
-        return UpstreamError("busy", "Too many replies are streaming at once; try again shortly.")
+        return UpstreamError("busy", gettext_noop("Too many replies are streaming at once; try again shortly."))
     return UpstreamError(
         "timeout", f"The model server sent nothing for {spec.timeout:g} s, so the reply was given up."
     )

@@ -1,5 +1,6 @@
 """Plain data passed between the upstream client and the rest of the app."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -40,6 +41,7 @@ class ClientOptions:
     retry_max_wait: float = 20.0  # seconds; a Retry-After longer than this is reported at once instead
     max_connections: int = 2000  # connections the pooled client may hold open at once
     demo_delay: float = 0.03  # seconds between words of the offline demo model's reply
+    translate: Callable[[str], str] = str  # the app's gettext: words the demo model's reply in the caller's language
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,13 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _lazy
 
 from .. import permissions
 from ..exceptions import ConversationNotFound
 from ..llm import INCOMPLETE
+from ..llm.phrases import PHRASES
 from ..models import Conversation, Message, Share
 from ..rendering import render_plain
 from ..tree import Tree
@@ -46,13 +48,28 @@ FINISH_NOTES = {
 }
 
 
+def error_text(error: str) -> str:
+    """A stored error in the reader's language. The app's own errors are stored as their English msgid; an
+    upstream error is the llm's marked phrases (llm.phrases) around the server's own words, which stay as sent."""
+    translated = gettext(error)
+    if translated != error:
+        return translated
+    for phrase in _UPSTREAM_PHRASES:
+        if phrase in error:
+            error = error.replace(phrase, gettext(phrase))
+    return error
+
+
+_UPSTREAM_PHRASES = sorted(set(PHRASES), key=len, reverse=True)  # longest first: no phrase is cut by a shorter one
+
+
 def message_note(error: str, finish_reason: str | None) -> tuple[str, str]:
     """The line shown under a message and its CSS class: its error, else why it was cut off, else nothing.
 
     The page, the `message` frame and the `done` frame all carry it, so the browser never words it itself.
     """
     if error:
-        return error, "message-error"
+        return error_text(error), "message-error"
     return str(FINISH_NOTES.get(finish_reason or "", "")), "message-note"
 
 

@@ -3,6 +3,7 @@ and the html a message keeps (rendered from its content, whoever saves it)."""
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .. import fulltext, metering, permissions, selectors, throttle
 from ..exceptions import InvalidChange, MessageNotFound, ModelNotAvailable
@@ -128,12 +129,15 @@ def check_own_settings(spec: ModelSpec, *, temperature: float | None, system_pro
     """InvalidChange unless the model lets a person set this temperature and system prompt."""
     if temperature is not None:
         if spec.temperature_range is None:
-            raise InvalidChange(f"{spec.label} does not let you set the temperature.")
+            raise InvalidChange(_("%(model)s does not let you set the temperature.") % {"model": spec.label})
         low, high = spec.temperature_range
         if not low <= temperature <= high:
-            raise InvalidChange(f"Choose a temperature from {low:g} to {high:g} for {spec.label}.")
+            raise InvalidChange(
+                _("Choose a temperature from %(low)s to %(high)s for %(model)s.")
+                % {"low": f"{low:g}", "high": f"{high:g}", "model": spec.label}
+            )
     if system_prompt.strip() and not spec.custom_system_prompt:
-        raise InvalidChange(f"{spec.label} does not take a system prompt of your own.")
+        raise InvalidChange(_("%(model)s does not take a system prompt of your own.") % {"model": spec.label})
 
 
 @transaction.atomic

@@ -1,6 +1,7 @@
 """Presets: a person's own, and applying one to a conversation (its model and settings, where the model allows)."""
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from .. import selectors
 from ..exceptions import InvalidChange, ModelNotAvailable
@@ -58,7 +59,7 @@ def preset_create(
     """A personal preset. With a model, its settings must be ones that model lets the person set."""
     name = name.strip()
     if Preset.objects.filter(owner=owner, name=name).exists():
-        raise InvalidChange(f"You already have a preset called {name!r}.")
+        raise InvalidChange(_("You already have a preset called “%(name)s”.") % {"name": name})
     if model_config_id is not None:
         spec = selectors.providers.usable_model_spec(owner, model_config_id)
         if spec is None:

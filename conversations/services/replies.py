@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from .. import context, fulltext, metering, permissions, selectors, throttle
 from ..exceptions import ConversationNotFound, MessageNotFound, ModelNotAvailable, NothingToRegenerate, ReplyInProgress
@@ -25,8 +26,8 @@ from .conversations import title_from
 
 log = logging.getLogger(__name__)
 
-# Not translated here: stored with the reply, it is shown as the server wrote it.
-INTERRUPTED = "The reply was interrupted: the server stopped while it was streaming."
+# Stored in English with the reply; each reader sees it in their language (selectors.conversations.error_text).
+INTERRUPTED = gettext_noop("The reply was interrupted: the server stopped while it was streaming.")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .. import permissions, selectors
@@ -22,25 +23,25 @@ def conversation_share(
     if conversation.owner_id != by.pk:
         raise Forbidden(permissions.FORBIDDEN_MESSAGES[permissions.Action.SHARE])
     if role not in Share.Role.values:
-        raise InvalidChange("Choose viewer or collaborator.")
+        raise InvalidChange(_("Choose viewer or collaborator."))
     if (user_id is None) == (team_id is None):
-        raise InvalidChange("Share with one person or one team.")
+        raise InvalidChange(_("Share with one person or one team."))
     if user_id is not None:
         if user_id not in {teammate.pk for teammate in selectors.teams.teammates_of(by)}:
-            raise InvalidChange("You can share only with people in your teams.")
+            raise InvalidChange(_("You can share only with people in your teams."))
         target = {"user_id": user_id}
     else:
         if team_id not in {team.pk for team in selectors.teams.teams_of(by)}:
-            raise InvalidChange("You can share only with teams you are in.")
+            raise InvalidChange(_("You can share only with teams you are in."))
         target = {"team_id": team_id}
-    share, _ = Share.objects.update_or_create(conversation=conversation, **target, defaults={"role": role})
+    share, _created = Share.objects.update_or_create(conversation=conversation, **target, defaults={"role": role})
     return share
 
 
 @transaction.atomic
 def share_change_role(*, share: Share, role: str) -> Share:
     if role not in Share.Role.values:
-        raise InvalidChange("Choose viewer or collaborator.")
+        raise InvalidChange(_("Choose viewer or collaborator."))
     share.role = role
     share.save(update_fields=["role"])
     return share
@@ -58,7 +59,7 @@ def public_link_create(
     *, conversation: Conversation, kind: str, audience: str, password: str = "", expires_at=None
 ) -> PublicLink:
     if not selectors.sharing.public_links_on():
-        raise InvalidChange("Public links are turned off on this site.")
+        raise InvalidChange(_("Public links are turned off on this site."))
     link = PublicLink(
         conversation=conversation,
         kind=kind,

@@ -31,6 +31,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from .. import events, realtime, selectors, services
 from ..llm import Chunk, ClientOptions, UpstreamError, stream_reply
@@ -39,6 +40,7 @@ from ..rendering import render_markdown
 from ..services.replies import ReplyPlan
 from . import titles, upkeep
 
+BUG = gettext_noop("The reply failed because of a bug here.")  # stored in English: see selectors.conversations.error_text
 log = logging.getLogger(__name__)
 
 # Where a generation's chunks come from: the model, through llm.stream_reply. Tests put a script here.
@@ -72,6 +74,7 @@ def upstream_options() -> ClientOptions:
         retry_max_wait=settings.CHAT_UPSTREAM_RETRY_MAX_WAIT,
         max_connections=settings.CHAT_UPSTREAM_MAX_CONNECTIONS,
         demo_delay=settings.CHAT_DEMO_DELAY,
+        translate=_,
     )
 
 
@@ -151,7 +154,7 @@ class Generation:
             status, error = Message.Status.ERROR, exc
         except Exception:
             log.exception("Reply %s failed", self.reply_id)
-            status, error = Message.Status.ERROR, UpstreamError("internal", _("The reply failed because of a bug here."))
+            status, error = Message.Status.ERROR, UpstreamError("internal", BUG)
         finally:
             listener.cancel()
             self._closing = True

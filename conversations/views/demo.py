@@ -4,6 +4,7 @@ import json
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -30,7 +31,8 @@ def demo_completions(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"error": {"message": "The body must be an object.", "type": "invalid_request_error"}}, status=400)
     if request.path.endswith("/chat/completions"):
         body.setdefault("messages", [])
-    response = StreamingHttpResponse(demo.event_stream(body, settings.CHAT_DEMO_DELAY), content_type="text/event-stream")
+    stream = demo.event_stream(body, settings.CHAT_DEMO_DELAY, gettext(demo.REPLY))  # worded now, in the request's language
+    response = StreamingHttpResponse(stream, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     return response
 
