@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Words that read the same in every language: product, API and parameter names, units, formats.
 ALLOWED_WORDS = {
-    "OpenAI", "Ollama", "OPENAI_API_KEY", "OPENAI_BASE_URL", "API", "JSON", "Markdown", "ChatGPT", "URL", "HTTP",
+    "OpenAI", "Ollama", "Azure", "OPENAI_API_KEY", "OPENAI_BASE_URL", "API", "JSON", "Markdown", "ChatGPT", "URL", "HTTP",
     "temperature", "max_tokens", "top_p", "logit_bias", "stop", "seed", "presence_penalty", "frequency_penalty",
     "Ctrl", "K", "ID", "id", "UTC", "JS", "SSO", "OIDC", "zip", "CSV", "md", "txt", "json",
 }
@@ -129,7 +129,8 @@ _TEXT_KEYWORDS = {"verbose_name", "verbose_name_plural", "help_text", "label", "
                   "short_description", "empty_value_display"}
 _TEXT_ASSIGNED = {"verbose_name", "verbose_name_plural", "short_description", "empty_value_display", "site_header",
                   "site_title", "index_title", "message"}
-_TEXT_DICT_KEYS = {"message", "note", "error", "detail", "reason"}
+_TEXT_DICT_KEYS = {"message", "note", "error", "detail", "reason", "description"}
+_TEXT_DICTS = {"help_texts", "labels", "error_messages"}  # a ModelForm's Meta: field -> text (or -> code -> text)
 
 
 def _literal_text(node: ast.AST) -> str | None:
@@ -173,6 +174,9 @@ def python_violation_nodes(source: str) -> list[ast.AST]:
                     if keyword.arg == "message":
                         check(keyword.value)
             if name in _EXCEPTIONS and node.args:
+                if isinstance(node.args[0], ast.Dict):  # ValidationError({"field": "…"})
+                    for value in node.args[0].values:
+                        check(value)
                 check(node.args[0])
             if name == "FrameError" and len(node.args) > 1:
                 check(node.args[1])
@@ -187,6 +191,14 @@ def python_violation_nodes(source: str) -> list[ast.AST]:
                 attr = target.attr if isinstance(target, ast.Attribute) else target.id if isinstance(target, ast.Name) else ""
                 if attr in _TEXT_ASSIGNED:
                     check(node.value)
+                elif attr in _TEXT_DICTS and isinstance(node.value, ast.Dict):
+                    for value in node.value.values:
+                        for text in value.values if isinstance(value, ast.Dict) else [value]:
+                            check(text)
+                elif attr == "fieldsets" and isinstance(node.value, ast.List | ast.Tuple):
+                    for fieldset in node.value.elts:  # (title, {"fields": …})
+                        if isinstance(fieldset, ast.Tuple) and fieldset.elts:
+                            check(fieldset.elts[0])
         elif isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values, strict=True):
                 if isinstance(key, ast.Constant) and key.value in _TEXT_DICT_KEYS:

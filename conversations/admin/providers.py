@@ -154,17 +154,17 @@ class ProviderAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "kind", "base_url", "allow_internal"]}),
         (
-            "API key",
+            _("API key"),
             {
-                "description": "Keys are encrypted in the database with CHAT_ENCRYPTION_KEYS and shown here only "
-                "masked. Servers without keys (a local Ollama) need none.",
+                "description": _("Keys are encrypted in the database with CHAT_ENCRYPTION_KEYS and shown here only "
+                "masked. Servers without keys (a local Ollama) need none."),
                 "fields": ["api_key_masked", "api_key", "clear_api_key"],
             },
         ),
-        ("Azure OpenAI", {"description": "Only for the Azure OpenAI type.", "fields": ["api_version"]}),
-        ("OpenAI", {"description": "Only for the OpenAI type; both optional.", "fields": ["organization", "project"]}),
-        ("Headers and timeouts", {"fields": ["extra_headers", "connect_timeout", "timeout"]}),
-        ("Record", {"classes": ["collapse"], "fields": ["from_env", "created", "updated"]}),
+        ("Azure OpenAI", {"description": _("Only for the Azure OpenAI type."), "fields": ["api_version"]}),
+        ("OpenAI", {"description": _("Only for the OpenAI type; both optional."), "fields": ["organization", "project"]}),
+        (_("Headers and timeouts"), {"fields": ["extra_headers", "connect_timeout", "timeout"]}),
+        (_("Record"), {"classes": ["collapse"], "fields": ["from_env", "created", "updated"]}),
     ]
 
     def get_queryset(self, request):
@@ -326,7 +326,7 @@ class ModelConfigAdmin(admin.ModelAdmin):
     filter_horizontal = ["allowed_teams"]
     fieldsets = [
         (
-            "Model",
+            _("Model"),
             {
                 "fields": [
                     "display_name",
@@ -342,31 +342,31 @@ class ModelConfigAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Request parameters",
+            _("Request parameters"),
             {
-                "description": "Leave a parameter empty to use the server's default. Names and ranges are the API's.",
+                "description": _("Leave a parameter empty to use the server's default. Names and ranges are the API's."),
                 # Every API parameter the model sends, but those only reasoning models take (next set).
                 "fields": [name for name in ModelConfig.PARAMETERS if name not in REASONING_PARAMETERS],
             },
         ),
         (
-            "Reasoning models",
+            _("Reasoning models"),
             {
-                "description": "o1, o3, gpt-5 and other reasoning models take max_completion_tokens instead of "
+                "description": _("o1, o3, gpt-5 and other reasoning models take max_completion_tokens instead of "
                 "max_tokens and refuse sampling parameters such as temperature and top_p: list those under "
-                "omit parameters so they are never sent, even from a preset or a person's settings.",
+                "omit parameters so they are never sent, even from a preset or a person's settings."),
                 "fields": [*REASONING_PARAMETERS, "omit_parameters"],
             },
         ),
-        ("Prompt", {"fields": ["system_prompt"]}),
+        (_("Prompt"), {"fields": ["system_prompt"]}),
         (
-            "People's own settings",
+            _("People's own settings"),
             {
-                "description": "What people may change for their own conversations.",
+                "description": _("What people may change for their own conversations."),
                 "fields": ["allow_custom_temperature", "temperature_min", "temperature_max", "allow_custom_system_prompt"],
             },
         ),
-        ("Context and prices", {"fields": ["context_window", "input_price", "output_price"]}),
+        (_("Context and prices"), {"fields": ["context_window", "input_price", "output_price"]}),
     ]
 
     def save_model(self, request, obj: ModelConfig, form, change: bool) -> None:

@@ -111,25 +111,25 @@ class LimitForm(forms.ModelForm):
         model = Limit
         fields = ["user", "team", "daily_tokens", "monthly_tokens", "requests_per_minute"]
         help_texts = {
-            "user": "A person's own limit. Choose a person or a team, not both.",
-            "team": "A team's shared limit: it counts the usage of replies made by members for whom this is their "
-            "first team (the one they joined first). Every member is refused once it is used up.",
-            "daily_tokens": "Prompt and reply tokens per UTC day, for all models together. A send is refused once "
-            "this many are used, until 00:00 UTC. Empty: no daily cap.",
-            "monthly_tokens": "Prompt and reply tokens per calendar month (UTC). A send is refused once this many "
-            "are used, until the 1st of the next month. Empty: no monthly cap.",
-            "requests_per_minute": "Replies started in any 60 seconds, regenerations included. Empty: no cap.",
+            "user": _("A person's own limit. Choose a person or a team, not both."),
+            "team": _("A team's shared limit: it counts the usage of replies made by members for whom this is their "
+            "first team (the one they joined first). Every member is refused once it is used up."),
+            "daily_tokens": _("Prompt and reply tokens per UTC day, for all models together. A send is refused once "
+            "this many are used, until 00:00 UTC. Empty: no daily cap."),
+            "monthly_tokens": _("Prompt and reply tokens per calendar month (UTC). A send is refused once this many "
+            "are used, until the 1st of the next month. Empty: no monthly cap."),
+            "requests_per_minute": _("Replies started in any 60 seconds, regenerations included. Empty: no cap."),
         }
         error_messages = {
-            "user": {"unique": "This person already has a limit: change that one."},
-            "team": {"unique": "This team already has a limit: change that one."},
+            "user": {"unique": _("This person already has a limit: change that one.")},
+            "team": {"unique": _("This team already has a limit: change that one.")},
         }
 
     def clean(self):
         cleaned = super().clean()
         if bool(cleaned.get("user")) == bool(cleaned.get("team")):
             # On the field, so the model's own check (the same rule, in database words) is not shown too.
-            raise ValidationError({"user": "Choose either a person or a team: a limit caps exactly one of them."})
+            raise ValidationError({"user": _("Choose either a person or a team: a limit caps exactly one of them.")})
         caps = ("daily_tokens", "monthly_tokens", "requests_per_minute")
         if all(cleaned.get(name) is None for name in caps):
             raise ValidationError(_("Set at least one cap; with all three empty this limit would change nothing."))
@@ -147,13 +147,13 @@ class LimitAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user"]
     fieldsets = [
         (
-            "Who",
+            _("Who"),
             {
-                "description": "A person may have their own limit and be in teams with limits: every one applies. "
+                "description": _("A person may have their own limit and be in teams with limits: every one applies. "
                 "Usage is counted with tokens the model server reports, or estimated from the text when it "
-                "reports none. Changes apply within about 10 seconds on every server process.",
+                "reports none. Changes apply within about 10 seconds on every server process."),
                 "fields": ["user", "team"],
             },
         ),
-        ("Caps", {"fields": ["daily_tokens", "monthly_tokens", "requests_per_minute"]}),
+        (_("Caps"), {"fields": ["daily_tokens", "monthly_tokens", "requests_per_minute"]}),
     ]

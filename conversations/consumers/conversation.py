@@ -12,11 +12,13 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 
 from .. import clients, events, permissions, realtime, services, streaming, throttle
 from ..exceptions import ChatError, Forbidden
+from ..languages import scope_language
 from ..models import Message
 from ..permissions import Action, Role
 from ..streaming import upkeep
@@ -157,7 +159,17 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
     def presence_name(self) -> str:
         return self.user.get_username()
 
+    @cached_property
+    def language(self) -> str:
+        return scope_language(self.scope)
+
     async def dispatch(self, message: dict) -> None:
+        # Every handler runs in the person's language: error frames are worded for them, and a reply their
+        # send starts inherits it (the demo model answers in it).
+        with translation.override(self.language):
+            await self._dispatch(message)
+
+    async def _dispatch(self, message: dict) -> None:
         # Channels runs close_old_connections() on the database thread before every handler:
         # one thread hop per relayed frame per socket, queued behind the replies being saved.
         # Only handlers that use database_sync_to_async touch the database, and it does the

@@ -170,7 +170,7 @@ class Provider(models.Model):
 
     def clean(self) -> None:
         if self.kind == self.Kind.AZURE and not self.api_version:
-            raise ValidationError({"api_version": "Azure needs an API version, such as 2024-10-21."})
+            raise ValidationError({"api_version": _("Azure needs an API version, such as 2024-10-21.")})
 
 
 class ModelConfigQuerySet(models.QuerySet):
@@ -385,10 +385,14 @@ class ModelConfig(models.Model):
     def clean(self) -> None:
         if self.max_tokens is not None and self.max_completion_tokens is not None:
             raise ValidationError(
-                {"max_completion_tokens": "Set max_tokens or max_completion_tokens, not both (reasoning models take the latter)."}
+                {
+                    "max_completion_tokens": _(
+                        "Set max_tokens or max_completion_tokens, not both (reasoning models take the latter)."
+                    )
+                }
             )
         if self.temperature_min is not None and self.temperature_max is not None and self.temperature_min > self.temperature_max:
-            raise ValidationError({"temperature_max": "The highest temperature must not be below the lowest."})
+            raise ValidationError({"temperature_max": _("The highest temperature must not be below the lowest.")})
 
     def api_parameters(self) -> dict:
         """The request parameters this config sets, under their API names, without those it omits."""

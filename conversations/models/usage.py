@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .chat import Message
@@ -76,4 +77,4 @@ class Limit(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Limits for {self.user or self.team}"
+        return gettext("Limits for %(who)s") % {"who": self.user or self.team}
