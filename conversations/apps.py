@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save, pre_delete
+from django.utils.translation import gettext_lazy as _
 
 
 def _sync_provider_from_env(sender, **kwargs) -> None:
@@ -10,6 +11,7 @@ def _sync_provider_from_env(sender, **kwargs) -> None:
 
 class ConversationsConfig(AppConfig):
     name = "conversations"
+    verbose_name = _("Conversations")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

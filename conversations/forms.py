@@ -153,17 +153,20 @@ class ConversationSettingsForm(forms.Form):
 class PresetForm(forms.Form):
     """A personal preset, its model offered from the person's own choices."""
 
-    name = forms.CharField(max_length=100)
+    name = forms.CharField(max_length=100, label=_("Name"))
     model = forms.ModelChoiceField(
         queryset=ModelConfig.objects.none(),
         required=False,
+        label=_("Model"),
         empty_label=_("Keep the conversation's model"),
         error_messages={"invalid_choice": ModelNotAvailable.message},
     )
     system_prompt = forms.CharField(
-        required=False, max_length=SYSTEM_PROMPT_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 4})
+        required=False, max_length=SYSTEM_PROMPT_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 4}), label=_("System prompt")
     )
-    temperature = forms.FloatField(required=False, min_value=0.0, max_value=2.0, help_text=_("0 to 2; empty: the model's."))
+    temperature = forms.FloatField(
+        required=False, min_value=0.0, max_value=2.0, label=_("Temperature"), help_text=_("0 to 2; empty: the model's.")
+    )
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)

@@ -94,7 +94,7 @@ def template_violations(source: str) -> list[str]:
     parser = _VisibleText()
     parser.feed("".join(parts))
     parser.close()
-    return violations + [text.strip() for text in parser.found if unallowed_words(text)]
+    return violations + [" ".join(text.replace(PLACEHOLDER, " ").split()) for text in parser.found if unallowed_words(text)]
 
 
 # --- JavaScript -----------------------------------------------------------------------------------------

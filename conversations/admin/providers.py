@@ -65,7 +65,7 @@ class ProviderForm(forms.ModelForm):
             "then enter it again."
         ),
     )
-    clear_api_key = forms.BooleanField(required=False, help_text=_("Remove the stored key."))
+    clear_api_key = forms.BooleanField(required=False, label=_("Clear API key"), help_text=_("Remove the stored key."))
 
     class Meta:
         model = Provider

@@ -60,20 +60,20 @@ class ConversationQuerySet(models.QuerySet):
 
 
 class Conversation(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name=_("ID"))
     # Indexed by conversation_owner_recent (owner, -updated), which also serves lookups by owner.
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations", db_index=False
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations", db_index=False, verbose_name=_("owner")
     )
     class TitleSource(models.TextChoices):
         FIRST_LINE = "first_line", _("The first message's first line")
         MODEL = "model", _("Written by a model")
         PERSON = "person", _("Set by a person")
 
-    title = models.CharField(max_length=200, blank=True)
+    title = models.CharField(max_length=200, blank=True, verbose_name=_("title"))
     # Who wrote the title: a model's title replaces only FIRST_LINE, so a person's rename is never overwritten.
     title_source = models.CharField(
-        max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_LINE, editable=False
+        max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_LINE, editable=False, verbose_name=_("title source")
     )
     model_config = models.ForeignKey(
         ModelConfig,
@@ -81,35 +81,53 @@ class Conversation(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="conversations",
-        help_text=_("Empty: the default model."),
+        help_text=_("Empty: the default model."), verbose_name=_("model config"),
     )
     # The person's own settings, used where the model config allows them (ModelConfig.allow_custom_*).
     temperature = models.FloatField(
-        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)], help_text=_("Empty: the model's.")
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(2.0)],
+        help_text=_("Empty: the model's."),
+        verbose_name=_("temperature"),
     )
-    system_prompt = models.TextField(blank=True, help_text=_("Sent after the model's own system prompt."))
-    created = models.DateTimeField(default=timezone.now, editable=False)  # not auto_now_add: imports keep theirs
-    updated = models.DateTimeField(default=timezone.now, help_text=_("When the last message was added."))
+    system_prompt = models.TextField(
+        blank=True, help_text=_("Sent after the model's own system prompt."), verbose_name=_("system prompt")
+    )
+    created = models.DateTimeField(
+        default=timezone.now, editable=False, verbose_name=_("created")
+    )  # not auto_now_add: imports keep theirs
+    updated = models.DateTimeField(
+        default=timezone.now, help_text=_("When the last message was added."), verbose_name=_("updated")
+    )
     # The leaf of the branch the page shows, the next send answers and exports and links take (a
     # message's version is chosen by choosing a leaf below it). Empty: the newest message's branch.
     current_leaf = models.ForeignKey(
-        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+        "Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        verbose_name=_("current leaf"),
     )
     # Where an imported conversation came from ("chatgpt:<its id>", "export:<our id>"): importing the
     # same file twice finds it and skips it. Empty for conversations started here.
-    import_key = models.CharField(max_length=200, blank=True, editable=False)
+    import_key = models.CharField(max_length=200, blank=True, editable=False, verbose_name=_("import key"))
     # When someone last pressed Stop here (when the stop arrived): a reply whose send arrived before
     # it stops as soon as it starts, even if it was not yet listening for stops (streaming.py).
-    stop_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    stop_requested_at = models.DateTimeField(null=True, blank=True, editable=False, verbose_name=_("stop requested at"))
     # The owner's sidebar: pinned conversations stay at its top (most recently pinned first); archived
     # ones leave it (still reachable by URL, and listed on the Archived page). The owner's state only:
     # a conversation shared with you is listed by its activity, whatever its owner pinned or archived.
-    pinned_at = models.DateTimeField(null=True, blank=True)
-    archived_at = models.DateTimeField(null=True, blank=True)
+    pinned_at = models.DateTimeField(null=True, blank=True, verbose_name=_("pinned at"))
+    archived_at = models.DateTimeField(null=True, blank=True, verbose_name=_("archived at"))
 
     objects = ConversationQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
         ordering = ["-updated"]
         indexes = [
             models.Index(fields=["owner", "-updated"], name="conversation_owner_recent"),
@@ -181,35 +199,53 @@ class Message(models.Model):
         ERROR = "error"
 
     # Indexed by message_conversation_order (conversation, id), which also serves lookups by conversation.
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False, verbose_name=_("conversation")
+    )
     # The message this one follows (none for a first message). Messages with the same parent are
     # versions of one another (an edited question, a regenerated reply), oldest first.
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children", editable=False
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children", editable=False, verbose_name=_("parent")
     )
-    role = models.CharField(max_length=16, choices=Role.choices)
-    content = models.TextField(blank=True)
-    html = models.TextField(blank=True, help_text=_("The content rendered and sanitised, kept so pages need not re-render."))
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
-    finish_reason = models.CharField(max_length=32, blank=True, help_text=_("Why the model stopped, as the API said."))
-    error = models.TextField(blank=True)
-    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
-    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
-    model_name = models.CharField(max_length=200, blank=True, help_text=_("The model the API said answered."))
+    role = models.CharField(max_length=16, choices=Role.choices, verbose_name=_("role"))
+    content = models.TextField(blank=True, verbose_name=_("content"))
+    html = models.TextField(
+        blank=True, help_text=_("The content rendered and sanitised, kept so pages need not re-render."), verbose_name=_("HTML")
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE, verbose_name=_("status"))
+    finish_reason = models.CharField(
+        max_length=32, blank=True, help_text=_("Why the model stopped, as the API said."), verbose_name=_("finish reason")
+    )
+    error = models.TextField(blank=True, verbose_name=_("error"))
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("prompt tokens"))
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("completion tokens"))
+    model_name = models.CharField(
+        max_length=200, blank=True, help_text=_("The model the API said answered."), verbose_name=_("model name")
+    )
     context_start = models.BigIntegerField(
         null=True,
         blank=True,
         help_text=_("A reply only: the first message sent with it, when older ones were left out to fit the context window."),
+        verbose_name=_("context start"),
     )
     author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="messages",
+        verbose_name=_("author"),
     )
-    created = models.DateTimeField(default=timezone.now, editable=False)  # not auto_now_add: imports keep theirs
-    updated = models.DateTimeField(auto_now=True)
+    created = models.DateTimeField(
+        default=timezone.now, editable=False, verbose_name=_("created")
+    )  # not auto_now_add: imports keep theirs
+    updated = models.DateTimeField(auto_now=True, verbose_name=_("updated"))
 
     objects = MessageQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
         ordering = ["id"]
         indexes = [
             models.Index(fields=["conversation", "id"], name="message_conversation_order"),

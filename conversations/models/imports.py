@@ -16,22 +16,32 @@ class ImportJob(models.Model):
         DONE = "done"
         FAILED = "failed"  # the file as a whole was refused, or the import was interrupted
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_jobs")
-    filename = models.CharField(max_length=255)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    total = models.PositiveIntegerField(default=0, help_text=_("Conversations found in the file."))
-    processed = models.PositiveIntegerField(default=0)
-    imported = models.PositiveIntegerField(default=0)
-    skipped = models.PositiveIntegerField(default=0, help_text=_("Imported before: left as they were."))
-    failed = models.PositiveIntegerField(default=0, help_text=_("Not imported: the first of them are in failures."))
-    failures = models.JSONField(default=list, blank=True, help_text=_("[{title, reason}] of conversations not imported."))
-    error = models.TextField(blank=True, help_text=_("Why the whole file was refused."))
-    created = models.DateTimeField(default=timezone.now)
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name=_("ID"))
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_jobs", verbose_name=_("owner")
+    )
+    filename = models.CharField(max_length=255, verbose_name=_("filename"))
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, verbose_name=_("status"))
+    total = models.PositiveIntegerField(default=0, help_text=_("Conversations found in the file."), verbose_name=_("total"))
+    processed = models.PositiveIntegerField(default=0, verbose_name=_("processed"))
+    imported = models.PositiveIntegerField(default=0, verbose_name=_("imported"))
+    skipped = models.PositiveIntegerField(
+        default=0, help_text=_("Imported before: left as they were."), verbose_name=_("skipped")
+    )
+    failed = models.PositiveIntegerField(
+        default=0, help_text=_("Not imported: the first of them are in failures."), verbose_name=_("failed")
+    )
+    failures = models.JSONField(
+        default=list, blank=True, help_text=_("[{title, reason}] of conversations not imported."), verbose_name=_("failures")
+    )
+    error = models.TextField(blank=True, help_text=_("Why the whole file was refused."), verbose_name=_("error"))
+    created = models.DateTimeField(default=timezone.now, verbose_name=_("created"))
     # Renewed while it runs: a job not renewed for a while was cut short by a restart.
-    updated = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now, verbose_name=_("updated"))
 
     class Meta:
+        verbose_name = _("import job")
+        verbose_name_plural = _("import jobs")
         ordering = ["-created"]
         indexes = [models.Index(fields=["owner", "-created"], name="importjob_owner_recent")]
         constraints = [

@@ -18,14 +18,14 @@ class PresetQuerySet(models.QuerySet):
 class Preset(models.Model):
     """A named starting point: a system prompt and settings, chosen when starting or changing a conversation."""
 
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, verbose_name=_("name"))
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.CASCADE,
         related_name="presets",
-        help_text=_("Empty: offered to everyone (made by an admin)."),
+        help_text=_("Empty: offered to everyone (made by an admin)."), verbose_name=_("owner"),
     )
     model_config = models.ForeignKey(
         ModelConfig,
@@ -33,15 +33,19 @@ class Preset(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="presets",
-        help_text=_("Empty: keep the conversation's model."),
+        help_text=_("Empty: keep the conversation's model."), verbose_name=_("model config"),
     )
-    system_prompt = models.TextField(blank=True)
-    temperature = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
-    created = models.DateTimeField(auto_now_add=True)
+    system_prompt = models.TextField(blank=True, verbose_name=_("system prompt"))
+    temperature = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)], verbose_name=_("temperature")
+    )
+    created = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
 
     objects = PresetQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("preset")
+        verbose_name_plural = _("presets")
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["owner", "name"], name="one_preset_name_per_owner"),

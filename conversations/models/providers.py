@@ -91,9 +91,9 @@ class Provider(models.Model):
         AZURE = "azure", _("Azure OpenAI")
         OPENAI_COMPATIBLE = "openai_compatible", _("OpenAI-compatible (Ollama, vLLM, llama.cpp, LM Studio, OpenRouter…)")
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, verbose_name=_("name"))
     kind = models.CharField(
-        "type",
+        _("type"),
         max_length=32,
         choices=Kind.choices,
         default=Kind.OPENAI_COMPATIBLE,
@@ -102,7 +102,7 @@ class Provider(models.Model):
         "ENDPOINT/openai/deployments/DEPLOYMENT/chat/completions?api-version=VERSION."),
     )
     base_url = models.CharField(
-        "base URL",
+        _("base URL"),
         max_length=500,
         validators=[validate_base_url],
         help_text=_("OpenAI and compatible: the API root, ending before /chat/completions (https://api.openai.com/v1, "
@@ -110,36 +110,42 @@ class Provider(models.Model):
         "Azure: the resource endpoint, https://RESOURCE.openai.azure.com."),
     )
     api_key = EncryptedTextField(
-        "API key",
+        _("API key"),
         blank=True,
         help_text=_("Stored encrypted. Leave empty for servers without keys."),
     )
     api_version = models.CharField(
-        "API version",
+        _("API version"),
         max_length=32,
         blank=True,
         help_text=_("Azure only: the api-version query parameter, such as 2024-10-21."),
     )
     organization = models.CharField(
-        max_length=200, blank=True, help_text=_("OpenAI only, optional: sent as the OpenAI-Organization header.")
+        max_length=200,
+        blank=True,
+        help_text=_("OpenAI only, optional: sent as the OpenAI-Organization header."),
+        verbose_name=_("organization"),
     )
     project = models.CharField(
-        max_length=200, blank=True, help_text=_("OpenAI only, optional: sent as the OpenAI-Project header.")
+        max_length=200,
+        blank=True,
+        help_text=_("OpenAI only, optional: sent as the OpenAI-Project header."),
+        verbose_name=_("project"),
     )
     extra_headers = models.JSONField(
         default=dict,
         blank=True,
         validators=[validate_extra_headers],
         help_text=_('More headers for every request, as a JSON object: {"HTTP-Referer": "https://chat.example.com"} '
-        "for OpenRouter, say."),
+        "for OpenRouter, say."), verbose_name=_("extra headers"),
     )
     connect_timeout = models.FloatField(
         default=10.0,
         validators=[MinValueValidator(0.5), MaxValueValidator(300.0)],
-        help_text=_("Seconds to wait for the connection to the server."),
+        help_text=_("Seconds to wait for the connection to the server."), verbose_name=_("connect timeout"),
     )
     timeout = models.FloatField(
-        "read timeout",
+        _("read timeout"),
         default=60.0,
         validators=[MinValueValidator(1.0), MaxValueValidator(3600.0)],
         help_text=_("Seconds to wait for the next piece of a reply before giving up."),
@@ -154,12 +160,14 @@ class Provider(models.Model):
         ),
     )
     from_env = models.BooleanField(
-        default=False, editable=False, help_text=_("Created from OPENAI_API_KEY and OPENAI_BASE_URL.")
+        default=False, editable=False, help_text=_("Created from OPENAI_API_KEY and OPENAI_BASE_URL."), verbose_name=_("from env")
     )
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
+    created = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
+    updated = models.DateTimeField(auto_now=True, verbose_name=_("updated"))
 
     class Meta:
+        verbose_name = _("provider")
+        verbose_name_plural = _("providers")
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["from_env"], condition=Q(from_env=True), name="one_provider_from_env"),
@@ -194,77 +202,87 @@ class ModelConfig(models.Model):
         CHAT = "chat", _("Chat completions (/chat/completions)")
         COMPLETIONS = "completions", _("Legacy completions (/completions, base models)")
 
-    display_name = models.CharField(max_length=100, help_text=_("What people see in the model picker."))
-    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="model_configs")
-    model = models.CharField(max_length=200, help_text=_("The model id the API expects, such as gpt-4o-mini."))
-    endpoint = models.CharField(max_length=16, choices=Endpoint.choices, default=Endpoint.CHAT)
+    display_name = models.CharField(
+        max_length=100, help_text=_("What people see in the model picker."), verbose_name=_("display name")
+    )
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="model_configs", verbose_name=_("provider"))
+    model = models.CharField(
+        max_length=200, help_text=_("The model id the API expects, such as gpt-4o-mini."), verbose_name=_("model")
+    )
+    endpoint = models.CharField(max_length=16, choices=Endpoint.choices, default=Endpoint.CHAT, verbose_name=_("endpoint"))
     temperature = models.FloatField(
         null=True,
         blank=True,
         validators=[MinValueValidator(0.0), MaxValueValidator(2.0)],
-        help_text=_("0 to 2. Higher values make replies more random, lower more focused."),
+        help_text=_("0 to 2. Higher values make replies more random, lower more focused."), verbose_name=_("temperature"),
     )
     top_p = models.FloatField(
         null=True,
         blank=True,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text=_("0 to 1. Only tokens within this much probability mass are considered (nucleus sampling)."),
+        verbose_name=_("top p"),
     )
     max_tokens = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1)],
         help_text=_("At least 1. The most tokens a reply may have; the prompt and reply together must fit the model."),
+        verbose_name=_("max tokens"),
     )
     presence_penalty = models.FloatField(
         null=True,
         blank=True,
         validators=[MinValueValidator(-2.0), MaxValueValidator(2.0)],
-        help_text=_("-2 to 2. Positive values push the model towards new topics."),
+        help_text=_("-2 to 2. Positive values push the model towards new topics."), verbose_name=_("presence penalty"),
     )
     frequency_penalty = models.FloatField(
         null=True,
         blank=True,
         validators=[MinValueValidator(-2.0), MaxValueValidator(2.0)],
         help_text=_("-2 to 2. Positive values make the model less likely to repeat itself word for word."),
+        verbose_name=_("frequency penalty"),
     )
     stop = models.JSONField(
         default=list,
         blank=True,
         validators=[validate_stop],
-        help_text=_('Up to 4 sequences where the model stops, as a JSON list: ["\\nUser:"].'),
+        help_text=_('Up to 4 sequences where the model stops, as a JSON list: ["\\nUser:"].'), verbose_name=_("stop"),
     )
     logit_bias = models.JSONField(
         default=dict,
         blank=True,
         validators=[validate_logit_bias],
         help_text=_('Token id to a bias from -100 (never) to 100 (always), as a JSON object: {"50256": -100}.'),
+        verbose_name=_("logit bias"),
     )
     seed = models.BigIntegerField(
         null=True,
         blank=True,
         help_text=_("Any whole number. Asks the model to sample deterministically, so the same request gives "
-        "the same reply as far as the provider can. Not every server supports it."),
+        "the same reply as far as the provider can. Not every server supports it."), verbose_name=_("seed"),
     )
     response_format = models.JSONField(
         null=True,
         blank=True,
         validators=[validate_response_format],
         help_text=_('Empty for text. {"type": "json_object"} makes the model answer in JSON; '
-        '{"type": "json_schema", "json_schema": {"name": "…", "schema": {…}}} to a schema. Not every server supports it.',)
+        '{"type": "json_schema", "json_schema": {"name": "…", "schema": {…}}} to a schema. Not every server supports it.',),
+        verbose_name=_("response format"),
     )
     max_completion_tokens = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1)],
         help_text=_("At least 1. For reasoning models (o1, o3, gpt-5…), in place of max_tokens: the most tokens the "
-        "reply may use, its hidden reasoning included."),
+        "reply may use, its hidden reasoning included."), verbose_name=_("max completion tokens"),
     )
     reasoning_effort = models.CharField(
         max_length=16,
         blank=True,
         choices=[("minimal", "minimal"), ("low", "low"), ("medium", "medium"), ("high", "high")],
         help_text=_("Reasoning models only: how much they think before answering. Less is faster and cheaper."),
+        verbose_name=_("reasoning effort"),
     )
     omit_parameters = models.JSONField(
         default=list,
@@ -272,35 +290,40 @@ class ModelConfig(models.Model):
         validators=[validate_omit_parameters],
         help_text=_("Parameters never to send to this model, even when set elsewhere (a preset, a person's "
         'conversation settings), as a JSON list: ["temperature", "top_p"] for reasoning models, which refuse them; '
-        '"stream_options" or "user" for servers that reject those.'),
+        '"stream_options" or "user" for servers that reject those.'), verbose_name=_("omit parameters"),
     )
-    system_prompt = models.TextField(blank=True, help_text=_("Sent first in every conversation with this model."))
+    system_prompt = models.TextField(
+        blank=True, help_text=_("Sent first in every conversation with this model."), verbose_name=_("system prompt")
+    )
     allow_custom_temperature = models.BooleanField(
-        default=False, help_text=_("People may set their own temperature per conversation, within the bounds below.")
+        default=False,
+        help_text=_("People may set their own temperature per conversation, within the bounds below."),
+        verbose_name=_("allow custom temperature"),
     )
     temperature_min = models.FloatField(
         default=0.0,
         validators=[MinValueValidator(0.0), MaxValueValidator(2.0)],
-        help_text=_("Lowest temperature people may choose."),
+        help_text=_("Lowest temperature people may choose."), verbose_name=_("temperature min"),
     )
     temperature_max = models.FloatField(
         default=1.0,
         validators=[MinValueValidator(0.0), MaxValueValidator(2.0)],
-        help_text=_("Highest temperature people may choose."),
+        help_text=_("Highest temperature people may choose."), verbose_name=_("temperature max"),
     )
     allow_custom_system_prompt = models.BooleanField(
         default=False,
         help_text=_("People may add their own system prompt per conversation; it is sent after this model's own."),
+        verbose_name=_("allow custom system prompt"),
     )
     context_window = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(256)],
         help_text=_("The model's context window in tokens (128000 for gpt-4o). Older messages are left out of a "
-        "request so it fits. Empty: nothing is left out."),
+        "request so it fits. Empty: nothing is left out."), verbose_name=_("context window"),
     )
     input_price = models.DecimalField(
-        "input price",
+        _("input price"),
         max_digits=12,
         decimal_places=4,
         null=True,
@@ -309,7 +332,7 @@ class ModelConfig(models.Model):
         help_text=_("Price per million prompt tokens, in your billing currency. Used for usage costs."),
     )
     output_price = models.DecimalField(
-        "output price",
+        _("output price"),
         max_digits=12,
         decimal_places=4,
         null=True,
@@ -318,18 +341,29 @@ class ModelConfig(models.Model):
         help_text=_("Price per million completion tokens."),
     )
     allowed_teams = models.ManyToManyField(
-        "Team", blank=True, related_name="model_configs", help_text=_("Who may use it. None selected: everyone.")
+        "Team",
+        blank=True,
+        related_name="model_configs",
+        help_text=_("Who may use it. None selected: everyone."),
+        verbose_name=_("allowed teams"),
     )
-    order = models.PositiveIntegerField(default=100, help_text=_("Position in the model picker; lower comes first."))
-    description = models.CharField(max_length=200, blank=True, help_text=_("A line shown in the picker."))
-    enabled = models.BooleanField(default=True, help_text=_("Offered in the model picker."))
-    is_default = models.BooleanField(default=False, help_text=_("Used for new conversations. Only one model can be."))
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
+    order = models.PositiveIntegerField(
+        default=100, help_text=_("Position in the model picker; lower comes first."), verbose_name=_("order")
+    )
+    description = models.CharField(
+        max_length=200, blank=True, help_text=_("A line shown in the picker."), verbose_name=_("description")
+    )
+    enabled = models.BooleanField(default=True, help_text=_("Offered in the model picker."), verbose_name=_("enabled"))
+    is_default = models.BooleanField(
+        default=False, help_text=_("Used for new conversations. Only one model can be."), verbose_name=_("is default")
+    )
+    created = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
+    updated = models.DateTimeField(auto_now=True, verbose_name=_("updated"))
 
     objects = ModelConfigQuerySet.as_manager()
 
     class Meta:
+        verbose_name_plural = _("models")
         ordering = ["order", "display_name"]
         verbose_name = _("model")
         constraints = [

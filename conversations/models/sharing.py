@@ -26,17 +26,26 @@ class Share(models.Model):
         VIEWER = "viewer", _("Viewer (reads and watches live)")
         COLLABORATOR = "collaborator", _("Collaborator (also sends, stops and regenerates)")
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="shares")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="shares_received"
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="shares", verbose_name=_("conversation")
     )
-    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="shares")
-    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
-    created = models.DateTimeField(auto_now_add=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="shares_received",
+        verbose_name=_("user"),
+    )
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="shares", verbose_name=_("team"))
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER, verbose_name=_("role"))
+    created = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
 
     objects = ShareQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("share")
+        verbose_name_plural = _("shares")
         ordering = ["created"]
         constraints = [
             models.CheckConstraint(
@@ -85,20 +94,29 @@ class PublicLink(models.Model):
         ANYONE = "anyone", _("Anyone with the link")
         USERS = "users", _("Only people logged in to this site")
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="public_links")
-    token = models.CharField(max_length=64, unique=True, default=new_link_token, editable=False)
-    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SNAPSHOT)
-    audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.ANYONE)
-    password = models.CharField(max_length=128, blank=True, help_text=_("A password hash; empty for none."))
-    expires_at = models.DateTimeField(null=True, blank=True, help_text=_("Empty: never expires."))
-    title = models.CharField(max_length=200, blank=True, help_text=_("The conversation's title when the snapshot was taken."))
-    snapshot = models.JSONField(default=list, blank=True, help_text=_("The messages as shown when the snapshot was taken."))
-    snapshot_at = models.DateTimeField(null=True, blank=True)
-    created = models.DateTimeField(auto_now_add=True)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="public_links", verbose_name=_("conversation")
+    )
+    token = models.CharField(max_length=64, unique=True, default=new_link_token, editable=False, verbose_name=_("token"))
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SNAPSHOT, verbose_name=_("kind"))
+    audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.ANYONE, verbose_name=_("audience"))
+    password = models.CharField(
+        max_length=128, blank=True, help_text=_("A password hash; empty for none."), verbose_name=_("password")
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text=_("Empty: never expires."), verbose_name=_("expires at"))
+    title = models.CharField(
+        max_length=200, blank=True, help_text=_("The conversation's title when the snapshot was taken."), verbose_name=_("title")
+    )
+    snapshot = models.JSONField(
+        default=list, blank=True, help_text=_("The messages as shown when the snapshot was taken."), verbose_name=_("snapshot")
+    )
+    snapshot_at = models.DateTimeField(null=True, blank=True, verbose_name=_("snapshot at"))
+    created = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
 
     objects = PublicLinkQuerySet.as_manager()
 
     class Meta:
+        verbose_name_plural = _("public links")
         ordering = ["created"]
         verbose_name = _("public link")
 
@@ -117,12 +135,14 @@ class SiteSettings(models.Model):
     """Site-wide switches, kept in the database so an admin can change them without a deploy. One row."""
 
     public_links_enabled = models.BooleanField(
-        default=True, help_text=_("Let owners create public links, and let existing links open. Off: every /s/ link answers 404.")
+        default=True,
+        help_text=_("Let owners create public links, and let existing links open. Off: every /s/ link answers 404."),
+        verbose_name=_("public links enabled"),
     )
     titles_by_model = models.BooleanField(
         default=True,
         help_text=_("After a conversation's first reply, ask a model for a short title (recorded in usage as a title)."
-        " Off: conversations keep their first message's first line."),
+        " Off: conversations keep their first message's first line."), verbose_name=_("titles by model"),
     )
     title_model = models.ForeignKey(
         "ModelConfig",
@@ -130,7 +150,7 @@ class SiteSettings(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text=_("The model that writes titles. Empty: the conversation's own model."),
+        help_text=_("The model that writes titles. Empty: the conversation's own model."), verbose_name=_("title model"),
     )
 
     class Meta:

@@ -17,11 +17,15 @@ from django.utils.translation import gettext_lazy as _
 class Team(models.Model):
     """People who work together. Teammates can share conversations with each other and with the team."""
 
-    name = models.CharField(max_length=100, unique=True)
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="TeamMembership", related_name="teams")
-    created = models.DateTimeField(auto_now_add=True)
+    name = models.CharField(max_length=100, unique=True, verbose_name=_("name"))
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="TeamMembership", related_name="teams", verbose_name=_("members")
+    )
+    created = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
 
     class Meta:
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -33,12 +37,15 @@ class TeamMembership(models.Model):
         OWNER = "owner", _("Owner (adds and removes people)")
         MEMBER = "member", _("Member")
 
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_memberships")
-    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
-    created = models.DateTimeField(auto_now_add=True)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("team"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_memberships", verbose_name=_("user")
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER, verbose_name=_("role"))
+    created = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
 
     class Meta:
+        verbose_name_plural = _("team members")
         ordering = ["team", "user"]
         verbose_name = _("team member")
         constraints = [models.UniqueConstraint(fields=["team", "user"], name="one_membership_per_team")]
@@ -75,26 +82,34 @@ class TeamInvitation(models.Model):
     # An unanswered invitation lapses after this long; a lapsed one is no longer shown and cannot be accepted.
     OPEN_FOR = timedelta(days=14)
 
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations", verbose_name=_("team"))
     invitee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.CASCADE,
         related_name="team_invitations",
-        help_text=_("Empty when the invitation reached no one."),
+        help_text=_("Empty when the invitation reached no one."), verbose_name=_("invitee"),
     )
     invited_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="team_invitations_sent"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="team_invitations_sent",
+        verbose_name=_("invited by"),
     )
-    role = models.CharField(max_length=16, choices=TeamMembership.Role.choices, default=TeamMembership.Role.MEMBER)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    role = models.CharField(
+        max_length=16, choices=TeamMembership.Role.choices, default=TeamMembership.Role.MEMBER, verbose_name=_("role")
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, verbose_name=_("status"))
     # Not auto_now_add: tests date invitations in the past to see them lapse.
-    created = models.DateTimeField(default=timezone.now)
+    created = models.DateTimeField(default=timezone.now, verbose_name=_("created"))
 
     objects = TeamInvitationQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("team invitation")
+        verbose_name_plural = _("team invitations")
         ordering = ["-created"]
         constraints = [
             models.UniqueConstraint(
@@ -116,11 +131,15 @@ class TeamInvitation(models.Model):
 class TeamBlock(models.Model):
     """A person refuses a team's invitations: its owners' invitations no longer reach them until they unblock it."""
 
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="blocks")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_blocks")
-    created = models.DateTimeField(auto_now_add=True)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="blocks", verbose_name=_("team"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_blocks", verbose_name=_("user")
+    )
+    created = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
 
     class Meta:
+        verbose_name = _("team block")
+        verbose_name_plural = _("team blocks")
         ordering = ["team"]
         constraints = [models.UniqueConstraint(fields=["team", "user"], name="one_block_per_team_and_person")]
 

@@ -23,24 +23,44 @@ class UsageRecord(models.Model):
         TITLE = "title", _("Title")
 
     # A title's record has no message (a title is never shown as one); it counts against budgets all the same.
-    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.REPLY)
-    message = models.OneToOneField(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="usage_records")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.REPLY, verbose_name=_("kind"))
+    message = models.OneToOneField(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage", verbose_name=_("message")
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="usage_records", verbose_name=_("user")
+    )
     team = models.ForeignKey(
-        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records",
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="usage_records",
         help_text=_("The person's team when the reply was made (the first they joined), whose budget it counts against."),
+        verbose_name=_("team"),
     )
-    model_config = models.ForeignKey(ModelConfig, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records")
-    model_name = models.CharField(max_length=200, blank=True)
-    prompt_tokens = models.PositiveIntegerField(default=0)
-    completion_tokens = models.PositiveIntegerField(default=0)
+    model_config = models.ForeignKey(
+        ModelConfig,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="usage_records",
+        verbose_name=_("model config"),
+    )
+    model_name = models.CharField(max_length=200, blank=True, verbose_name=_("model name"))
+    prompt_tokens = models.PositiveIntegerField(default=0, verbose_name=_("prompt tokens"))
+    completion_tokens = models.PositiveIntegerField(default=0, verbose_name=_("completion tokens"))
     estimated = models.BooleanField(
-        default=False, help_text=_("The server sent no usage; the tokens were estimated from the text.")
+        default=False,
+        help_text=_("The server sent no usage; the tokens were estimated from the text."),
+        verbose_name=_("estimated"),
     )
-    cost = models.DecimalField(max_digits=14, decimal_places=6, default=0)
-    created = models.DateTimeField(default=timezone.now, db_index=True)
+    cost = models.DecimalField(max_digits=14, decimal_places=6, default=0, verbose_name=_("cost"))
+    created = models.DateTimeField(default=timezone.now, db_index=True, verbose_name=_("created"))
 
     class Meta:
+        verbose_name = _("usage record")
+        verbose_name_plural = _("usage records")
         ordering = ["-created"]
         indexes = [
             models.Index(fields=["user", "created"], name="usage_user_created"),
@@ -58,17 +78,25 @@ class UsageRecord(models.Model):
 class Limit(models.Model):
     """Caps for one person or one team (exactly one): tokens per day and month, requests per minute."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="limit")
-    team = models.OneToOneField(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="limit")
-    daily_tokens = models.PositiveIntegerField(null=True, blank=True, help_text=_("Tokens per day (UTC). Empty: no cap."))
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="limit", verbose_name=_("user")
+    )
+    team = models.OneToOneField(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="limit", verbose_name=_("team")
+    )
+    daily_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text=_("Tokens per day (UTC). Empty: no cap."), verbose_name=_("daily tokens")
+    )
     monthly_tokens = models.PositiveIntegerField(
-        null=True, blank=True, help_text=_("Tokens per calendar month (UTC). Empty: no cap.")
+        null=True, blank=True, help_text=_("Tokens per calendar month (UTC). Empty: no cap."), verbose_name=_("monthly tokens")
     )
     requests_per_minute = models.PositiveIntegerField(
-        null=True, blank=True, help_text=_("Replies started per minute. Empty: no cap.")
+        null=True, blank=True, help_text=_("Replies started per minute. Empty: no cap."), verbose_name=_("requests per minute")
     )
 
     class Meta:
+        verbose_name = _("limit")
+        verbose_name_plural = _("limits")
         constraints = [
             models.CheckConstraint(
                 condition=Q(user__isnull=False, team__isnull=True) | Q(user__isnull=True, team__isnull=False),

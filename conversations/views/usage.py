@@ -4,6 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from .. import metering
@@ -22,9 +23,9 @@ def my_usage(request: HttpRequest) -> HttpResponse:
     context = {
         **sidebar_context(request),
         "periods": [
-            ("today", "Today (UTC)", totals["today"]),
-            ("month", "This month (UTC)", totals["month"]),
-            ("all", "All time", totals["all"]),
+            ("today", _("Today (UTC)"), totals["today"]),
+            ("month", _("This month (UTC)"), totals["month"]),
+            ("all", _("All time"), totals["all"]),
         ],
         "per_model": summary["per_model"],
         "recent": summary["recent"],
