@@ -128,7 +128,7 @@ _EXCEPTIONS = {
 _TEXT_KEYWORDS = {"verbose_name", "verbose_name_plural", "help_text", "label", "description", "empty_label",
                   "short_description", "empty_value_display"}
 _TEXT_ASSIGNED = {"verbose_name", "verbose_name_plural", "short_description", "empty_value_display", "site_header",
-                  "site_title", "index_title", "message"}
+                  "site_title", "index_title", "message", "title"}
 _TEXT_DICT_KEYS = {"message", "note", "error", "detail", "reason", "description"}
 _TEXT_DICTS = {"help_texts", "labels", "error_messages"}  # a ModelForm's Meta: field -> text (or -> code -> text)
 
@@ -207,10 +207,12 @@ def python_violation_nodes(source: str) -> list[ast.AST]:
             isinstance(base, (ast.Name, ast.Attribute)) and getattr(base, "attr", getattr(base, "id", "")) in
             ("TextChoices", "IntegerChoices") for base in node.bases
         ):
-            # Choices: NAME = value, "Label"
+            # Choices: NAME = value, "Label". Without a label Django makes one from the name, in English.
             for item in node.body:
                 if isinstance(item, ast.Assign) and isinstance(item.value, ast.Tuple) and len(item.value.elts) > 1:
                     check(item.value.elts[-1])
+                elif isinstance(item, ast.Assign) and isinstance(item.value, ast.Constant):
+                    found.append(item.value)
     return found
 
 

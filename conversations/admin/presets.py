@@ -17,11 +17,11 @@ from ..models import Preset
 
 
 class PresetForFilter(admin.SimpleListFilter):
-    title = "for"
+    title = _("for")
     parameter_name = "for"
 
     def lookups(self, request, model_admin):
-        return [("everyone", "Everyone (shared)"), ("personal", "One person (their own)")]
+        return [("everyone", _("Everyone (shared)")), ("personal", _("One person (their own)"))]
 
     def queryset(self, request, queryset):
         if self.value() == "everyone":

@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Sum
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Limit, UsageRecord
@@ -21,7 +22,7 @@ class ModelFilter(admin.RelatedOnlyFieldListFilter):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.title = "model"
+        self.title = _("model")
 
 
 @admin.register(UsageRecord)
@@ -81,7 +82,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("Reply"))
     def reply(self, obj: UsageRecord) -> str:
-        return f"#{obj.message_id}" if obj.message_id else "deleted"
+        return f"#{obj.message_id}" if obj.message_id else gettext("deleted")
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)

@@ -11,10 +11,10 @@ from django.utils.translation import gettext_lazy as _
 
 class ImportJob(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"  # the file as a whole was refused, or the import was interrupted
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")  # the file as a whole was refused, or the import was interrupted
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False, verbose_name=_("ID"))
     owner = models.ForeignKey(

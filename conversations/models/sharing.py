@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .chat import Conversation
@@ -65,7 +66,11 @@ class Share(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.conversation} with {self.user or self.team} ({self.role})"
+        return gettext("%(conversation)s with %(target)s (%(role)s)") % {
+            "conversation": self.conversation,
+            "target": self.user or self.team,
+            "role": self.get_role_display(),
+        }
 
     @property
     def target(self):
@@ -121,7 +126,7 @@ class PublicLink(models.Model):
         verbose_name = _("public link")
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} link to {self.conversation}"
+        return gettext("%(kind)s link to %(conversation)s") % {"kind": self.get_kind_display(), "conversation": self.conversation}
 
     @property
     def has_password(self) -> bool:
@@ -157,7 +162,7 @@ class SiteSettings(models.Model):
         verbose_name = verbose_name_plural = _("site settings")
 
     def __str__(self) -> str:
-        return "Site settings"
+        return gettext("Site settings")
 
     def save(self, *args, **kwargs):
         self.pk = 1

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -52,7 +53,8 @@ class TeamMembership(models.Model):
         indexes = [models.Index(fields=["user", "team"], name="membership_user_team")]
 
     def __str__(self) -> str:
-        return f"{self.user} in {self.team} ({self.role})"
+        role = self.get_role_display()
+        return gettext("%(user)s in %(team)s (%(role)s)") % {"user": self.user, "team": self.team, "role": role}
 
 
 class TeamInvitationQuerySet(models.QuerySet):
@@ -125,7 +127,11 @@ class TeamInvitation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.invitee or 'no one'} to {self.team} ({self.status})"
+        return gettext("%(invitee)s to %(team)s (%(status)s)") % {
+            "invitee": self.invitee or gettext("no one"),
+            "team": self.team,
+            "status": self.get_status_display(),
+        }
 
 
 class TeamBlock(models.Model):
@@ -144,4 +150,4 @@ class TeamBlock(models.Model):
         constraints = [models.UniqueConstraint(fields=["team", "user"], name="one_block_per_team_and_person")]
 
     def __str__(self) -> str:
-        return f"{self.user} blocked {self.team}"
+        return gettext("%(user)s blocked %(team)s") % {"user": self.user, "team": self.team}

@@ -68,7 +68,11 @@ class UsageRecord(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} · {self.model_name or self.model_config} · {self.total_tokens} tokens"
+        return gettext("%(user)s · %(model)s · %(tokens)s tokens") % {
+            "user": self.user,
+            "model": self.model_name or self.model_config,
+            "tokens": self.total_tokens,
+        }
 
     @property
     def total_tokens(self) -> int:
