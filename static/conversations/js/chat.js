@@ -308,7 +308,7 @@
     const line = element.querySelector(".message-meta");
     if (!line || !meta) return;
     const parts = meta.model ? [meta.model] : [];
-    if (meta.tokens) parts.push(interpolate(ngettext("%s token", "%s tokens", meta.tokens), [meta.tokens.toLocaleString()]));
+    if (meta.tokens) parts.push(interpolate(ngettext("%s token", "%s tokens", meta.tokens), [meta.tokens.toLocaleString(document.documentElement.lang || undefined)]));
     if (meta.created) parts.push(timeFormat.format(new Date(meta.created)));
     line.textContent = parts.join(" · ");
   }
