@@ -114,7 +114,7 @@ def date_group(moment: datetime, *, today: date, zone=None) -> tuple[str, str]:
         return "week", _("Previous 7 days")
     if day > today - timedelta(days=30):
         return "month", _("Previous 30 days")
-    return day.strftime("%Y-%m"), date_format(day, "F Y")
+    return day.strftime("%Y-%m"), date_format(day, "YEAR_MONTH_FORMAT")
 
 
 def zone_named(name: str | None):
