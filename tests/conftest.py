@@ -60,6 +60,16 @@ async def finish_replies():
 
 
 @pytest.fixture(autouse=True)
+def english_to_start():
+    """Each test starts in English: LocaleMiddleware leaves a page's language active in the thread after it."""
+    from django.utils import translation
+
+    translation.activate("en")
+    yield
+    translation.activate("en")
+
+
+@pytest.fixture(autouse=True)
 def fresh_cache():
     """Django's cache (password-guess counters, limits) starts empty: ids and addresses repeat from test to test."""
     from django.core.cache import cache

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import selectors, services
 from ..llm import UpstreamError, checks
 from ..models import ModelConfig, Provider
+from ..selectors.conversations import error_text
 
 
 def key_destination(kind: str, base_url: str, extra_headers: dict) -> tuple:
@@ -212,7 +213,7 @@ class ProviderAdmin(admin.ModelAdmin):
                 self.message_user(
                     request,
                     gettext("%(provider)s: listing the models failed: %(error)s")
-                    % {"provider": provider.name, "error": model_ids.message},
+                    % {"provider": provider.name, "error": error_text(model_ids.message)},
                     messages.ERROR,
                 )
                 continue
@@ -242,7 +243,7 @@ def connection_report(name: str, result: checks.ConnectionCheck, *, picked: bool
     if result.models_error:
         models = gettext("listing the models failed after %(ms)s ms: %(error)s") % {
             "ms": result.models_ms,
-            "error": result.models_error.rstrip("."),
+            "error": error_text(result.models_error).rstrip("."),
         }
     else:
         count = len(result.models)
@@ -262,7 +263,7 @@ def connection_report(name: str, result: checks.ConnectionCheck, *, picked: bool
             reply = gettext("one token from %(model)s failed after %(ms)s ms: %(error)s") % {
                 "model": asked,
                 "ms": result.reply_ms,
-                "error": result.reply_error.rstrip("."),
+                "error": error_text(result.reply_error).rstrip("."),
             }
         else:
             reply = gettext("one token from %(model)s in %(ms)s ms") % {"model": asked, "ms": result.reply_ms}

@@ -19,7 +19,8 @@ import httpx
 
 from .chunks import error_from_response, read_limited, read_reply
 from .client import request_extensions
-from .errors import network_errors, scrub
+from .errors import REQUEST_FAILED, network_errors, scrub
+from .phrases import gettext_noop
 from .prompts import request_body
 from .providers import request_headers, request_url
 from .transport import StreamingTransport
@@ -27,6 +28,9 @@ from .types import ModelSpec, UpstreamError
 
 MAX_MODELS_BODY_BYTES = 8 * 1024 * 1024  # OpenRouter lists a few hundred models with long descriptions
 PROBE_HISTORY = [{"role": "user", "content": "Say OK."}]
+
+NOT_JSON_LIST = gettext_noop("The model server answered the model list with something other than JSON.")
+NOT_THE_API_FORMAT = gettext_noop('The model list is not in the API\'s format ({"data": [{"id": …}]}).')
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,7 @@ async def list_models(spec: ModelSpec) -> list[str]:
     try:
         payload = json.loads(raw)
     except ValueError:
-        raise UpstreamError("bad_response", "The model server answered the model list with something other than JSON.") from None
+        raise UpstreamError("bad_response", NOT_JSON_LIST) from None
     return _model_ids(payload)
 
 
@@ -138,7 +142,7 @@ def _model_ids(payload) -> list[str]:
     """Ids from {"data": [{"id": …}, …]} (OpenAI, Azure, OpenRouter, vLLM, Ollama) or a bare list, deduplicated."""
     entries = payload.get("data", payload.get("models")) if isinstance(payload, dict) else payload
     if not isinstance(entries, list):
-        raise UpstreamError("bad_response", "The model list is not in the API's format ({\"data\": [{\"id\": …}]}).")
+        raise UpstreamError("bad_response", NOT_THE_API_FORMAT)
     ids = []
     for entry in entries:
         model_id = (entry.get("id") or entry.get("name")) if isinstance(entry, dict) else entry
@@ -156,7 +160,7 @@ def _mapped_errors(spec: ModelSpec) -> Iterator[None]:
     except UpstreamError as exc:
         raise UpstreamError(exc.code, scrub(exc.message, spec), status=exc.status, retry_after=exc.retry_after) from None
     except httpx.InvalidURL as exc:
-        raise UpstreamError("upstream_error", f"The request to the model server failed: {type(exc).__name__}.") from None
+        raise UpstreamError("upstream_error", f"{REQUEST_FAILED}: {type(exc).__name__}.") from None
 
 
 def _ms_since(started: float) -> int:

@@ -34,6 +34,9 @@ MAX_COMPLETION_BODY_BYTES = 16 * 1024 * 1024  # a whole reply sent at once, when
 EVENT_STREAM_STARTS = (b"data:", b"event:", b"id:", b"retry:", b"error:", b":")
 SNIFF_BYTES = max(map(len, EVENT_STREAM_STARTS))
 REPLY_EVENTS = ("message", "error")  # the event names that carry the reply ("" is "message"), or its failure
+REPORTED_AN_ERROR = gettext_noop("The model server reported an error")
+REPORTED_AN_ERROR_MID_REPLY = gettext_noop("The model server reported an error mid-reply")
+NO_DETAILS = gettext_noop("no details given")
 NOT_JSON = gettext_noop("The model server sent a piece of the reply that is not valid JSON.")
 NOT_AN_OBJECT = gettext_noop("The model server sent a piece of the reply that is not a JSON object.")
 
@@ -159,7 +162,7 @@ def parse_completion(raw: bytes, content_type: str, spec: ModelSpec) -> dict:
         raise not_a_reply_error("unparsable_json", raw, content_type, spec) from None
     if isinstance(payload, dict) and payload.get("error"):
         message = api_error_message(payload, spec)
-        raise UpstreamError("upstream_error", f"The model server reported an error: {message or 'no details given'}")
+        raise UpstreamError("upstream_error", f"{REPORTED_AN_ERROR}: {message or NO_DETAILS}")
     if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
         raise not_a_reply_error("json", raw, content_type, spec)
     return payload
@@ -212,7 +215,7 @@ def error_line_error(value: str, spec: ModelSpec) -> UpstreamError | None:
 def mid_reply_error(payload: dict, spec: ModelSpec) -> UpstreamError:
     """The error a stream reported after it began, in the server's words."""
     message = api_error_message(payload, spec) or "no details given"
-    return UpstreamError("upstream_error", f"The model server reported an error mid-reply: {message}")
+    return UpstreamError("upstream_error", f"{REPORTED_AN_ERROR_MID_REPLY}: {message}")
 
 
 def parse_chunk(data: str, event: str, spec: ModelSpec) -> Chunk:

@@ -264,6 +264,8 @@ def _seconds(value: float) -> float:
     return max(0.0, value)
 
 
+REQUEST_FAILED = gettext_noop("The request to the model server failed")
+MALFORMED_STREAM = gettext_noop("The model server sent a malformed stream")
 CONNECTION_LOST = gettext_noop("The connection to the model server dropped mid-reply.")
 
 
@@ -287,9 +289,9 @@ def network_errors(spec: ModelSpec, *, lost: str = CONNECTION_LOST) -> Iterator[
     except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
         raise UpstreamError("connection_lost", lost) from None
     except httpx.HTTPError as exc:
-        raise UpstreamError("upstream_error", f"The request to the model server failed: {type(exc).__name__}.") from None
+        raise UpstreamError("upstream_error", f"{REQUEST_FAILED}: {type(exc).__name__}.") from None
     except SSEError as exc:
-        raise UpstreamError("bad_response", f"The model server sent a malformed stream: {exc}") from None
+        raise UpstreamError("bad_response", f"{MALFORMED_STREAM}: {exc}") from None
 
 
 def timeout_error(exc: httpx.TimeoutException, spec: ModelSpec) -> UpstreamError:
