@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import nh3
 from django.utils.html import escape as escape_html
+from django.utils.translation import gettext
 from markdown_it import MarkdownIt
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -49,7 +50,8 @@ def _render_image(renderer, tokens, idx, options, env) -> str:
     parts = urlsplit(src)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         return escape(alt)
-    label = f"Show image from {parts.hostname}" + (f": {alt}" if alt else "")
+    # Worded in the language active where it is rendered (the writer's, for a reply): render.js words it for each reader live.
+    label = gettext("Show image from %s") % parts.hostname + (f": {alt}" if alt else "")
     return (
         f'<button type="button" class="remote-image" data-src="{escape(src)}" title="{escape(src)}">'
         f"{escape(label)}</button>"
