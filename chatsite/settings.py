@@ -197,7 +197,12 @@ AUTH_PASSWORD_VALIDATORS = [
 # Guessing passwords: django-axes counts failed logins (in the database, so every process counts
 # together) by username and by client address; after AXES_FAILURE_LIMIT of either, logins are refused
 # for AXES_COOLOFF_TIME. An admin unlocks early under Axes > Access attempts (or `manage.py axes_reset`).
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# The single sign-on backend is listed always and does nothing unless CHAT_OIDC_CLIENT_ID is set (below).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    "conversations.oidc.OIDCBackend",
+]
 AXES_FAILURE_LIMIT = env_number("CHAT_LOGIN_FAILURES", 10, int)
 AXES_COOLOFF_TIME = timedelta(minutes=env_number("CHAT_LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
@@ -210,6 +215,55 @@ AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Single sign-on through OpenID Connect (mozilla-django-oidc; conversations/oidc.py and services/sso.py;
+# see "Single sign-on" in the README). On when a client id is set. The provider's endpoints come from
+# CHAT_OIDC_ISSUER's discovery document, fetched at the first sign-in (not here: settings load offline),
+# or each from its own variable, which wins.
+OIDC_RP_CLIENT_ID = os.environ.get("CHAT_OIDC_CLIENT_ID", "")
+CHAT_OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+CHAT_OIDC_ISSUER = os.environ.get("CHAT_OIDC_ISSUER", "").rstrip("/")
+OIDC_RP_CLIENT_SECRET = os.environ.get("CHAT_OIDC_CLIENT_SECRET", "")
+OIDC_RP_SCOPES = os.environ.get("CHAT_OIDC_SCOPES", "openid email profile")
+OIDC_RP_SIGN_ALGO = os.environ.get("CHAT_OIDC_SIGN_ALGO", "RS256")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("CHAT_OIDC_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("CHAT_OIDC_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("CHAT_OIDC_USERINFO_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("CHAT_OIDC_JWKS_ENDPOINT", "")
+OIDC_OP_END_SESSION_ENDPOINT = os.environ.get("CHAT_OIDC_END_SESSION_ENDPOINT", "")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = env_number("CHAT_OIDC_TIMEOUT", 10.0)
+OIDC_AUTHENTICATE_CLASS = "conversations.oidc.SignInStartView"
+OIDC_CALLBACK_CLASS = "conversations.oidc.SignInCallbackView"
+# Logging out also ends the session at the provider (its end_session_endpoint), when it has one.
+CHAT_OIDC_PROVIDER_LOGOUT = env_bool("CHAT_OIDC_PROVIDER_LOGOUT", False)
+OIDC_STORE_ID_TOKEN = CHAT_OIDC_PROVIDER_LOGOUT
+OIDC_OP_LOGOUT_URL_METHOD = "conversations.oidc.provider_logout_url"
+# The button reads "Sign in with <label>".
+CHAT_OIDC_LABEL = os.environ.get("CHAT_OIDC_LABEL", "single sign-on")
+# A person the provider vouches for who has no account here gets one at their first sign-in; when off,
+# only existing accounts may sign in (matched by a verified email address, then linked for good).
+CHAT_OIDC_CREATE_USERS = env_bool("CHAT_OIDC_CREATE_USERS", True)
+# Take the provider's email address as verified even without an email_verified claim (Entra ID sends
+# none; its tenant owns the addresses). Only for a provider that does not let people choose any address.
+CHAT_OIDC_TRUST_EMAIL = env_bool("CHAT_OIDC_TRUST_EMAIL", False)
+# The claim listing a person's groups (e.g. "groups"; empty: teams are not touched), and which team each
+# group joins, as "group=Team name;other group=Other team" (empty: the team named like the group).
+CHAT_OIDC_GROUPS_CLAIM = os.environ.get("CHAT_OIDC_GROUPS_CLAIM", "")
+CHAT_OIDC_TEAMS = {
+    group.strip(): team.strip()
+    for group, _sep, team in (item.partition("=") for item in os.environ.get("CHAT_OIDC_TEAMS", "").split(";"))
+    if group.strip() and team.strip()
+}
+# With a mapping, also take people out of a mapped team (as members; owners stay) once their groups no
+# longer lead there: the mapped teams are then managed by the provider.
+CHAT_OIDC_TEAMS_REMOVE = env_bool("CHAT_OIDC_TEAMS_REMOVE", False)
+# Password sign-in (the login form and the admin's): turn it off once everyone signs in through the provider.
+CHAT_PASSWORD_LOGIN = env_bool("CHAT_PASSWORD_LOGIN", True)
+if not CHAT_PASSWORD_LOGIN and not CHAT_OIDC_ENABLED:
+    raise ImproperlyConfigured("CHAT_PASSWORD_LOGIN=false needs single sign-on (CHAT_OIDC_CLIENT_ID): nobody could sign in.")
+if CHAT_OIDC_ENABLED and not (CHAT_OIDC_ISSUER or (OIDC_OP_AUTHORIZATION_ENDPOINT and OIDC_OP_TOKEN_ENDPOINT)):
+    raise ImproperlyConfigured("Single sign-on needs CHAT_OIDC_ISSUER (or CHAT_OIDC_AUTHORIZATION_ENDPOINT and the others).")
 
 # English and Simplified Chinese; translations live in locale/ and are committed compiled (.mo), so a
 # fresh machine serves Chinese with nothing else installed.

@@ -7,6 +7,7 @@
     presets.py    Preset
     usage.py      UsageRecord, Limit
     imports.py    ImportJob
+    sso.py        ExternalIdentity (a person at a single sign-on provider is an account)
 
 `from conversations.models import Message` works as it always did; the app
 label, table names and migrations are those of the single models.py this was.
@@ -28,6 +29,7 @@ from .providers import (
     validate_stop,
 )
 from .sharing import PublicLink, PublicLinkQuerySet, Share, ShareQuerySet, SiteSettings, new_link_token
+from .sso import ExternalIdentity
 from .teams import Team, TeamBlock, TeamInvitation, TeamInvitationQuerySet, TeamMembership
 from .usage import Limit, UsageRecord
 
@@ -35,6 +37,7 @@ __all__ = [
     "RESERVED_HEADERS",
     "Conversation",
     "ConversationQuerySet",
+    "ExternalIdentity",
     "ImportJob",
     "Limit",
     "Message",
