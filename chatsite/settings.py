@@ -244,6 +244,9 @@ CHAT_OIDC_LABEL = os.environ.get("CHAT_OIDC_LABEL", "single sign-on")
 # A person the provider vouches for who has no account here gets one at their first sign-in; when off,
 # only existing accounts may sign in (matched by a verified email address, then linked for good).
 CHAT_OIDC_CREATE_USERS = env_bool("CHAT_OIDC_CREATE_USERS", True)
+# And only when their verified address is in one of these domains (comma-separated; empty: any). With a
+# provider anyone can have an account at (Google), this is what keeps strangers out.
+CHAT_OIDC_EMAIL_DOMAINS = [domain.lower() for domain in env_list("CHAT_OIDC_EMAIL_DOMAINS", "")]
 # Take the provider's email address as verified even without an email_verified claim (Entra ID sends
 # none; its tenant owns the addresses). Only for a provider that does not let people choose any address.
 CHAT_OIDC_TRUST_EMAIL = env_bool("CHAT_OIDC_TRUST_EMAIL", False)

@@ -123,10 +123,12 @@ class OIDCBackend(OIDCAuthenticationBackend):
         return payload
 
     def get_or_create_user(self, access_token, id_token, payload):
-        claims = self.get_userinfo(access_token, id_token, payload)
+        userinfo = self.get_userinfo(access_token, id_token, payload) if self.OIDC_OP_USER_ENDPOINT else {}
         # OpenID Connect Core 1.0, 5.3.2: the UserInfo subject must be the ID token's.
-        if claims.get("sub") != payload.get("sub"):
+        if userinfo and userinfo.get("sub") != payload.get("sub"):
             raise SuspiciousOperation("The UserInfo subject differs from the ID token's.")
+        # Both, UserInfo winning: some providers put claims in the ID token only (Entra ID's groups).
+        claims = {**payload, **userinfo}
         try:
             return sso_sign_in(issuer=str(payload.get("iss", "")).rstrip("/"), claims=claims)
         except SignInRefused as refusal:

@@ -5,7 +5,10 @@ The person's side (the provider's login and consent pages) is walked with httpx;
 client, whose callback fetches the token, the keys and the user info from the provider over HTTP.
 """
 
+import os
 import re
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -14,7 +17,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from conversations import oidc
-from conversations.models import ExternalIdentity, TeamMembership
+from conversations.models import ExternalIdentity, Team, TeamMembership
+from conversations.services import sso as sso_services
 from tests import factories
 from tests.helpers import free_port, page
 from tests.oidc_provider import CLIENT_ID, OIDCProvider, sign_in
@@ -258,3 +262,128 @@ def test_logging_out_stays_here_by_default(sso):
     response = client.post("/accounts/logout/")
     assert response["Location"] == "/accounts/login/"
     assert not signed_in_user(client).is_authenticated
+
+
+def test_password_logins_work_while_the_provider_is_down(sso, settings):
+    settings.CHAT_OIDC_ISSUER = f"http://127.0.0.1:{free_port()}"
+    factories.make_user(username="alice")
+    client = Client()
+    response = client.post("/accounts/login/", {"username": "alice", "password": "pw-alice"})
+    assert response.status_code == 302
+    assert signed_in_user(client).username == "alice"
+
+
+def test_a_discovery_document_for_another_issuer_is_refused(sso, settings):
+    settings.CHAT_OIDC_ISSUER = sso.issuer.replace("127.0.0.1", "localhost")  # the same server, another name
+    response = Client().get("/oidc/authenticate/")
+    assert response.status_code == 503
+
+
+# --- the claims -> account rules, without the provider ----------------------------------------
+
+
+@pytest.fixture
+def groups_claim(settings):
+    settings.CHAT_OIDC_GROUPS_CLAIM = "groups"
+    settings.CHAT_OIDC_TEAMS = {}
+
+
+def test_a_username_is_made_from_what_the_claims_offer():
+    factories.make_user(username="ada")
+    assert sso_services.available_username({"preferred_username": "ada"}) == "ada-2"
+    assert sso_services.available_username({"preferred_username": "Ada Lovelace!"}) == "AdaLovelace"
+    assert sso_services.available_username({"email": "grace@example.com", "sub": "x"}) == "grace"
+    assert sso_services.available_username({"sub": "00u1 abc"}) == "00u1abc"
+    assert sso_services.available_username({"sub": "!!!"}) == "user"
+
+
+def test_a_single_name_claim_becomes_the_first_name():
+    user = sso_services.sso_sign_in(issuer="https://id.example.com", claims={"sub": "1", "name": "Grace Brewster Hopper"})
+    assert (user.first_name, user.last_name, user.email) == ("Grace Brewster Hopper", "", "")
+
+
+def test_names_and_a_verified_address_follow_the_provider_at_each_sign_in():
+    claims = {"sub": "1", "given_name": "Ada", "email": "ada@old.example", "email_verified": True}
+    user = sso_services.sso_sign_in(issuer="https://id.example.com", claims=claims)
+    claims.update(given_name="Augusta", email="ada@new.example")
+    again = sso_services.sso_sign_in(issuer="https://id.example.com", claims=claims)
+    assert again == user
+    user.refresh_from_db()
+    assert (user.first_name, user.email) == ("Augusta", "ada@new.example")
+
+
+def test_the_same_subject_at_another_issuer_is_another_person():
+    first = sso_services.sso_sign_in(issuer="https://a.example.com", claims={"sub": "1", "preferred_username": "p"})
+    second = sso_services.sso_sign_in(issuer="https://b.example.com", claims={"sub": "1", "preferred_username": "p"})
+    assert first != second and second.username == "p-2"
+
+
+def test_trusting_the_address_lets_a_provider_without_email_verified_match_accounts(settings):
+    settings.CHAT_OIDC_CREATE_USERS = False
+    grace = factories.make_user(username="grace", email="grace@example.com")
+    claims = {"sub": "g", "email": "grace@example.com"}  # as Entra ID sends it: no email_verified
+    with pytest.raises(sso_services.SignInRefused):
+        sso_services.sso_sign_in(issuer="https://id.example.com", claims=claims)
+    settings.CHAT_OIDC_TRUST_EMAIL = True
+    assert sso_services.sso_sign_in(issuer="https://id.example.com", claims=claims) == grace
+
+
+def test_two_accounts_with_the_address_are_refused_not_guessed():
+    factories.make_user(username="one", email="dup@example.com")
+    factories.make_user(username="two", email="DUP@example.com")
+    with pytest.raises(sso_services.SignInRefused, match="Several accounts"):
+        sso_services.sso_sign_in(issuer="https://id", claims={"sub": "d", "email": "dup@example.com", "email_verified": True})
+
+
+def test_email_domains_limit_who_gets_a_new_account(settings):
+    settings.CHAT_OIDC_EMAIL_DOMAINS = ["example.com"]
+    inside = {"sub": "1", "email": "ada@Example.com", "email_verified": True}
+    assert sso_services.may_create_account(inside)
+    assert not sso_services.may_create_account({**inside, "email": "ada@gmail.com"})
+    assert not sso_services.may_create_account({**inside, "email_verified": False})
+    settings.CHAT_OIDC_CREATE_USERS = False
+    assert not sso_services.may_create_account(inside)
+
+
+def test_a_groups_claim_may_be_one_string(groups_claim):
+    assert sso_services.claim_groups({"groups": "engineering"}) == ["engineering"]
+    assert sso_services.claim_groups({"groups": ["a", "", None, "b"]}) == ["a", "b"]
+    assert sso_services.claim_groups({}) == []
+
+
+def test_teams_are_joined_never_made_and_an_owner_keeps_their_role(groups_claim):
+    owner = factories.make_user(username="owner")
+    engineering = factories.make_team(name="Engineering", owner=owner)
+
+    sso_services.sso_teams_sync(user=owner, groups=["Engineering", "No such team"])
+
+    assert TeamMembership.objects.get(user=owner).role == TeamMembership.Role.OWNER
+    assert list(owner.teams.all()) == [engineering]
+    assert not Team.objects.filter(name="No such team").exists()
+
+
+def test_removing_by_groups_never_removes_an_owner(groups_claim, settings):
+    settings.CHAT_OIDC_TEAMS = {"sales": "Sales"}
+    settings.CHAT_OIDC_TEAMS_REMOVE = True
+    owner = factories.make_user(username="owner")
+    factories.make_team(name="Sales", owner=owner)
+    sso_services.sso_teams_sync(user=owner, groups=[])
+    assert owner.teams.filter(name="Sales").exists()
+
+
+def test_the_settings_read_the_team_mapping_and_refuse_a_site_nobody_can_enter():
+    def settings_of(**env: str) -> subprocess.CompletedProcess:
+        code = "from django.conf import settings; print(settings.CHAT_OIDC_TEAMS)"
+        clean = {key: value for key, value in os.environ.items() if not key.startswith(("CHAT_", "DJANGO_"))}
+        return subprocess.run(
+            [sys.executable, "-c", f"import django; django.setup(); {code}"],
+            env={**clean, "DJANGO_SETTINGS_MODULE": "chatsite.settings", **env},
+            capture_output=True, text=True, check=False,
+        )
+
+    mapped = settings_of(
+        CHAT_OIDC_CLIENT_ID="c", CHAT_OIDC_ISSUER="https://id.example.com", CHAT_OIDC_TEAMS="eng = Engineering;x=;ops=Ops team"
+    )
+    assert mapped.stdout.strip() == "{'eng': 'Engineering', 'ops': 'Ops team'}", mapped.stderr
+    refused = settings_of(CHAT_PASSWORD_LOGIN="false")
+    assert refused.returncode != 0 and "CHAT_PASSWORD_LOGIN=false needs single sign-on" in refused.stderr

@@ -7,8 +7,9 @@
     sharing.py    shares, public links, site settings
     presets.py    presets
     usage.py      usage records (read-only, with totals) and limits
+    sso.py        single sign-on links (a person at a provider is an account)
 """
 
-from . import chat, presets, providers, sharing, teams, usage
+from . import chat, presets, providers, sharing, sso, teams, usage
 
-__all__ = ["chat", "presets", "providers", "sharing", "teams", "usage"]
+__all__ = ["chat", "presets", "providers", "sharing", "sso", "teams", "usage"]

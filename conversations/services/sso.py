@@ -30,8 +30,13 @@ def may_create_account(claims: dict) -> bool:
     """Whether a person with no account here gets one at this sign-in (CHAT_OIDC_CREATE_USERS).
 
     The one place that decides it, so that other rules (say, only people with an invitation) go here.
+    With CHAT_OIDC_EMAIL_DOMAINS, only people whose verified address is in one of them.
     """
-    return settings.CHAT_OIDC_CREATE_USERS
+    if not settings.CHAT_OIDC_CREATE_USERS:
+        return False
+    if settings.CHAT_OIDC_EMAIL_DOMAINS:
+        return verified_email(claims).rpartition("@")[2].lower() in settings.CHAT_OIDC_EMAIL_DOMAINS
+    return True
 
 
 def verified_email(claims: dict) -> str:
