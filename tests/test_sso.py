@@ -387,3 +387,17 @@ def test_the_settings_read_the_team_mapping_and_refuse_a_site_nobody_can_enter()
     assert mapped.stdout.strip() == "{'eng': 'Engineering', 'ops': 'Ops team'}", mapped.stderr
     refused = settings_of(CHAT_PASSWORD_LOGIN="false")
     assert refused.returncode != 0 and "CHAT_PASSWORD_LOGIN=false needs single sign-on" in refused.stderr
+
+
+def test_an_address_locked_out_by_wrong_passwords_gets_the_lockout_page_from_the_callback(sso, settings):
+    settings.AXES_FAILURE_LIMIT = 2
+    factories.make_user(username="alice")
+    client = Client()
+    for _attempt in range(2):
+        client.post("/accounts/login/", {"username": "alice", "password": "wrong"})
+
+    _client, response = sign_in_as("ada", client=client)
+
+    assert response.status_code == 429
+    assert "Too many failed logins" in page(response)
+    assert not User.objects.filter(username="ada").exists()
