@@ -239,8 +239,8 @@ OIDC_CALLBACK_CLASS = "conversations.oidc.SignInCallbackView"
 CHAT_OIDC_PROVIDER_LOGOUT = env_bool("CHAT_OIDC_PROVIDER_LOGOUT", False)
 OIDC_STORE_ID_TOKEN = CHAT_OIDC_PROVIDER_LOGOUT
 OIDC_OP_LOGOUT_URL_METHOD = "conversations.oidc.provider_logout_url"
-# The button reads "Sign in with <label>".
-CHAT_OIDC_LABEL = os.environ.get("CHAT_OIDC_LABEL", "single sign-on")
+# The button reads "Sign in with <label>" (empty: "Sign in with single sign-on", translated).
+CHAT_OIDC_LABEL = os.environ.get("CHAT_OIDC_LABEL", "")
 # A person the provider vouches for who has no account here gets one at their first sign-in; when off,
 # only existing accounts may sign in (matched by a verified email address, then linked for good).
 CHAT_OIDC_CREATE_USERS = env_bool("CHAT_OIDC_CREATE_USERS", True)

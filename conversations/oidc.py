@@ -79,12 +79,7 @@ def expected_issuer() -> str:
 
 
 def _failure_page(request, message: str, status: int):
-    return render(
-        request,
-        "registration/sso_failed.html",
-        {"message": message, "label": settings.CHAT_OIDC_LABEL},
-        status=status,
-    )
+    return render(request, "registration/sso_failed.html", {"message": message}, status=status)
 
 
 class OIDCBackend(OIDCAuthenticationBackend):

@@ -213,6 +213,19 @@ def test_the_login_page_offers_the_provider_beside_the_password_form(sso):
     assert 'name="password"' in html
 
 
+def test_without_a_label_the_button_says_single_sign_on(sso, settings):
+    settings.CHAT_OIDC_LABEL = ""
+    assert "Sign in with single sign-on" in page(Client().get("/accounts/login/"))
+
+
+def test_the_button_and_a_refusal_speak_chinese(sso, settings):
+    settings.CHAT_OIDC_CREATE_USERS = False
+    client = Client(headers={"accept-language": "zh-hans"})
+    assert "使用 Test ID 登录" in page(client.get("/accounts/login/"))
+    _client, response = sign_in_as("grace", client=client)
+    assert "你在这里还没有账号" in page(response)
+
+
 def test_password_logins_turned_off(sso, settings):
     settings.CHAT_PASSWORD_LOGIN = False
     factories.make_user(username="alice")  # password "pw-alice"

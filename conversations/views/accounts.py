@@ -27,7 +27,8 @@ class LoginView(auth_views.LoginView):
         return super().get_context_data(
             **kwargs,
             password_login=settings.CHAT_PASSWORD_LOGIN,
-            sso_label=settings.CHAT_OIDC_LABEL if settings.CHAT_OIDC_ENABLED else "",
+            sso_enabled=settings.CHAT_OIDC_ENABLED,
+            sso_label=settings.CHAT_OIDC_LABEL,
         )
 
 
