@@ -2,10 +2,12 @@
 
 `make install-test` installs it (npm ci in tests/oidc). Its development login page takes an account's
 `sub` as the login and any password; its consent page has one "Continue" button. `sign_in` walks
-those pages with httpx, as a browser would, for the tests that need no browser.
+those pages with httpx, as a browser would, for the tests that need no browser. The provider's log
+is $TMPDIR/oidc-provider-<port>.log.
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -93,7 +95,7 @@ class OIDCProvider:
             "post_logout_redirect_uris": [uri.replace("/oidc/callback/", "/accounts/login/") for uri in self.redirect_uris],
             "accounts": self.accounts,
         }
-        self.log = open(DIRECTORY.parent.parent / f".oidc-provider-{self.port}.log", "w")
+        self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"oidc-provider-{self.port}.log", "w")
         self.process = subprocess.Popen(
             [node, str(DIRECTORY / "provider.mjs"), json.dumps(config)],
             cwd=DIRECTORY,
@@ -120,32 +122,27 @@ class OIDCProvider:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.log.close()
-        Path(self.log.name).unlink(missing_ok=True)
 
 
-def sign_in(authorize_url: str, login: str, browser: httpx.Client | None = None) -> str:
+def sign_in(authorize_url: str, login: str) -> str:
     """Log in at the provider as `login` and consent, as a person would in a browser: the URL it sends
-    them back to (the app's callback, with the code and state). `browser` keeps the provider's cookies
-    between sign-ins (the provider remembers who is logged in); a fresh one otherwise."""
-    client = browser or httpx.Client()
-    url = authorize_url
-    for _step in range(10):
-        response = client.get(url) if not url.startswith("POST ") else None
-        if response is None:
-            action, data = json.loads(url[5:])
-            response = client.post(action, data=data)
-        if response.is_redirect:
-            location = urljoin(str(response.url), response.headers["location"])
-            if not location.startswith(("http://127.0.0.1", "https://")) or "/oidc/callback/" in location:
-                return location
-            url = location
-            continue
-        form = re.search(r'<form[^>]*action="([^"]+)"[^>]*method="post"', response.text)
-        prompt = re.search(r'name="prompt" value="(\w+)"', response.text)
-        if not (form and prompt):
-            raise AssertionError(f"the provider answered neither a redirect nor a form:\n{response.text[:2000]}")
-        data = {"prompt": prompt.group(1)}
-        if prompt.group(1) == "login":
-            data.update(login=login, password="any password")
-        url = "POST " + json.dumps([urljoin(str(response.url), unescape(form.group(1))), data])
+    them back to (the app's callback, with the code and state)."""
+    with httpx.Client() as browser:
+        response = browser.get(authorize_url)
+        for _step in range(10):
+            if response.is_redirect:
+                location = urljoin(str(response.url), response.headers["location"])
+                if "/oidc/callback/" in location:
+                    return location
+                response = browser.get(location)
+                continue
+            # The provider's login form, then its consent form: each names its step in a hidden "prompt".
+            form = re.search(r'<form[^>]*action="([^"]+)"[^>]*method="post"', response.text)
+            prompt = re.search(r'name="prompt" value="(\w+)"', response.text)
+            if not (form and prompt):
+                raise AssertionError(f"the provider answered neither a redirect nor a form:\n{response.text[:2000]}")
+            data = {"prompt": prompt.group(1)}
+            if prompt.group(1) == "login":
+                data.update(login=login, password="any password")
+            response = browser.post(urljoin(str(response.url), unescape(form.group(1))), data=data)
     raise AssertionError("the provider never sent the person back")
