@@ -656,7 +656,7 @@ HOSTILE = (
 
 # The only scripts a page loads: the translations, then chat.js and sidebar.js. Model output adds none.
 OUR_SCRIPTS = [
-    '<script src="/jsi18n/" defer>',
+    '<script src="/jsi18n/?l=en" defer>',
     '<script src="/static/conversations/vendor/markdown-it/markdown-it.min.js" defer>',
     '<script src="/static/conversations/vendor/dompurify/purify.min.js" defer>',
     '<script src="/static/conversations/js/render.js" defer>',

@@ -567,7 +567,10 @@ def test_the_javascript_catalog_is_served_to_everyone_and_every_page_loads_it(cl
     response = client.get("/jsi18n/")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/javascript")
     assert b"django.gettext" in response.content
-    assert '<script src="/jsi18n/" defer></script>' in client.get("/accounts/login/").content.decode()
+    assert '<script src="/jsi18n/?l=en" defer></script>' in client.get("/accounts/login/").content.decode()
+    # The address names the language, so a browser that cached one catalog fetches the other after a switch.
+    chinese = client.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode()
+    assert '<script src="/jsi18n/?l=zh-hans" defer></script>' in chinese
 
 
 def test_a_logged_in_persons_pages_are_never_cached(logged_in, conversation, client):
