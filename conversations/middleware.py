@@ -5,6 +5,7 @@ Scripts and styles come only from this site, nothing may frame the pages,
 and images from elsewhere load only when a reader clicks for one.
 """
 
+from django.utils import translation
 from django.utils.cache import patch_cache_control
 
 POLICY = "; ".join(
@@ -46,3 +47,22 @@ class PrivatePagesMiddleware:
         if not response.has_header("Cache-Control") and request.user.is_authenticated:
             patch_cache_control(response, private=True, no_store=True)
         return response
+
+
+class ProfileMiddleware:
+    """After AuthenticationMiddleware: a logged-in person's profile (request.profile; the defaults if they never
+    saved one), and their saved language, which wins over the cookie and Accept-Language that LocaleMiddleware
+    went by. One query, shared with the templates (context_processors.profile)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from .selectors.accounts import profile_of
+
+        user = getattr(request, "user", None)
+        request.profile = profile_of(user) if user is not None and user.is_authenticated else None
+        if request.profile is not None and request.profile.language:
+            translation.activate(request.profile.language)
+            request.LANGUAGE_CODE = translation.get_language()
+        return self.get_response(request)

@@ -7,8 +7,9 @@
     sharing.py    shares, public links, site settings
     presets.py    presets
     usage.py      usage records (read-only, with totals) and limits
+    accounts.py   profiles, account invitations (made with a link or an email, revoked)
 """
 
-from . import chat, presets, providers, sharing, teams, usage
+from . import accounts, chat, presets, providers, sharing, teams, usage
 
-__all__ = ["chat", "presets", "providers", "sharing", "teams", "usage"]
+__all__ = ["accounts", "chat", "presets", "providers", "sharing", "teams", "usage"]

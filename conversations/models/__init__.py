@@ -7,11 +7,13 @@
     presets.py    Preset
     usage.py      UsageRecord, Limit
     imports.py    ImportJob
+    accounts.py   Profile (display name, language, theme), AccountInvitation (a link to make an account)
 
 `from conversations.models import Message` works as it always did; the app
 label, table names and migrations are those of the single models.py this was.
 """
 
+from .accounts import AccountInvitation, AccountInvitationQuerySet, Profile, invitation_token_hash, new_invitation_token
 from .chat import Conversation, ConversationQuerySet, Message, MessageQuerySet
 from .imports import ImportJob
 from .presets import Preset, PresetQuerySet
@@ -32,6 +34,11 @@ from .teams import Team, TeamBlock, TeamInvitation, TeamInvitationQuerySet, Team
 from .usage import Limit, UsageRecord
 
 __all__ = [
+    "AccountInvitation",
+    "AccountInvitationQuerySet",
+    "Profile",
+    "invitation_token_hash",
+    "new_invitation_token",
     "RESERVED_HEADERS",
     "Conversation",
     "ConversationQuerySet",
