@@ -81,12 +81,13 @@ def seed_users(env: dict, users: list[tuple[str, str]]) -> list[dict]:
 
 @contextmanager
 def demo_app(
-    directory: Path, *, users: list[tuple[str, str]], demo_delay: str, setup: str = ""
+    directory: Path, *, users: list[tuple[str, str]], demo_delay: str, setup: str = "", **extra_env: str
 ) -> Iterator["LiveServer"]:
     """The app served by daphne from a fresh SQLite file in `directory`, with its static files collected,
     the offline demo model streaming a word every `demo_delay` seconds, and `users` (username, password).
-    `setup`, Python run by `manage.py shell` before the server starts, adds what else a test needs."""
-    env = app_env(f"sqlite:///{directory / 'db.sqlite3'}", CHAT_DEMO_DELAY=demo_delay)
+    `setup`, Python run by `manage.py shell` before the server starts, adds what else a test needs;
+    `extra_env` are more environment variables for it (EMAIL_URL, say)."""
+    env = app_env(f"sqlite:///{directory / 'db.sqlite3'}", CHAT_DEMO_DELAY=demo_delay, **extra_env)
     manage(env, "migrate", "--no-input")
     manage(env, "collectstatic", "--no-input", "--verbosity", "0")
     seed_users(env, users)
