@@ -57,7 +57,7 @@ def email_settings(url: str) -> dict:
     if parts.scheme == "file":
         found["EMAIL_FILE_PATH"] = unquote(parts.path)
     elif parts.scheme in {"smtp", "smtps"}:
-        options = parse_qs(parts.query)
+        options = parse_qs(parts.query, keep_blank_values=True)
         found |= {
             "EMAIL_HOST": parts.hostname or "localhost",
             "EMAIL_PORT": parts.port or (465 if parts.scheme == "smtps" else 25),

@@ -187,7 +187,7 @@ class ImportForm(forms.Form):
 
 
 def language_choices() -> list[tuple[str, str]]:
-    return [("", _("As my browser asks"))] + list(settings.LANGUAGES)
+    return [("", _("As my browser asks")), *settings.LANGUAGES]
 
 
 class ProfileForm(forms.Form):

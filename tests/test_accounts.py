@@ -167,9 +167,9 @@ def test_a_member_who_is_not_an_owner_cannot_invite(owner, team):
 
 def test_an_admin_may_invite_to_any_team_or_none(team):
     root = make_superuser()
-    invitation, token = services.accounts.account_invitation_create(by=root, team=team)
+    invitation, _token = services.accounts.account_invitation_create(by=root, team=team)
     assert invitation.team == team
-    invitation, token = services.accounts.account_invitation_create(by=root, team=None)
+    invitation, _token = services.accounts.account_invitation_create(by=root, team=None)
     assert invitation.team is None
     with pytest.raises(Forbidden):
         services.accounts.account_invitation_create(by=make_user(username="nobody"), team=None)

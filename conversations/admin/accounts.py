@@ -60,7 +60,8 @@ class AccountInvitationAdmin(admin.ModelAdmin):
         obj.pk = invitation.pk  # the admin's "added" message and redirect name the row the service made
         link = invitation_link(request, token)
         if invitation.email:
-            send_account_invitation(invitation=invitation, link=link, inviter_name=selectors.accounts.display_name_of(request.user))
+            inviter = selectors.accounts.display_name_of(request.user)
+            send_account_invitation(invitation=invitation, link=link, inviter_name=inviter)
             self.message_user(request, _("The invitation link was emailed to %(email)s.") % {"email": invitation.email})
         else:
             self.message_user(

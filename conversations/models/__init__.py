@@ -34,12 +34,9 @@ from .teams import Team, TeamBlock, TeamInvitation, TeamInvitationQuerySet, Team
 from .usage import Limit, UsageRecord
 
 __all__ = [
+    "RESERVED_HEADERS",
     "AccountInvitation",
     "AccountInvitationQuerySet",
-    "Profile",
-    "invitation_token_hash",
-    "new_invitation_token",
-    "RESERVED_HEADERS",
     "Conversation",
     "ConversationQuerySet",
     "ImportJob",
@@ -50,6 +47,7 @@ __all__ = [
     "ModelConfigQuerySet",
     "Preset",
     "PresetQuerySet",
+    "Profile",
     "Provider",
     "PublicLink",
     "PublicLinkQuerySet",
@@ -62,6 +60,8 @@ __all__ = [
     "TeamInvitationQuerySet",
     "TeamMembership",
     "UsageRecord",
+    "invitation_token_hash",
+    "new_invitation_token",
     "new_link_token",
     "validate_base_url",
     "validate_extra_headers",

@@ -12,8 +12,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils import translation
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -67,6 +67,10 @@ def language_switch(request: HttpRequest) -> HttpResponse:
     return _remember_language(response, language)
 
 
+def _profile_initial(profile) -> dict:
+    return {"display_name": profile.display_name, "language": profile.language, "theme": profile.theme}
+
+
 def _profile_page(request: HttpRequest, *, profile_form, password_form, status: int = 200) -> HttpResponse:
     context = {**sidebar_context(request), "profile_form": profile_form, "password_form": password_form}
     return render(request, "conversations/profile.html", context, status=status)
@@ -76,8 +80,7 @@ def _profile_page(request: HttpRequest, *, profile_form, password_form, status: 
 @require_http_methods(["GET", "POST"])
 def profile(request: HttpRequest) -> HttpResponse:
     current = selectors.accounts.profile_of(request.user)
-    initial = {"display_name": current.display_name, "language": current.language, "theme": current.theme}
-    form = ProfileForm(request.POST if request.method == "POST" else None, initial=initial)
+    form = ProfileForm(request.POST if request.method == "POST" else None, initial=_profile_initial(current))
     if request.method == "POST" and form.is_valid():
         try:
             saved = services.accounts.profile_update(user=request.user, **form.cleaned_data)
@@ -104,8 +107,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
         update_session_auth_hash(request, user)
         messages.success(request, _("Your password is changed."))
         return redirect("profile")
-    current = selectors.accounts.profile_of(request.user)
-    profile_form = ProfileForm(initial={"display_name": current.display_name, "language": current.language, "theme": current.theme})
+    profile_form = ProfileForm(initial=_profile_initial(selectors.accounts.profile_of(request.user)))
     return _profile_page(request, profile_form=profile_form, password_form=form, status=400)
 
 
@@ -141,7 +143,8 @@ def account_invitation_create(request: HttpRequest, team_id: int) -> HttpRespons
         )
         messages.success(request, _("An invitation was sent to %(email)s.") % {"email": email})
         return redirect("team", team_id=team.id)
-    return render(request, "conversations/team.html", {**team_page_context(request, team), "new_invitation_link": link}, status=201)
+    context = {**team_page_context(request, team), "new_invitation_link": link}
+    return render(request, "conversations/team.html", context, status=201)
 
 
 @login_required
@@ -178,7 +181,8 @@ def account_invitation(request: HttpRequest, token: str) -> HttpResponse:
                 action="invitation", address=request_address(request), limit=INVITATION_POSTS_PER_HOUR, seconds=3600
             )
         except throttle.RateLimited as exc:
-            return render(request, "conversations/invitation.html", {"invitation": invitation, "refused": exc.message}, status=429)
+            context = {"invitation": invitation, "refused": exc.message}
+            return render(request, "conversations/invitation.html", context, status=429)
     if request.user.is_authenticated:
         return _join_with_account(request, invitation, token)
     suggested = invitation.email.partition("@")[0] if invitation.email else ""
