@@ -261,8 +261,8 @@ def test_a_collaboration_through_a_team_shows_authors(two_voices, bob, otters):
 
 # The page of a conversation shared with this person, whatever its size and however widely it is shared:
 # session, user, their profile, the conversation (with this person's role), its tree and its branch, model choices,
-# the sidebar (its pinned conversations and its first page), "Shared with me", invitations waiting, and whether anyone collaborates (to show authors); a collaborator also gets the
-# presets for the Settings panel.
+# the sidebar (its pinned conversations and its first page), "Shared with me", invitations waiting, and whether anyone
+# collaborates (to show authors); a collaborator also gets the presets for the Settings panel.
 SHARED_PAGE_QUERIES = 12
 COLLABORATOR_PAGE_QUERIES = 13
 # The owner's page: the same as a collaborator's without the collaborator check (the share list answers it),
