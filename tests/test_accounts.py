@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from conversations import services
 from conversations.exceptions import AccountInvitationGone, Forbidden
-from conversations.models import AccountInvitation, Profile, TeamMembership, invitation_token_hash
-from tests.factories import make_superuser, make_team, make_user
+from conversations.models import AccountInvitation, Profile, PublicLink, TeamMembership, invitation_token_hash
+from tests.factories import make_conversation, make_superuser, make_team, make_user
 from tests.helpers import flashes, login, page
 
 pytestmark = pytest.mark.django_db
@@ -104,6 +104,18 @@ def test_a_visitor_gets_the_browsers_language_then_the_switchers_cookie():
     assert response.status_code == 302 and response.url == "/accounts/login/"
     assert response.cookies["chat_language"].value == "en"
     assert html_lang(client.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")) == "en"
+
+
+def test_a_visitor_switches_language_on_a_public_link_and_comes_back_to_it():
+    alice = make_user(username="alice")
+    conversation = make_conversation(owner=alice)
+    link = PublicLink.objects.create(conversation=conversation, kind=PublicLink.Kind.LIVE)
+    client = login(None)
+    public = client.get(f"/s/{link.token}/")
+    assert 'class="language-switch"' in page(public)
+    response = client.post("/language/", {"language": "zh-hans", "next": f"/s/{link.token}/"})
+    assert response.url == f"/s/{link.token}/"
+    assert html_lang(client.get(response.url)) == "zh-hans"
 
 
 def test_the_switcher_does_not_redirect_elsewhere():
