@@ -16,12 +16,14 @@ from tests.e2e.live import demo_app
 pytestmark = pytest.mark.browser
 
 # Each test has people of its own, so that what one changes (a password, a language) leaves the others alone.
-PAM, LEO, PAT, OLIVE, RITA = (
+PAM, LEO, PAT, OLIVE, RITA, ADA, JO = (
     ("pam", "pam-password-123"),
     ("leo", "leo-password-123"),
     ("pat", "pat-password-123"),
     ("olive", "olive-password-123"),
     ("rita", "rita-password-123"),
+    ("ada", "ada-password-123"),
+    ("jo", "jo-password-123"),
 )
 NEW_PASSWORD = "heron-lantern-5821"
 
@@ -32,6 +34,7 @@ people = get_user_model().objects
 team = Team.objects.create(name="Otters")
 TeamMembership.objects.create(team=team, user=people.get(username="olive"), role="owner")
 people.filter(username="rita").update(email="rita@example.com")
+people.filter(username="ada").update(is_staff=True, is_superuser=True)
 """
 
 
@@ -42,7 +45,7 @@ def accounts_app(tmp_path_factory):
     mailbox = directory / "mail"
     mailbox.mkdir()
     with demo_app(
-        directory, users=[PAM, LEO, PAT, OLIVE, RITA], demo_delay="0.01", setup=SETUP, EMAIL_URL=f"file://{mailbox}"
+        directory, users=[PAM, LEO, PAT, OLIVE, RITA, ADA, JO], demo_delay="0.01", setup=SETUP, EMAIL_URL=f"file://{mailbox}"
     ) as server:
         server.mailbox = mailbox
         yield server
@@ -148,15 +151,26 @@ def accept_invitation(driver, link: str, username: str, password: str) -> None:
     submit(driver, "invitation-form")
 
 
-def test_an_owner_invites_by_link_and_the_new_person_lands_in_the_team(accounts_app, open_browser):
-    owner = open_browser()
-    log_in(owner, accounts_app.url, *OLIVE)
-    owner.get(accounts_app.url + "/teams/")
-    click_and_wait(owner, 'a[href^="/teams/"][href$="/"]:not([href="/teams/"])')
-    team_url = owner.current_url
+def open_team_page(driver, base_url: str) -> None:
+    """From the Teams page, the team's own page (the owner's only team)."""
+    driver.get(base_url + "/teams/")
+    click_and_wait(driver, 'a[href^="/teams/"][href$="/"]:not([href="/teams/"])')
+
+
+def new_link(owner) -> str:
+    """Press Invite with no address: the link the page shows once."""
     submit(owner, "account-invitation-form")
     link = by_id(owner, "new-invitation-link").get_attribute("value")
     assert "/invite/" in link
+    return link
+
+
+def test_an_owner_invites_by_link_and_the_new_person_lands_in_the_team(accounts_app, open_browser):
+    owner = open_browser()
+    log_in(owner, accounts_app.url, *OLIVE)
+    open_team_page(owner, accounts_app.url)
+    team_url = owner.current_url
+    link = new_link(owner)
 
     newcomer = open_browser()
     accept_invitation(newcomer, link, "nina", NEW_PASSWORD)
@@ -172,8 +186,7 @@ def test_an_owner_invites_by_link_and_the_new_person_lands_in_the_team(accounts_
 def test_an_owner_invites_by_email_and_the_link_in_it_makes_the_account(accounts_app, open_browser):
     owner = open_browser()
     log_in(owner, accounts_app.url, *OLIVE)
-    owner.get(accounts_app.url + "/teams/")
-    click_and_wait(owner, 'a[href^="/teams/"][href$="/"]:not([href="/teams/"])')
+    open_team_page(owner, accounts_app.url)
     enter(owner, "id_email", "ed@example.com")
     submit(owner, "account-invitation-form")
     assert "An invitation was sent to ed@example.com." in owner.page_source
@@ -199,3 +212,46 @@ def test_password_reset_from_the_login_page_through_the_email(accounts_app, open
     submit(driver, "password-set-form")
     click_and_wait(driver, "#password-reset-login")
     log_in(driver, accounts_app.url, RITA[0], NEW_PASSWORD)
+
+
+def test_an_owner_revokes_a_link_and_it_stops_working(accounts_app, open_browser):
+    owner = open_browser()
+    log_in(owner, accounts_app.url, *OLIVE)
+    open_team_page(owner, accounts_app.url)
+    link = new_link(owner)
+    open_team_page(owner, accounts_app.url)
+    rows = len(css(owner, "#account-invitations tbody tr"))
+    click_and_wait(owner, "#account-invitations tbody tr:first-child button[type=submit]")
+    assert "its link no longer works" in owner.page_source
+    assert len(css(owner, "#account-invitations tbody tr")) == rows - 1
+    visitor = open_browser()
+    visitor.get(link)
+    assert "withdrawn" in visitor.find_element("tag name", "h1").text
+
+
+def test_someone_logged_in_joins_the_team_with_their_account(accounts_app, open_browser):
+    owner = open_browser()
+    log_in(owner, accounts_app.url, *OLIVE)
+    open_team_page(owner, accounts_app.url)
+    team_url = owner.current_url
+    link = new_link(owner)
+    jo = open_browser()
+    log_in(jo, accounts_app.url, *JO)
+    jo.get(link)
+    click_and_wait(jo, "#join-with-account")
+    assert jo.current_url == team_url
+    assert "jo (you)" in jo.find_element("css selector", "table.members").text
+
+
+def test_an_admin_makes_an_invitation_in_the_admin(accounts_app, open_browser):
+    from selenium.webdriver.support.ui import Select
+
+    admin = open_browser()
+    log_in(admin, accounts_app.url, *ADA)
+    admin.get(accounts_app.url + "/admin/conversations/accountinvitation/add/")
+    Select(by_id(admin, "id_team")).select_by_visible_text("Otters")
+    click_and_wait(admin, 'input[name="_save"]')
+    link = by_id(admin, "admin-invitation-link").text
+    newcomer = open_browser()
+    accept_invitation(newcomer, link, "ivy", NEW_PASSWORD)
+    assert "Welcome to Otters!" in newcomer.page_source
