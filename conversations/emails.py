@@ -6,8 +6,14 @@ Where they go is EMAIL_URL's business (chatsite/settings.py).
 
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from .models import AccountInvitation
+
+
+def invitation_link(request, token: str) -> str:
+    """The address of an account invitation's page, on the site this request came to."""
+    return request.build_absolute_uri(reverse("account_invitation", args=[token]))
 
 
 def send_account_invitation(*, invitation: AccountInvitation, link: str, inviter_name: str) -> None:

@@ -198,7 +198,14 @@ def test_an_invitation_by_email_sends_the_link(owner, team):
     accept_page = login(None).get(path)
     assert accept_page.status_code == 200
     assert 'value="pat"' in page(accept_page)  # the username is suggested from the address
-    assert "Otters" in page(accept_page) and "olive" in page(accept_page)
+    assert "Otters" in page(accept_page) and "olive invited you." in page(accept_page)
+    assert "no-store" in accept_page["Cache-Control"]
+
+
+def test_the_invitation_page_names_the_inviter_by_their_display_name(owner, team):
+    services.accounts.profile_update(user=owner, display_name="Olive O.", language="", theme="system")
+    _invitation, token = services.accounts.account_invitation_create(by=owner, team=team)
+    assert "Olive O. invited you." in page(login(None).get(f"/invite/{token}/"))
 
 
 def test_accepting_makes_the_account_profile_and_membership_and_logs_in(owner, team):

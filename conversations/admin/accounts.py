@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .. import selectors, services
-from ..emails import send_account_invitation
+from ..emails import invitation_link, send_account_invitation
 from ..models import AccountInvitation, Profile
 
 
@@ -52,8 +52,6 @@ class AccountInvitationAdmin(admin.ModelAdmin):
         return False  # nothing to edit: revoke instead
 
     def save_model(self, request, obj, form, change):
-        from ..views.accounts import invitation_link
-
         invitation, token = services.accounts.account_invitation_create(
             by=request.user, team=form.cleaned_data["team"], email=form.cleaned_data["email"]
         )

@@ -18,7 +18,7 @@ def account_invitation_for(token: str) -> AccountInvitation | None:
     """The invitation this token opens, whatever its state (accepted, revoked, expired), with its team and
     inviter; None for a token that opens none."""
     return (
-        AccountInvitation.objects.select_related("team", "invited_by")
+        AccountInvitation.objects.select_related("team", "invited_by", "invited_by__profile")
         .filter(token_hash=invitation_token_hash(token))
         .first()
     )

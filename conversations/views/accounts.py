@@ -15,11 +15,12 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import selectors, services, throttle
 from ..clients import request_address
-from ..emails import send_account_invitation
+from ..emails import invitation_link, send_account_invitation
 from ..exceptions import AccountInvitationGone, Forbidden, InvalidChange, TooManyInvitations
 from ..forms import AccountInvitationForm, InvitedAccountForm, LanguageForm, ProfileForm
 from ._common import sidebar_context
@@ -114,10 +115,6 @@ def password_change(request: HttpRequest) -> HttpResponse:
 # --- account invitations ------------------------------------------------------------------------
 
 
-def invitation_link(request: HttpRequest, token: str) -> str:
-    return request.build_absolute_uri(reverse("account_invitation", args=[token]))
-
-
 @login_required
 @require_POST
 def account_invitation_create(request: HttpRequest, team_id: int) -> HttpResponse:
@@ -168,6 +165,7 @@ def _gone(request: HttpRequest, state: str) -> HttpResponse:
     )
 
 
+@never_cache  # the page's address is the token: no cache or proxy keeps it
 @require_http_methods(["GET", "POST"])
 def account_invitation(request: HttpRequest, token: str) -> HttpResponse:
     """The link's page. Someone logged out makes their account here; someone logged in may join the team with
