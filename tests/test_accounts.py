@@ -137,6 +137,15 @@ def test_a_logged_in_persons_switch_is_saved_on_their_profile_and_wins_over_cook
     assert html_lang(client.get("/", HTTP_ACCEPT_LANGUAGE="zh-CN")) == "en"
 
 
+def test_the_saved_language_reaches_the_cookie_so_the_login_page_keeps_it_after_logging_out():
+    alice = make_user(username="alice")
+    services.accounts.profile_update(user=alice, display_name="", language="zh-hans", theme="system")
+    client = login(alice)  # a browser that never switched
+    assert client.get("/").cookies["chat_language"].value == "zh-hans"
+    client.post("/accounts/logout/")
+    assert html_lang(client.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="en")) == "zh-hans"
+
+
 def test_without_a_saved_language_the_cookie_beats_the_browser_for_a_logged_in_person():
     client = login(make_user(username="alice"))
     client.cookies["chat_language"] = "zh-hans"

@@ -2,7 +2,6 @@
 may use, account invitations (made and revoked by a team's owners, opened by the person invited), and the
 password reset that Django's views do (with a limit per address)."""
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
@@ -23,30 +22,13 @@ from ..clients import request_address
 from ..emails import invitation_link, send_account_invitation
 from ..exceptions import AccountInvitationGone, Forbidden, InvalidChange, TooManyInvitations
 from ..forms import AccountInvitationForm, InvitedAccountForm, LanguageForm, ProfileForm
+from ..middleware import remember_language
 from ._common import sidebar_context
 from .teams import _team_or_404, team_page_context
 
 # Posts one address may make to these forms per hour: enough for typos, too few to guess at anything.
 INVITATION_POSTS_PER_HOUR = 20
 PASSWORD_RESETS_PER_HOUR = 10
-
-
-def _remember_language(response: HttpResponse, language: str) -> HttpResponse:
-    """The language cookie LocaleMiddleware reads: set to `language`, or removed ("" follows the browser)."""
-    if language:
-        response.set_cookie(
-            settings.LANGUAGE_COOKIE_NAME,
-            language,
-            max_age=settings.LANGUAGE_COOKIE_AGE,
-            path=settings.LANGUAGE_COOKIE_PATH,
-            domain=settings.LANGUAGE_COOKIE_DOMAIN,
-            secure=settings.LANGUAGE_COOKIE_SECURE,
-            httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
-            samesite=settings.LANGUAGE_COOKIE_SAMESITE,
-        )
-    else:
-        response.delete_cookie(settings.LANGUAGE_COOKIE_NAME, path=settings.LANGUAGE_COOKIE_PATH)
-    return response
 
 
 def _safe_next(request: HttpRequest, fallback: str) -> str:
@@ -65,7 +47,7 @@ def language_switch(request: HttpRequest) -> HttpResponse:
     language = form.cleaned_data["language"]
     if request.user.is_authenticated:
         services.accounts.profile_language_set(user=request.user, language=language)
-    return _remember_language(response, language)
+    return remember_language(response, language)
 
 
 def _profile_initial(profile) -> dict:
@@ -92,7 +74,7 @@ def profile(request: HttpRequest) -> HttpResponse:
             # Worded in the language just chosen: the next page is shown in it.
             with translation.override(saved.language or translation.get_language()):
                 messages.success(request, _("Your profile is saved."))
-            return _remember_language(response, saved.language) if saved.language != current.language else response
+            return remember_language(response, saved.language) if saved.language != current.language else response
     return _profile_page(
         request, profile_form=form, password_form=PasswordChangeForm(request.user), status=400 if form.errors else 200
     )
