@@ -213,6 +213,7 @@ class InvitedAccountForm(UserCreationForm):
     (checked by AUTH_PASSWORD_VALIDATORS)."""
 
     display_name = forms.CharField(label=_("Display name"), max_length=100, required=False)
+    field_order = ["username", "display_name", "password1", "password2"]
 
     class Meta(UserCreationForm.Meta):
         model = get_user_model()
