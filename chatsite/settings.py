@@ -11,6 +11,7 @@ import secrets
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -41,6 +42,31 @@ def env_number(name: str, default: float, cast=float):
         return cast(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+
+
+def email_settings(url: str) -> dict:
+    """Django's email settings from one URL (EMAIL_URL): console:// (print each email), smtp://user:pass@host:587
+    (?tls for STARTTLS), smtps://… (TLS from the start), file:///a/folder (one file per email), locmem://, dummy://.
+    Fifteen lines of our own: dj-email-url has seen no release since 2022, and django-environ would bring a second
+    settings system for this one parser (with scheme names of its own)."""
+    parts = urlsplit(url)
+    backends = {"console": "console", "smtp": "smtp", "smtps": "smtp", "file": "filebased", "locmem": "locmem", "dummy": "dummy"}
+    if parts.scheme not in backends:
+        raise ImproperlyConfigured(f"EMAIL_URL={url!r}: use console://, smtp://, smtps://, file://, locmem:// or dummy://.")
+    found = {"EMAIL_BACKEND": f"django.core.mail.backends.{backends[parts.scheme]}.EmailBackend"}
+    if parts.scheme == "file":
+        found["EMAIL_FILE_PATH"] = unquote(parts.path)
+    elif parts.scheme in {"smtp", "smtps"}:
+        options = parse_qs(parts.query, keep_blank_values=True)
+        found |= {
+            "EMAIL_HOST": parts.hostname or "localhost",
+            "EMAIL_PORT": parts.port or (465 if parts.scheme == "smtps" else 25),
+            "EMAIL_HOST_USER": unquote(parts.username or ""),
+            "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+            "EMAIL_USE_SSL": parts.scheme == "smtps",
+            "EMAIL_USE_TLS": parts.scheme == "smtp" and "tls" in options,
+        }
+    return found
 
 
 def secret_key_from_file(path: Path) -> str:
@@ -104,6 +130,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A logged-in person's language and theme, from their profile: their saved language beats the cookie.
+    "conversations.middleware.ProfileMiddleware",
     "conversations.middleware.PrivatePagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -125,6 +153,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "conversations.context_processors.profile",
             ],
         },
     },
@@ -211,6 +240,16 @@ AXES_CLIENT_IP_CALLABLE = "conversations.clients.request_address"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False
+
+# Email (invitations, password resets) goes through EMAIL_URL; by default it is printed to the console,
+# so a fresh machine works without a mail server.
+globals().update(email_settings(os.environ.get("EMAIL_URL") or "console://"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL") or "Team Chat <chat@localhost>"
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+EMAIL_TIMEOUT = 20
+# How long an account invitation's link can be used, in days; a password reset link, in hours.
+CHAT_INVITATION_DAYS = env_number("CHAT_INVITATION_DAYS", 7.0)
+PASSWORD_RESET_TIMEOUT = int(env_number("CHAT_PASSWORD_RESET_HOURS", 24.0) * 3600)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

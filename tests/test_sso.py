@@ -243,6 +243,11 @@ def test_password_logins_turned_off(sso, settings):
     assert client.post("/admin/login/", {"username": "alice", "password": "pw-alice"}).status_code == 302
     assert not signed_in_user(client).is_authenticated
 
+    # No password to reset either: the link is gone and the reset pages do not answer.
+    assert "password-reset" not in html
+    assert client.post("/accounts/password-reset/", {"email": "alice@example.com"}).status_code == 404
+    assert client.get("/accounts/reset/done/").status_code == 404
+
     _client, response = sign_in_as("ada")
     assert response.status_code == 302, "single sign-on still works"
 

@@ -421,9 +421,9 @@ def test_admin_pages_have_no_content_security_policy(client, superuser):
 # --- query counts ----------------------------------------------------------------------
 
 
-# session, user, model choices, presets, the sidebar's pinned conversations and its first page (two queries: pinned
-# ones stay at the top whatever their date), shared with me, invitations waiting
-HOME_QUERIES = 8
+# session, user, their profile (language, theme, name), model choices, presets, the sidebar's pinned conversations
+# and its first page (two queries: pinned ones stay at the top whatever their date), shared with me, invitations waiting
+HOME_QUERIES = 9
 
 
 @pytest.mark.parametrize("count", [3, 30])
@@ -437,9 +437,9 @@ def test_home_query_count_does_not_grow_with_conversations(
     assert len(sidebar_titles(page(response))) == count
 
 
-# session, user, conversation, the tree, its branch, model choices, presets (Settings), sidebar (pinned, first page),
+# session, user, profile, conversation, the tree, its branch, model choices, presets (Settings), sidebar (pinned, first page),
 # shared with me, invitations waiting, and for the owner the Share dialog: shares, teammates, teams, site settings, public links
-CONVERSATION_QUERIES = 16
+CONVERSATION_QUERIES = 17
 
 
 @pytest.mark.parametrize("count", [2, 200])

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0013_search_index_owner'),
+        ('conversations', '0014_profiles_and_account_invitations'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
