@@ -282,7 +282,10 @@ OIDC_OP_LOGOUT_URL_METHOD = "conversations.oidc.provider_logout_url"
 CHAT_OIDC_LABEL = os.environ.get("CHAT_OIDC_LABEL", "")
 # A person the provider vouches for who has no account here gets one at their first sign-in; when off,
 # only existing accounts may sign in (matched by a verified email address, then linked for good).
-CHAT_OIDC_CREATE_USERS = env_bool("CHAT_OIDC_CREATE_USERS", True)
+# "invited": only people with a pending account invitation sent to their verified address (Teams > Invite).
+CHAT_OIDC_CREATE_USERS = (
+    "invited" if os.environ.get("CHAT_OIDC_CREATE_USERS", "").lower() == "invited" else env_bool("CHAT_OIDC_CREATE_USERS", True)
+)
 # And only when their verified address is in one of these domains (comma-separated; empty: any). With a
 # provider anyone can have an account at (Google), this is what keeps strangers out.
 CHAT_OIDC_EMAIL_DOMAINS = [domain.lower() for domain in env_list("CHAT_OIDC_EMAIL_DOMAINS", "")]

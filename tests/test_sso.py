@@ -19,6 +19,7 @@ from django.test import Client
 from conversations import oidc
 from conversations.models import ExternalIdentity, Team, TeamMembership
 from conversations.services import sso as sso_services
+from conversations.services.accounts import account_invitation_create
 from tests import factories
 from tests.helpers import free_port, page
 from tests.oidc_provider import CLIENT_ID, OIDCProvider, sign_in
@@ -131,6 +132,25 @@ def test_with_account_creation_off_an_unknown_person_is_refused(sso, settings):
     assert "There is no account for you here yet" in page(response)
     assert not User.objects.exists()
     assert not signed_in_user(client).is_authenticated
+
+
+def test_with_invited_only_a_person_invited_by_email_gets_an_account_and_the_team(sso, settings):
+    settings.CHAT_OIDC_CREATE_USERS = "invited"
+    owner = factories.make_user(username="olive")
+    research = factories.make_team(name="Research", owner=owner)
+
+    _client, refused = sign_in_as("grace")
+    assert refused.status_code == 403 and not User.objects.filter(email__iexact="grace@example.com").exists()
+
+    invitation, _token = account_invitation_create(by=owner, team=research, email="Grace@example.com")
+    client, response = sign_in_as("grace")
+
+    assert response.status_code == 302
+    grace = signed_in_user(client)
+    assert grace.email == "grace@example.com" and research.members.filter(pk=grace.pk).exists()
+    assert grace.profile.display_name == "Grace Hopper"
+    invitation.refresh_from_db()
+    assert invitation.accepted_by == grace, "the invitation is used, so its link no longer works"
 
 
 def test_with_account_creation_off_an_account_with_the_verified_address_signs_in(sso, settings):

@@ -137,3 +137,17 @@ def account_invitation_join(*, token: str, user) -> AccountInvitation:
             team_id=invitation.team_id, user=user, defaults={"role": TeamMembership.Role.MEMBER}
         )
     return invitation
+
+
+def account_invitations_use_by_email(*, user, email: str) -> list[AccountInvitation]:
+    """A new account made by single sign-on for an address that was invited: each pending invitation to it is
+    used by that account, which joins the invitations' teams (signing in was their acceptance)."""
+    used = []
+    for invitation in AccountInvitation.objects.usable().filter(email__iexact=email).select_related("team"):
+        if AccountInvitation.objects.usable().filter(pk=invitation.pk).update(accepted_at=timezone.now(), accepted_by=user):
+            if invitation.team_id is not None:
+                TeamMembership.objects.get_or_create(
+                    team_id=invitation.team_id, user=user, defaults={"role": TeamMembership.Role.MEMBER}
+                )
+            used.append(invitation)
+    return used

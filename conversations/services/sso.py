@@ -13,7 +13,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from ..models import ExternalIdentity, Team, TeamMembership
+from ..models import AccountInvitation, ExternalIdentity, Profile, Team, TeamMembership
+from .accounts import account_invitations_use_by_email
 
 USERNAME_MAX = 150
 
@@ -32,10 +33,14 @@ def may_create_account(claims: dict) -> bool:
     The one place that decides it, so that other rules (say, only people with an invitation) go here.
     With CHAT_OIDC_EMAIL_DOMAINS, only people whose verified address is in one of them.
     """
-    if not settings.CHAT_OIDC_CREATE_USERS:
+    mode = settings.CHAT_OIDC_CREATE_USERS
+    if not mode:
         return False
-    if settings.CHAT_OIDC_EMAIL_DOMAINS:
-        return verified_email(claims).rpartition("@")[2].lower() in settings.CHAT_OIDC_EMAIL_DOMAINS
+    email = verified_email(claims)
+    if settings.CHAT_OIDC_EMAIL_DOMAINS and email.rpartition("@")[2].lower() not in settings.CHAT_OIDC_EMAIL_DOMAINS:
+        return False
+    if mode == "invited":
+        return bool(email) and AccountInvitation.objects.usable().filter(email__iexact=email).exists()
     return True
 
 
@@ -89,7 +94,13 @@ def _user_by_email(claims: dict):
 
 
 def _user_create(claims: dict):
-    return get_user_model().objects.create_user(username=available_username(claims), email=verified_email(claims))
+    """A new account, named as the provider names the person; invitations sent to their address are used now."""
+    email = verified_email(claims)
+    user = get_user_model().objects.create_user(username=available_username(claims), email=email)
+    Profile.objects.create(user=user, display_name=str(claims.get("name") or "")[:100])
+    if email:
+        account_invitations_use_by_email(user=user, email=email)
+    return user
 
 
 def available_username(claims: dict) -> str:
