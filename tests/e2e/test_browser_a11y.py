@@ -57,6 +57,8 @@ factories.make_usage_record(user=ada, team=team, model_config=model, prompt_toke
 for token, fields in (({open_link!r}, {{}}), ({password_link!r}, {{"password": "otters"}}), ({live_link!r}, {{"kind": "live"}})):
     link = public_link_create(conversation=chat, **{{"kind": "snapshot", "audience": "anyone", **fields}})
     PublicLink.objects.filter(pk=link.pk).update(token=token)
+for title in ("Announced", "Stopped by Escape"):
+    factories.make_conversation(owner=ada, title=title)
 ImportJob.objects.create(owner=ada, filename="conversations.json", status="done", total=2, processed=2)
 index.index_everything()
 """
@@ -87,9 +89,9 @@ def auditor(a11y_app):
 THEMES = {"light": ("light", None), "dark": ("dark", None), "forced-light": ("dark", "light"), "forced-dark": ("light", "dark")}
 
 
-def conversation_url(driver, base_url: str) -> str:
+def conversation_url(driver, base_url: str, title: str = "Otters and rivers") -> str:
     driver.get(base_url + "/")
-    return next(link.get_attribute("href") for link in css(driver, "#sidebar-own a") if link.text == "Otters and rivers")
+    return next(link.get_attribute("href") for link in css(driver, "#sidebar-own a") if link.text == title)
 
 
 def team_url(driver, base_url: str) -> str:
@@ -128,7 +130,7 @@ def audit_states(driver, base_url: str) -> list:
         ("conversation, Share dialog", conversation, open_share),
         ("conversation, Settings", conversation, open_settings),
         ("conversation, model picker", conversation, open_picker),
-        # ("conversation, shortcuts", conversation, open_shortcuts),
+        ("conversation, shortcuts", conversation, open_shortcuts),
         ("search", base_url + "/search/?q=otters", expect_results),
         ("usage", base_url + "/usage/", None),
         ("teams", base_url + "/teams/", None),
@@ -188,3 +190,203 @@ def test_the_audit_finds_what_it_should(a11y_app, auditor):
     )
     found = {violation["id"] for violation in axe_violations(auditor)}
     assert {"button-name", "color-contrast"} <= found
+
+
+# --- screen readers -----------------------------------------------------------------------------
+
+RECORD_STATUS = """
+window.statusLog = [];
+new MutationObserver(() => {
+  const reply = [...document.querySelectorAll("li.message--assistant")].at(-1);
+  window.statusLog.push([document.getElementById("reply-status").textContent, reply ? reply.dataset.status : null]);
+}).observe(document.getElementById("reply-status"), {childList: true, characterData: true, subtree: true});
+"""
+
+
+def open_conversation(driver, base_url: str, title: str) -> None:
+    driver.get(conversation_url(driver, base_url, title))
+    waiter(driver).until(lambda d: d.execute_script("return document.getElementById('chat') && window.chatRender"), "the page")
+
+
+def active(driver) -> str:
+    """Who has the focus: its id, else its tag and classes."""
+    return driver.execute_script(
+        "const e = document.activeElement; return e.id || `${e.tagName.toLowerCase()}.${[...e.classList].join('.')}`;"
+    )
+
+
+def top_of_page(driver) -> None:
+    """Put the keyboard at the top of the page, as when it is entered without a field taking the focus."""
+    driver.execute_script("document.activeElement.blur(); document.body.tabIndex = -1; document.body.focus(); document.body.removeAttribute('tabindex');")
+
+
+def press(driver, *keys) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(driver).send_keys(*keys).perform()
+
+
+def test_a_streaming_reply_is_announced_by_whole_sentences_then_its_end(a11y_app, open_browser, upstream):
+    text = (
+        "Otters hold *hands* while they sleep. They eat a quarter of their weight every day! "
+        "Do they like cold water? Yes, 水獭喜欢鱼。 And the last words come without a full stop"
+    )
+    words = text.split(" ")
+    driver = open_browser(1280, 900)
+    log_in(driver, a11y_app.url, USERNAME, PASSWORD)
+    open_conversation(driver, a11y_app.url, "Announced")
+    status = by_id(driver, "reply-status")
+    assert status.get_attribute("role") == "status" and status.get_attribute("aria-live") == "polite"
+    assert by_id(driver, "messages").get_attribute("aria-live") is None  # the list itself is not read out
+    driver.execute_script(RECORD_STATUS)
+
+    upstream.push(reply(text, delay=0.12))
+    send(driver, "Tell me about otters")
+    wait_for_reply(driver, "complete")
+    waiter(driver).until(lambda d: d.execute_script("return window.statusLog.length && window.statusLog.at(-1)[0].endsWith('Reply finished.')"))
+    log = driver.execute_script("return window.statusLog")
+
+    during = [said for said, reply_status in log[:-1] if reply_status == "streaming"]
+    assert during, f"nothing was announced while the reply streamed: {log}"
+    assert all(said[-1] in ".!?。" for said in during), log  # whole sentences only
+    assert len(log) <= len(words) // 4, f"{len(log)} announcements for {len(words)} tokens: {log}"
+    final = log[-1][0]
+    assert final.endswith("And the last words come without a full stop Reply finished.")
+    heard = " ".join(said for said, _ in log).replace(" Reply finished.", "")
+    assert heard.replace("。 ", "。") == text.replace("*", "").replace("。 ", "。")  # all of it once, Markdown left out
+    assert status.text == "" or status.get_attribute("textContent") == final
+    assert severe_errors(driver) == []
+
+
+# --- keyboard -----------------------------------------------------------------------------------
+
+
+def test_escape_closes_a_dialog_first_then_stops_the_reply_keeping_its_text(a11y_app, open_browser, upstream):
+    from selenium.webdriver.common.keys import Keys
+
+    driver = open_browser(1280, 900)
+    log_in(driver, a11y_app.url, USERNAME, PASSWORD)
+    open_conversation(driver, a11y_app.url, "Stopped by Escape")
+    driver.execute_script(RECORD_STATUS)
+    upstream.push(reply("otter " * 200, delay=0.05))
+    send(driver, "Count otters slowly")
+    waiter(driver).until(lambda d: (r := last_reply(d)) and len(r.text) > 20 and r.get_attribute("data-status") == "streaming")
+
+    by_id(driver, "share-button").click()
+    waiter(driver).until(lambda d: by_id(d, "share-dialog").get_attribute("open") is not None)
+    press(driver, Keys.ESCAPE)
+    waiter(driver).until(lambda d: by_id(d, "share-dialog").get_attribute("open") is None, "the dialog closed")
+    assert active(driver) == "share-button"
+    assert last_reply(driver).get_attribute("data-status") == "streaming"  # that Escape was the dialog's
+
+    press(driver, Keys.ESCAPE)
+    wait_for_reply(driver, "stopped")
+    kept = last_reply(driver).find_element("css selector", ".message-body").text
+    assert kept.startswith("otter otter") and len(kept) < len("otter " * 200)
+    waiter(driver).until(lambda d: by_id(d, "reply-status").get_attribute("textContent").endswith("Reply stopped."))
+    driver.refresh()
+    wait_for_reply(driver, "stopped")
+    assert last_reply(driver).find_element("css selector", ".message-body").text.startswith(kept[:20])
+
+
+def test_dialogs_and_menus_take_the_focus_and_escape_gives_it_back(a11y_app, open_browser):
+    from selenium.webdriver.common.keys import Keys
+
+    driver = open_browser(1280, 900)
+    log_in(driver, a11y_app.url, USERNAME, PASSWORD)
+    open_conversation(driver, a11y_app.url, "Otters and rivers")
+
+    by_id(driver, "share-button").click()
+    waiter(driver).until(lambda d: d.execute_script("return document.getElementById('share-dialog').contains(document.activeElement)"))
+    press(driver, Keys.ESCAPE)
+    waiter(driver).until(lambda d: by_id(d, "share-dialog").get_attribute("open") is None)
+    assert active(driver) == "share-button"
+
+    css(driver, "#conversation-settings > summary")[0].click()
+    waiter(driver).until(lambda d: d.execute_script("return document.querySelector('#conversation-settings .menu-body').contains(document.activeElement)"))
+    press(driver, Keys.ESCAPE)
+    waiter(driver).until(lambda d: by_id(d, "conversation-settings").get_attribute("open") is None)
+    assert driver.execute_script("return document.activeElement === document.querySelector('#conversation-settings > summary')")
+
+    picker = by_id(driver, "model-picker")
+    picker.click()
+    press(driver, Keys.ESCAPE)
+    assert active(driver) == "model-picker"
+    assert picker.get_attribute("value") == picker.find_element("css selector", "option[selected]").get_attribute("value")
+
+    by_id(driver, "shortcuts-button").click()
+    waiter(driver).until(lambda d: by_id(d, "shortcuts-dialog").get_attribute("open") is not None)
+    assert driver.execute_script("return document.getElementById('shortcuts-dialog').contains(document.activeElement)")
+    press(driver, Keys.ESCAPE)
+    waiter(driver).until(lambda d: by_id(d, "shortcuts-dialog").get_attribute("open") is None)
+    assert active(driver) == "shortcuts-button"
+    assert severe_errors(driver) == []
+
+
+def test_question_mark_lists_the_shortcuts_unless_typing(a11y_app, open_browser):
+    from selenium.webdriver.common.keys import Keys
+
+    driver = open_browser(1280, 900)
+    log_in(driver, a11y_app.url, USERNAME, PASSWORD)
+    open_conversation(driver, a11y_app.url, "Otters and rivers")
+    box = by_id(driver, "composer-input")
+    box.send_keys("Why?")
+    assert box.get_attribute("value") == "Why?" and by_id(driver, "shortcuts-dialog").get_attribute("open") is None
+
+    css(driver, "#conversation-title")[0].click()  # out of the box
+    press(driver, "?")
+    dialog = by_id(driver, "shortcuts-dialog")
+    waiter(driver).until(lambda d: dialog.get_attribute("open") is not None, "the shortcuts list")
+    listed = dialog.text
+    for key in ("Enter", "Shift", "Esc", "Ctrl", "K", "?"):
+        assert key in listed
+    press(driver, Keys.ESCAPE)
+    waiter(driver).until(lambda d: dialog.get_attribute("open") is None)
+    assert box.get_attribute("value") == "Why?"
+
+
+def test_the_skip_link_comes_first_and_moves_the_focus(a11y_app, open_browser):
+    from selenium.webdriver.common.keys import Keys
+
+    driver = open_browser(1280, 900)
+    log_in(driver, a11y_app.url, USERNAME, PASSWORD)
+    for address, name, target in (
+        (conversation_url(driver, a11y_app.url), "Skip to message box", "composer-input"),
+        (a11y_app.url + "/", "Skip to message box", "new-chat-input"),
+        (a11y_app.url + "/presets/", "Skip to main content", "main-content"),
+    ):
+        driver.get(address)
+        top_of_page(driver)
+        link = css(driver, ".skip-link")[0]
+        assert link.rect["y"] + link.rect["height"] <= 0  # out of sight until it has the focus
+        press(driver, Keys.TAB)
+        assert driver.execute_script("return document.activeElement.classList.contains('skip-link')")
+        assert link.accessible_name == name and link.rect["y"] >= 0
+        press(driver, Keys.ENTER)
+        waiter(driver).until(lambda d, target=target: active(d) == target, f"the focus on {target}")
+
+
+def test_every_control_shows_the_keyboard_focus(a11y_app, open_browser):
+    from selenium.webdriver.common.keys import Keys
+
+    driver = open_browser(1280, 900)
+    log_in(driver, a11y_app.url, USERNAME, PASSWORD)
+    driver.get(conversation_url(driver, a11y_app.url))
+    top_of_page(driver)
+    unmarked, seen = [], 0
+    for _ in range(150):
+        press(driver, Keys.TAB)
+        again, element, outline = driver.execute_script(
+            """const e = document.activeElement, style = getComputedStyle(e);
+               window.tabbed = window.tabbed || new Set();
+               const again = window.tabbed.has(e) || e === document.body;
+               window.tabbed.add(e);
+               return [again, e.outerHTML.slice(0, 120), [style.outlineStyle, parseFloat(style.outlineWidth)]];"""
+        )
+        if again:
+            break
+        seen += 1
+        if outline[0] == "none" or outline[1] < 2:
+            unmarked.append(element)
+    assert seen > 30  # the sidebar, the messages' buttons, the composer
+    assert unmarked == []
