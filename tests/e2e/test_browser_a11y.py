@@ -91,9 +91,18 @@ def auditor(a11y_app):
 THEMES = {"light": ("light", None), "dark": ("dark", None), "forced-light": ("dark", "light"), "forced-dark": ("light", "dark")}
 
 
+BACKGROUND = {"light": "rgb(255, 255, 255)", "dark": "rgb(22, 24, 28)"}  # app.css's --bg
+
+
+def page_background(driver) -> str:
+    return driver.execute_script("return getComputedStyle(document.documentElement).backgroundColor")
+
+
 def conversation_url(driver, base_url: str, title: str = "Otters and rivers") -> str:
     driver.get(base_url + "/")
-    return next(link.get_attribute("href") for link in css(driver, "#sidebar-own a") if link.text == title)
+    return next(
+        link.get_attribute("href") for link in css(driver, "#sidebar-own a") if link.get_attribute("textContent").strip() == title
+    )
 
 
 def team_url(driver, base_url: str) -> str:
@@ -143,6 +152,7 @@ def audit_states(driver, base_url: str) -> list:
         ("public link", f"{base_url}/s/{OPEN_LINK}/", None),
         ("live public link", f"{base_url}/s/{LIVE_LINK}/", None),
         ("public link password", f"{base_url}/s/{PASSWORD_LINK}/", None),
+        ("missing page", base_url + "/no-such-page/", None),
     ]
 
 
@@ -157,6 +167,7 @@ def test_no_serious_violation_on_any_page(a11y_app, auditor, theme, language):
         auditor.get(address)
         force_theme(auditor, forced)
         assert auditor.find_element("css selector", "html").get_attribute("lang") == language
+        assert page_background(auditor) == BACKGROUND[forced or scheme], f"{name} is not {forced or scheme}"
         if action:
             action(auditor)
         violations = axe_violations(auditor)
@@ -176,6 +187,26 @@ def test_login_page_has_no_serious_violation(a11y_app, open_browser):
             force_theme(driver, forced)
             if violations := axe_violations(driver):
                 found.append(f"--- login ({theme}, {language})\n{describe(violations)}")
+    assert not found, "\n".join(found)
+
+
+def test_a_phone_with_the_sidebar_open_has_no_serious_violation(a11y_app, open_browser):
+    driver = open_browser(390, 844)
+    log_in(driver, a11y_app.url, USERNAME, PASSWORD)
+    found = []
+    for scheme in ("light", "dark"):
+        emulate_color_scheme(driver, scheme)
+        driver.get(conversation_url(driver, a11y_app.url))
+        css(driver, ".sidebar-toggle")[0].click()
+        waiter(driver).until(
+            lambda d: (
+                focus_in(d, "#sidebar")
+                and not d.execute_script("return document.getElementById('sidebar').getAnimations().length")
+            ),
+            "the sidebar open",
+        )
+        if violations := axe_violations(driver):
+            found.append(f"--- phone, sidebar open ({scheme})\n{describe(violations)}")
     assert not found, "\n".join(found)
 
 
