@@ -21,12 +21,15 @@ pytestmark = pytest.mark.browser
 
 USERNAME, PASSWORD = "ada", "ada-password-123"
 OPEN_LINK, PASSWORD_LINK, LIVE_LINK = "open-link-token-0123456789", "password-link-token-0123456", "live-link-token-0123456789"
+INVITATION = "account-invitation-token-0123456789"
 
 SETUP = """
 from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from conversations.models import Conversation, ImportJob, ModelConfig, Preset, Provider, PublicLink
+from datetime import timedelta
+from conversations.models import AccountInvitation, Conversation, ImportJob, ModelConfig, Preset, Provider, PublicLink
+from conversations.models import invitation_token_hash
 from conversations.fulltext import index
 from conversations.services.sharing import public_link_create
 from tests import factories
@@ -62,6 +65,10 @@ for token, fields in (({open_link!r}, {{}}), ({password_link!r}, {{"password": "
 for title in ("Announced", "Stopped by Escape"):
     factories.make_conversation(owner=ada, title=title)
 ImportJob.objects.create(owner=ada, filename="conversations.json", status="done", total=2, processed=2)
+AccountInvitation.objects.create(
+    team=team, email="new@example.com", invited_by=ada, token_hash=invitation_token_hash({invitation!r}),
+    expires=timezone.now() + timedelta(days=7),
+)
 index.index_everything()
 """
 
@@ -69,7 +76,7 @@ index.index_everything()
 @pytest.fixture(scope="module")
 def a11y_app(tmp_path_factory, fake_openai_server):
     require_chromium()
-    links = {"open_link": OPEN_LINK, "password_link": PASSWORD_LINK, "live_link": LIVE_LINK}
+    links = {"open_link": OPEN_LINK, "password_link": PASSWORD_LINK, "live_link": LIVE_LINK, "invitation": INVITATION}
     setup = SETUP.format(base_url=fake_openai_server.base_url, username=USERNAME, **links)
     directory = tmp_path_factory.mktemp("browser-a11y")
     with demo_app(directory, users=[(USERNAME, PASSWORD)], demo_delay="0.02", setup=setup) as server:
@@ -149,6 +156,7 @@ def audit_states(driver, base_url: str) -> list:
         ("presets", base_url + "/presets/", None),
         ("import", base_url + "/import/", None),
         ("archived", base_url + "/archived/", None),
+        ("profile", base_url + "/account/", None),
         ("public link", f"{base_url}/s/{OPEN_LINK}/", None),
         ("live public link", f"{base_url}/s/{LIVE_LINK}/", None),
         ("public link password", f"{base_url}/s/{PASSWORD_LINK}/", None),
@@ -176,17 +184,27 @@ def test_no_serious_violation_on_any_page(a11y_app, auditor, theme, language):
     assert not found, "\n".join(found)
 
 
-def test_login_page_has_no_serious_violation(a11y_app, open_browser):
+# The pages of someone not logged in.
+VISITOR_PAGES = {
+    "login": "/accounts/login/",
+    "password reset": "/accounts/password-reset/",
+    "account invitation": f"/invite/{INVITATION}/",
+}
+
+
+def test_visitor_pages_have_no_serious_violation(a11y_app, open_browser):
     driver = open_browser(1280, 900)
     found = []
     for language in ("en", "zh-hans"):
         set_language(driver, a11y_app.url, language)
         for theme, (scheme, forced) in THEMES.items():
             emulate_color_scheme(driver, scheme)
-            driver.get(a11y_app.url + "/accounts/login/")
-            force_theme(driver, forced)
-            if violations := axe_violations(driver):
-                found.append(f"--- login ({theme}, {language})\n{describe(violations)}")
+            for name, address in VISITOR_PAGES.items():
+                driver.get(a11y_app.url + address)
+                force_theme(driver, forced)
+                assert driver.find_elements("css selector", "main form input:not([type=hidden])"), f"{name}: no form"
+                if violations := axe_violations(driver):
+                    found.append(f"--- {name} ({theme}, {language})\n{describe(violations)}")
     assert not found, "\n".join(found)
 
 
