@@ -19,8 +19,12 @@ $(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed
 	$(BIN)/pip install --quiet -r requirements-test.txt
 	touch $@
 
+# The OpenID Connect provider the single sign-on tests start (tests/oidc: panva's oidc-provider, from npm).
+tests/oidc/node_modules/.package-lock.json: tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
+
 install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test tests/oidc/node_modules/.package-lock.json
 
 ## Serve on http://127.0.0.1:8000 (migrates, creates an admin account on first run and prints its password).
 run: install

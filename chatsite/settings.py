@@ -11,6 +11,7 @@ import secrets
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -41,6 +42,31 @@ def env_number(name: str, default: float, cast=float):
         return cast(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+
+
+def email_settings(url: str) -> dict:
+    """Django's email settings from one URL (EMAIL_URL): console:// (print each email), smtp://user:pass@host:587
+    (?tls for STARTTLS), smtps://… (TLS from the start), file:///a/folder (one file per email), locmem://, dummy://.
+    Fifteen lines of our own: dj-email-url has seen no release since 2022, and django-environ would bring a second
+    settings system for this one parser (with scheme names of its own)."""
+    parts = urlsplit(url)
+    backends = {"console": "console", "smtp": "smtp", "smtps": "smtp", "file": "filebased", "locmem": "locmem", "dummy": "dummy"}
+    if parts.scheme not in backends:
+        raise ImproperlyConfigured(f"EMAIL_URL={url!r}: use console://, smtp://, smtps://, file://, locmem:// or dummy://.")
+    found = {"EMAIL_BACKEND": f"django.core.mail.backends.{backends[parts.scheme]}.EmailBackend"}
+    if parts.scheme == "file":
+        found["EMAIL_FILE_PATH"] = unquote(parts.path)
+    elif parts.scheme in {"smtp", "smtps"}:
+        options = parse_qs(parts.query, keep_blank_values=True)
+        found |= {
+            "EMAIL_HOST": parts.hostname or "localhost",
+            "EMAIL_PORT": parts.port or (465 if parts.scheme == "smtps" else 25),
+            "EMAIL_HOST_USER": unquote(parts.username or ""),
+            "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+            "EMAIL_USE_SSL": parts.scheme == "smtps",
+            "EMAIL_USE_TLS": parts.scheme == "smtp" and "tls" in options,
+        }
+    return found
 
 
 def secret_key_from_file(path: Path) -> str:
@@ -104,6 +130,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A logged-in person's language and theme, from their profile: their saved language beats the cookie.
+    "conversations.middleware.ProfileMiddleware",
     "conversations.middleware.PrivatePagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -125,6 +153,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "conversations.context_processors.profile",
             ],
         },
     },
@@ -197,7 +226,12 @@ AUTH_PASSWORD_VALIDATORS = [
 # Guessing passwords: django-axes counts failed logins (in the database, so every process counts
 # together) by username and by client address; after AXES_FAILURE_LIMIT of either, logins are refused
 # for AXES_COOLOFF_TIME. An admin unlocks early under Axes > Access attempts (or `manage.py axes_reset`).
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# The single sign-on backend is listed always and does nothing unless CHAT_OIDC_CLIENT_ID is set (below).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    "conversations.oidc.OIDCBackend",
+]
 AXES_FAILURE_LIMIT = env_number("CHAT_LOGIN_FAILURES", 10, int)
 AXES_COOLOFF_TIME = timedelta(minutes=env_number("CHAT_LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
@@ -207,9 +241,74 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False
 
+# Email (invitations, password resets) goes through EMAIL_URL; by default it is printed to the console,
+# so a fresh machine works without a mail server.
+globals().update(email_settings(os.environ.get("EMAIL_URL") or "console://"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL") or "Team Chat <chat@localhost>"
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+EMAIL_TIMEOUT = 20
+# How long an account invitation's link can be used, in days; a password reset link, in hours.
+CHAT_INVITATION_DAYS = env_number("CHAT_INVITATION_DAYS", 7.0)
+PASSWORD_RESET_TIMEOUT = int(env_number("CHAT_PASSWORD_RESET_HOURS", 24.0) * 3600)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Single sign-on through OpenID Connect (mozilla-django-oidc; conversations/oidc.py and services/sso.py;
+# see "Single sign-on" in the README). On when a client id is set. The provider's endpoints come from
+# CHAT_OIDC_ISSUER's discovery document, fetched at the first sign-in (not here: settings load offline),
+# or each from its own variable, which wins.
+OIDC_RP_CLIENT_ID = os.environ.get("CHAT_OIDC_CLIENT_ID", "")
+CHAT_OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+CHAT_OIDC_ISSUER = os.environ.get("CHAT_OIDC_ISSUER", "").rstrip("/")
+OIDC_RP_CLIENT_SECRET = os.environ.get("CHAT_OIDC_CLIENT_SECRET", "")
+OIDC_RP_SCOPES = os.environ.get("CHAT_OIDC_SCOPES", "openid email profile")
+OIDC_RP_SIGN_ALGO = os.environ.get("CHAT_OIDC_SIGN_ALGO", "RS256")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("CHAT_OIDC_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("CHAT_OIDC_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("CHAT_OIDC_USERINFO_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("CHAT_OIDC_JWKS_ENDPOINT", "")
+OIDC_OP_END_SESSION_ENDPOINT = os.environ.get("CHAT_OIDC_END_SESSION_ENDPOINT", "")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = env_number("CHAT_OIDC_TIMEOUT", 10.0)
+OIDC_AUTHENTICATE_CLASS = "conversations.oidc.SignInStartView"
+OIDC_CALLBACK_CLASS = "conversations.oidc.SignInCallbackView"
+# Logging out also ends the session at the provider (its end_session_endpoint), when it has one.
+CHAT_OIDC_PROVIDER_LOGOUT = env_bool("CHAT_OIDC_PROVIDER_LOGOUT", False)
+OIDC_STORE_ID_TOKEN = CHAT_OIDC_PROVIDER_LOGOUT
+OIDC_OP_LOGOUT_URL_METHOD = "conversations.oidc.provider_logout_url"
+# The button reads "Sign in with <label>" (empty: "Sign in with single sign-on", translated).
+CHAT_OIDC_LABEL = os.environ.get("CHAT_OIDC_LABEL", "")
+# A person the provider vouches for who has no account here gets one at their first sign-in; when off,
+# only existing accounts may sign in (matched by a verified email address, then linked for good).
+# "invited": only people with a pending account invitation sent to their verified address (Teams > Invite).
+CHAT_OIDC_CREATE_USERS = (
+    "invited" if os.environ.get("CHAT_OIDC_CREATE_USERS", "").lower() == "invited" else env_bool("CHAT_OIDC_CREATE_USERS", True)
+)
+# And only when their verified address is in one of these domains (comma-separated; empty: any). With a
+# provider anyone can have an account at (Google), this is what keeps strangers out.
+CHAT_OIDC_EMAIL_DOMAINS = [domain.lower() for domain in env_list("CHAT_OIDC_EMAIL_DOMAINS", "")]
+# Take the provider's email address as verified even without an email_verified claim (Entra ID sends
+# none; its tenant owns the addresses). Only for a provider that does not let people choose any address.
+CHAT_OIDC_TRUST_EMAIL = env_bool("CHAT_OIDC_TRUST_EMAIL", False)
+# The claim listing a person's groups (e.g. "groups"; empty: teams are not touched), and which team each
+# group joins, as "group=Team name;other group=Other team" (empty: the team named like the group).
+CHAT_OIDC_GROUPS_CLAIM = os.environ.get("CHAT_OIDC_GROUPS_CLAIM", "")
+CHAT_OIDC_TEAMS = {
+    group.strip(): team.strip()
+    for group, _sep, team in (item.partition("=") for item in os.environ.get("CHAT_OIDC_TEAMS", "").split(";"))
+    if group.strip() and team.strip()
+}
+# With a mapping, also take people out of a mapped team (as members; owners stay) once their groups no
+# longer lead there: the mapped teams are then managed by the provider.
+CHAT_OIDC_TEAMS_REMOVE = env_bool("CHAT_OIDC_TEAMS_REMOVE", False)
+# Password sign-in (the login form and the admin's): turn it off once everyone signs in through the provider.
+CHAT_PASSWORD_LOGIN = env_bool("CHAT_PASSWORD_LOGIN", True)
+if not CHAT_PASSWORD_LOGIN and not CHAT_OIDC_ENABLED:
+    raise ImproperlyConfigured("CHAT_PASSWORD_LOGIN=false needs single sign-on (CHAT_OIDC_CLIENT_ID): nobody could sign in.")
+if CHAT_OIDC_ENABLED and not (CHAT_OIDC_ISSUER or (OIDC_OP_AUTHORIZATION_ENDPOINT and OIDC_OP_TOKEN_ENDPOINT)):
+    raise ImproperlyConfigured("Single sign-on needs CHAT_OIDC_ISSUER (or CHAT_OIDC_AUTHORIZATION_ENDPOINT and the others).")
 
 # English and Simplified Chinese; translations live in locale/ and are committed compiled (.mo), so a
 # fresh machine serves Chinese with nothing else installed.

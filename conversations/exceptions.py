@@ -109,3 +109,14 @@ class ImportBusy(ChatError):
 
     code = "busy"
     message = _("An import of yours is still running. Wait for it to finish, then upload the next file.")
+
+
+class AccountInvitationGone(ChatError):
+    """An account invitation's link was used, revoked or has expired (or never existed): `state` says which."""
+
+    code = "gone"
+    message = _("This invitation link can no longer be used.")
+
+    def __init__(self, message: str | None = None, *, state: str = "unknown"):
+        super().__init__(message)
+        self.state = state

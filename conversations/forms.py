@@ -2,11 +2,13 @@ from datetime import datetime, time, timedelta
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UserCreationForm
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .exceptions import ModelNotAvailable
-from .models import ModelConfig, Preset, PublicLink, Share, TeamMembership
+from .models import ModelConfig, Preset, Profile, PublicLink, Share, TeamMembership
 from .validators import check_message_content
 
 
@@ -184,3 +186,40 @@ class ImportForm(forms.Form):
             "required": _("Choose a file: a ChatGPT export (ZIP or conversations.json) or a JSON export from this site.")
         },
     )
+
+
+# --- people's accounts ---------------------------------------------------------------------------
+
+
+def language_choices() -> list[tuple[str, str]]:
+    return [("", _("As my browser asks")), *settings.LANGUAGES]
+
+
+class ProfileForm(forms.Form):
+    display_name = forms.CharField(label=_("Display name"), max_length=100, required=False)
+    language = forms.ChoiceField(label=_("Language"), choices=language_choices, required=False)
+    theme = forms.ChoiceField(label=_("Theme"), choices=Profile.Theme.choices)
+
+
+class LanguageForm(forms.Form):
+    """The switcher's one field: a language offered, or "" to follow the browser."""
+
+    language = forms.ChoiceField(choices=language_choices, required=False)
+
+
+class AccountInvitationForm(forms.Form):
+    """A team owner's invitation for someone without an account: by email, or (no address) a link to pass on."""
+
+    email = forms.EmailField(label=_("Email (optional)"), required=False)
+
+
+class InvitedAccountForm(UserCreationForm):
+    """The account an invitation's link makes: a username (unique), a display name, the password twice
+    (checked by AUTH_PASSWORD_VALIDATORS)."""
+
+    display_name = forms.CharField(label=_("Display name"), max_length=100, required=False)
+    field_order = ["username", "display_name", "password1", "password2"]
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username",)

@@ -176,3 +176,10 @@ class FrameBudget:
             return True
         self.dropped += 1
         return False
+
+
+def address_check(*, action: str, address: str, limit: int, seconds: int) -> None:
+    """RateLimited when this address did `action` `limit` times in the current window of `seconds` (forms that
+    anyone may post, such as accepting an invitation or asking for a password reset)."""
+    if limit and _hit(f"throttle:{action}:{address}:{int(time.time() // seconds)}", seconds) > limit:
+        raise RateLimited(_("Too many attempts from your address; try again later."))

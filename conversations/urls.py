@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import chat, demo, imports, presets, public, sharing, sidebar, teams, usage
+from .views import accounts, chat, demo, imports, presets, public, sharing, sidebar, teams, usage
 
 urlpatterns = [
     path("", chat.home, name="home"),
@@ -40,6 +40,16 @@ urlpatterns = [
     path("teams/<int:team_id>/unblock/", teams.team_unblock, name="team_unblock"),
     path("invitations/<int:invitation_id>/accept/", teams.invitation_accept, name="invitation_accept"),
     path("invitations/<int:invitation_id>/decline/", teams.invitation_decline, name="invitation_decline"),
+    path("account/", accounts.profile, name="profile"),
+    path("account/password/", accounts.password_change, name="password_change"),
+    path("language/", accounts.language_switch, name="language_switch"),
+    path("teams/<int:team_id>/account-invitations/", accounts.account_invitation_create, name="account_invitation_create"),
+    path(
+        "teams/<int:team_id>/account-invitations/<int:invitation_id>/revoke/",
+        accounts.account_invitation_revoke,
+        name="account_invitation_revoke",
+    ),
+    path("invite/<str:token>/", accounts.account_invitation, name="account_invitation"),
     path("demo/v1/chat/completions", demo.demo_completions, name="demo_chat_completions"),
     path("demo/v1/completions", demo.demo_completions, name="demo_completions"),
     path("demo/v1/models", demo.demo_models, name="demo_models"),

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ALLOWED_WORDS = {
     "OpenAI", "Ollama", "Azure", "OPENAI_API_KEY", "OPENAI_BASE_URL", "API", "JSON", "Markdown", "ChatGPT", "URL", "HTTP",
     "temperature", "max_tokens", "top_p", "logit_bias", "stop", "seed", "presence_penalty", "frequency_penalty",
-    "Ctrl", "K", "ID", "id", "UTC", "JS", "SSO", "OIDC", "zip", "CSV", "md", "txt", "json",
+    "Ctrl", "K", "Enter", "Shift", "Esc", "Tab", "Alt", "ID", "id", "UTC", "JS", "SSO", "OIDC", "zip", "CSV", "md", "txt", "json",
 }
 # Attributes whose value is shown or read out to a person.
 VISIBLE_ATTRIBUTES = {"placeholder", "title", "aria-label", "alt", "aria-description", "aria-roledescription", "label"}
@@ -122,7 +122,7 @@ def js_violations(source: str) -> list[str]:
 _MESSAGE_FUNCTIONS = {"success", "info", "warning", "error", "debug", "add_message", "message_user"}
 # Not Http404: the 404 page never shows its message.
 _EXCEPTIONS = {
-    "ValidationError", "PermissionDenied", "SuspiciousOperation", "BadRequest",  # Django's
+    "ValidationError", "PermissionDenied", "BadRequest",  # Django's (not SuspiciousOperation: its page says nothing of it)
     "ChatError", "InvalidChange", "Forbidden", "LimitExceeded", "ImportRefused", "ConversationRefused",  # ours
 }
 _TEXT_KEYWORDS = {"verbose_name", "verbose_name_plural", "help_text", "label", "description", "empty_label",

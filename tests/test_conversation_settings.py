@@ -561,10 +561,11 @@ def test_admin_adds_a_shared_preset(admin_client, model_config):
 # --- query counts ------------------------------------------------------------------------------
 
 # As tests/test_views.py pins them, whatever the number of models, teams and presets.
-HOME_QUERIES = 8  # session, user, model choices, presets, sidebar (pinned, first page), shared with me, invitations waiting
-# session, user, conversation, the tree, its branch, model choices, presets, sidebar (pinned, first page), shared with me,
-# invitations waiting, the Share dialog: shares, teammates, teams, site settings, public links
-CONVERSATION_QUERIES = 16
+# session, user, profile, model choices, presets, sidebar (pinned, first page), shared with me, invitations waiting
+HOME_QUERIES = 9
+# session, user, profile, conversation, the tree, its branch, model choices, presets, sidebar (pinned, first page),
+# shared with me, invitations waiting, the Share dialog: shares, teammates, teams, site settings, public links
+CONVERSATION_QUERIES = 17
 
 
 @pytest.mark.parametrize("count", [1, 15])

@@ -260,15 +260,14 @@ def test_a_collaboration_through_a_team_shows_authors(two_voices, bob, otters):
 # --- query counts ------------------------------------------------------------------------------
 
 # The page of a conversation shared with this person, whatever its size and however widely it is shared:
-# session, user, the conversation (with this person's role), its tree and its branch, model choices, the sidebar (its
-# pinned conversations and its first page),
-# "Shared with me", invitations waiting, and whether anyone collaborates (to show authors); a collaborator also gets the
-# presets for the Settings panel.
-SHARED_PAGE_QUERIES = 11
-COLLABORATOR_PAGE_QUERIES = 12
+# session, user, their profile, the conversation (with this person's role), its tree and its branch, model choices,
+# the sidebar (its pinned conversations and its first page), "Shared with me", invitations waiting, and whether anyone
+# collaborates (to show authors); a collaborator also gets the presets for the Settings panel.
+SHARED_PAGE_QUERIES = 12
+COLLABORATOR_PAGE_QUERIES = 13
 # The owner's page: the same as a collaborator's without the collaborator check (the share list answers it),
 # plus the Share dialog: shares, teammates, teams, site settings, public links (as test_views.CONVERSATION_QUERIES).
-OWNER_PAGE_QUERIES = 16
+OWNER_PAGE_QUERIES = 17
 
 
 @pytest.fixture
@@ -306,9 +305,9 @@ def test_conversation_page_query_count_does_not_grow_with_messages_or_shares(
     assert ('id="composer"' in html) == (reader != "viewer")
 
 
-# session, user, model choices, presets, the sidebar (pinned, first page), "Shared with me" (owners joined in),
+# session, user, profile, model choices, presets, the sidebar (pinned, first page), "Shared with me" (owners joined in),
 # invitations waiting, as test_views.HOME_QUERIES.
-HOME_QUERIES = 8
+HOME_QUERIES = 9
 
 
 @pytest.mark.parametrize("count", [3, 30])

@@ -270,7 +270,8 @@ def test_my_usage_query_count_does_not_grow_with_records(logged_in, user, models
         record(user, models[index % 2], 10, 10, "0.0001", message=reply)
     # Session, user, the limits (cached per process afterwards), usage for them; totals,
     # per model, latest replies; the sidebar's two lists and its count of invitations waiting.
-    with django_assert_num_queries(11):  # the sidebar's pinned conversations are one more (test_views.HOME_QUERIES)
+    # The sidebar's pinned conversations and the profile are two more (test_views.HOME_QUERIES).
+    with django_assert_num_queries(12):
         response = logged_in.get("/usage/")
     assert response.status_code == 200
     assert len(cells(response.content.decode(), "usage-recent")) == count

@@ -421,9 +421,9 @@ def test_admin_pages_have_no_content_security_policy(client, superuser):
 # --- query counts ----------------------------------------------------------------------
 
 
-# session, user, model choices, presets, the sidebar's pinned conversations and its first page (two queries: pinned
-# ones stay at the top whatever their date), shared with me, invitations waiting
-HOME_QUERIES = 8
+# session, user, their profile (language, theme, name), model choices, presets, the sidebar's pinned conversations
+# and its first page (two queries: pinned ones stay at the top whatever their date), shared with me, invitations waiting
+HOME_QUERIES = 9
 
 
 @pytest.mark.parametrize("count", [3, 30])
@@ -437,9 +437,9 @@ def test_home_query_count_does_not_grow_with_conversations(
     assert len(sidebar_titles(page(response))) == count
 
 
-# session, user, conversation, the tree, its branch, model choices, presets (Settings), sidebar (pinned, first page),
+# session, user, profile, conversation, the tree, its branch, model choices, presets (Settings), sidebar (pinned, first page),
 # shared with me, invitations waiting, and for the owner the Share dialog: shares, teammates, teams, site settings, public links
-CONVERSATION_QUERIES = 16
+CONVERSATION_QUERIES = 17
 
 
 @pytest.mark.parametrize("count", [2, 200])
@@ -568,6 +568,9 @@ def test_the_javascript_catalog_is_served_to_everyone_and_every_page_loads_it(cl
     assert response.status_code == 200 and response["Content-Type"].startswith("text/javascript")
     assert b"django.gettext" in response.content
     assert '<script src="/jsi18n/?l=en" defer></script>' in client.get("/accounts/login/").content.decode()
+    # The address names the language, so a browser that cached one catalog fetches the other after a switch.
+    chinese = client.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode()
+    assert '<script src="/jsi18n/?l=zh-hans" defer></script>' in chinese
 
 
 def test_a_logged_in_persons_pages_are_never_cached(logged_in, conversation, client):

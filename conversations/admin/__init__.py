@@ -7,8 +7,10 @@
     sharing.py    shares, public links, site settings
     presets.py    presets
     usage.py      usage records (read-only, with totals) and limits
+    sso.py        single sign-on links (a person at a provider is an account)
+    accounts.py   profiles, account invitations (made with a link or an email, revoked)
 """
 
-from . import chat, presets, providers, sharing, teams, usage
+from . import accounts, chat, presets, providers, sharing, sso, teams, usage
 
-__all__ = ["chat", "presets", "providers", "sharing", "teams", "usage"]
+__all__ = ["accounts", "chat", "presets", "providers", "sharing", "sso", "teams", "usage"]

@@ -8,8 +8,9 @@
     presets.py        presets a person may apply
     imports.py        a person's import jobs and their progress
     search.py         full-text search over the conversations a person may see (the index: fulltext/)
+    accounts.py       a person's profile; account invitations by token and a team's pending ones
 """
 
-from . import conversations, imports, presets, providers, search, sharing, sidebar, teams
+from . import accounts, conversations, imports, presets, providers, search, sharing, sidebar, teams
 
-__all__ = ["conversations", "imports", "presets", "providers", "search", "sharing", "sidebar", "teams"]
+__all__ = ["accounts", "conversations", "imports", "presets", "providers", "search", "sharing", "sidebar", "teams"]

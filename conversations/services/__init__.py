@@ -9,8 +9,9 @@ async callers reach each in one hop. Callers use the module: `services.sharing.s
     presets.py        presets, and applying one to a conversation
     providers.py      the provider from the environment, importing models, rotating keys
     imports.py        import jobs (created, progress, finished, found interrupted), an imported conversation saved
+    accounts.py       profiles (name, language, theme); account invitations made, revoked, accepted
 """
 
-from . import conversations, imports, presets, providers, replies, sharing, teams, titles
+from . import accounts, conversations, imports, presets, providers, replies, sharing, teams, titles
 
-__all__ = ["conversations", "imports", "presets", "providers", "replies", "sharing", "teams", "titles"]
+__all__ = ["accounts", "conversations", "imports", "presets", "providers", "replies", "sharing", "teams", "titles"]

@@ -1,6 +1,7 @@
 """The team pages: your teams and the invitations waiting for your answer, and for a team owner, inviting
 and removing people."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -11,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import selectors, services
 from ..exceptions import Forbidden, InvalidChange, InvitationNotFound, TeamNotFound, TooManyInvitations
-from ..forms import TeamCreateForm, TeamInviteForm
+from ..forms import AccountInvitationForm, TeamCreateForm, TeamInviteForm
 from ._common import sidebar_context
 
 
@@ -47,13 +48,20 @@ def team_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 def team_detail(request: HttpRequest, team_id: int) -> HttpResponse:
     team = _team_or_404(request, team_id)
-    context = {
+    return render(request, "conversations/team.html", team_page_context(request, team))
+
+
+def team_page_context(request: HttpRequest, team) -> dict:
+    """The team page: its members, and for its owners the invitation forms and the links not used yet."""
+    return {
         **sidebar_context(request),
         "team": team,
         "memberships": selectors.teams.team_member_rows(team),
         "form": TeamInviteForm(),
+        "account_invitation_form": AccountInvitationForm(),
+        "account_invitations": selectors.accounts.pending_account_invitations(team) if team.is_owner else [],
+        "invitation_days": int(settings.CHAT_INVITATION_DAYS),
     }
-    return render(request, "conversations/team.html", context)
 
 
 @login_required

@@ -81,18 +81,25 @@ def seed_users(env: dict, users: list[tuple[str, str]]) -> list[dict]:
 
 @contextmanager
 def demo_app(
-    directory: Path, *, users: list[tuple[str, str]], demo_delay: str, setup: str = ""
+    directory: Path,
+    *,
+    users: list[tuple[str, str]],
+    demo_delay: str,
+    setup: str = "",
+    env: dict | None = None,
+    port: int | None = None,
 ) -> Iterator["LiveServer"]:
     """The app served by daphne from a fresh SQLite file in `directory`, with its static files collected,
     the offline demo model streaming a word every `demo_delay` seconds, and `users` (username, password).
-    `setup`, Python run by `manage.py shell` before the server starts, adds what else a test needs."""
-    env = app_env(f"sqlite:///{directory / 'db.sqlite3'}", CHAT_DEMO_DELAY=demo_delay)
+    `setup`, Python run by `manage.py shell` before the server starts, adds what else a test needs; `env`
+    adds environment variables, `port` chooses the port (else a free one)."""
+    env = app_env(f"sqlite:///{directory / 'db.sqlite3'}", CHAT_DEMO_DELAY=demo_delay, **(env or {}))
     manage(env, "migrate", "--no-input")
     manage(env, "collectstatic", "--no-input", "--verbosity", "0")
     seed_users(env, users)
     if setup:
         manage(env, "shell", "--no-imports", "--command", setup)
-    with LiveServer(env) as server:
+    with LiveServer(env, port) as server:
         yield server
 
 

@@ -35,6 +35,9 @@
     });
   });
 
+  let closeSidebar = () => false; // true when it closed an open phone sidebar
+  let escapeInConversation = () => {}; // the conversation page's: stop a streaming reply
+
   // On a phone the sidebar slides over the page and covers its ☰ toggle, so it closes from inside
   // (its ✕), by Escape, or by a tap on the dimmed page beside it. The focus goes into it when it
   // opens and back to ☰ when it closes, so a keyboard is never left behind the sidebar.
@@ -50,9 +53,11 @@
     };
     toggle.addEventListener("click", () => setSidebar(!sidebarOpen()));
     closeButton?.addEventListener("click", () => setSidebar(false));
-    document.addEventListener("keydown", (event) => {
-      if (event.key === "Escape" && sidebarOpen()) setSidebar(false);
-    });
+    closeSidebar = () => {
+      if (!sidebarOpen()) return false;
+      setSidebar(false);
+      return true;
+    };
     // The dimming over the page (app.css) takes the tap, so nothing under it is followed.
     document.addEventListener("click", (event) => {
       if (sidebarOpen() && !sidebar.contains(event.target) && !toggle.contains(event.target)) setSidebar(false);
@@ -79,12 +84,67 @@
     button.replaceWith(image);
   });
 
-  // Dialogs (the Share dialog): opened by a button, and again after a form in it reloads the page.
+  // Dialogs (Share, Keyboard shortcuts): opened by a button, the Share dialog again after a form in it
+  // reloads the page. The browser moves the focus into a modal dialog and closes it on Escape; the focus
+  // then goes back to what opened it.
+  function openDialog(dialog, opener) {
+    if (dialog.open) return;
+    dialog.showModal();
+    dialog.addEventListener("close", () => opener?.focus(), { once: true });
+  }
   document.querySelectorAll("[data-opens]").forEach((button) => {
     const dialog = document.getElementById(button.dataset.opens);
     if (!dialog) return;
-    button.addEventListener("click", () => dialog.showModal());
-    if (window.location.hash === "#share") dialog.showModal();
+    button.addEventListener("click", () => openDialog(dialog, button));
+    if (window.location.hash === "#share" && dialog.id === "share-dialog") openDialog(dialog, button);
+  });
+
+  // Menus (<details>: Settings, ⋯): the focus goes into one as it opens, Escape closes it back to its summary.
+  document.querySelectorAll("details.menu").forEach((menu) => {
+    menu.addEventListener("toggle", () => {
+      if (menu.open) menu.querySelector(".menu-body :is(a[href], button, input:not([type=hidden]), select, textarea):not([disabled], [hidden])")?.focus();
+    });
+  });
+
+  // The skip link: the focus, not only the view, goes to the message box (or the page's main part).
+  document.querySelector(".skip-link")?.addEventListener("click", (event) => {
+    const target = document.getElementById(event.currentTarget.hash.slice(1));
+    if (!target) return;
+    event.preventDefault();
+    if (!target.matches("input, textarea, select, button, a[href], [tabindex]")) {
+      // Focusable only while it has the focus: a tap on a focusable page would take it from the phone sidebar.
+      target.tabIndex = -1;
+      target.addEventListener("blur", () => target.removeAttribute("tabindex"), { once: true });
+    }
+    target.focus();
+  });
+
+  function typingIn(element) {
+    return Boolean(element?.closest?.("input, textarea, select, [contenteditable]:not([contenteditable='false'])"));
+  }
+
+  // Escape closes what is open, innermost first (a dialog: the browser does it; a menu; the phone sidebar),
+  // and only when nothing is open stops a streaming reply. "?" lists the shortcuts when not typing.
+  const shortcuts = document.getElementById("shortcuts-dialog");
+  document.addEventListener("keydown", (event) => {
+    if (event.defaultPrevented || event.isComposing) return;
+    if (event.key === "?" && !event.ctrlKey && !event.metaKey && !event.altKey && shortcuts && !typingIn(event.target)) {
+      if (document.querySelector("dialog[open]")) return;
+      event.preventDefault();
+      openDialog(shortcuts, document.activeElement);
+      return;
+    }
+    if (event.key !== "Escape" || document.querySelector("dialog[open]")) return;
+    const menu = document.querySelector("details.menu[open]");
+    if (menu) {
+      event.preventDefault();
+      menu.open = false;
+      menu.querySelector("summary").focus();
+      return;
+    }
+    if (closeSidebar()) return;
+    if (event.target.closest?.("select")) return; // a picker's own Escape closes its list
+    escapeInConversation(event);
   });
   document.querySelectorAll("input.link-url").forEach((field) => {
     field.addEventListener("focus", () => field.select());
@@ -113,6 +173,7 @@
   const chatError = document.getElementById("chat-error");
   const connectionStatus = document.getElementById("connection-status");
   const messageTemplate = document.getElementById("message-template");
+  const replyStatus = document.getElementById("reply-status");
 
   const socketPath = chat.dataset.socketPath;
   const canWrite = Boolean(composer);
@@ -372,6 +433,71 @@
     }
   }
 
+  // --- screen readers: a reply is announced by whole sentences ---------------------------------
+  // The message list is no live region (a screen reader would read it per token, or all of it again):
+  // #reply-status, a polite status region, gets the sentences a reply completes, at most every
+  // ANNOUNCE_EVERY ms, then how it ended. Markdown marks and code blocks are left out of what is read.
+  const ANNOUNCE_EVERY = 1500;
+  const SENTENCE_END = /[.!?…]+["'”’)\]]*(?=\s)|[。！？]+["'”’）」]*|\n+/g;
+  const announced = new Map(); // reply id -> how much of its speakable text was announced
+  let announceTimer = null;
+  let lastAnnounced = 0;
+
+  function speakable(markdown) {
+    return markdown
+      .replace(/```[\s\S]*?(```|$)/g, "\n")
+      .replace(/^[ \t]{0,3}(#{1,6}|>|[-*+]|\d+[.)])[ \t]+/gm, "")
+      .replace(/\[([^\]]*)\]\([^)]*\)/g, "$1")
+      .replace(/[*_~`]+/g, "");
+  }
+
+  function sentencesEnd(text, from) {
+    let end = from;
+    SENTENCE_END.lastIndex = from;
+    for (const match of text.matchAll(SENTENCE_END)) {
+      if (match.index >= from) end = match.index + match[0].length;
+    }
+    return end;
+  }
+
+  function say(text) {
+    if (!replyStatus || !text) return;
+    replyStatus.textContent = text;
+    lastAnnounced = Date.now();
+  }
+
+  function announceSentences() {
+    announceTimer = null;
+    for (const [id, reply] of streaming) {
+      if (!displayed(id)) continue;
+      const text = speakable(reply.text);
+      const from = announced.get(id) ?? 0;
+      const end = sentencesEnd(text, from);
+      if (end > from) {
+        announced.set(id, end);
+        say(text.slice(from, end).replace(/\s+/g, " ").trim());
+      }
+    }
+  }
+
+  function queueAnnouncement() {
+    if (!announceTimer) announceTimer = setTimeout(announceSentences, Math.max(0, lastAnnounced + ANNOUNCE_EVERY - Date.now()));
+  }
+
+  // The reply ended: the rest of it, then how it ended (the note under it says why it failed or was cut off).
+  function announceEnd(id, text, { status, note }) {
+    const from = announced.get(id);
+    announced.delete(id);
+    if (from === undefined) return; // not streamed on this page: nothing to finish
+    const rest = speakable(text).slice(from).replace(/\s+/g, " ").trim();
+    const ending = {
+      complete: gettext("Reply finished."),
+      stopped: gettext("Reply stopped."),
+      error: interpolate(gettext("The reply failed: %s"), [note || ""]),
+    }[status] || "";
+    say([rest, ending].filter(Boolean).join(" "));
+  }
+
   const handlers = {
     message({ message }) {
       const wasNearBottom = nearBottom();
@@ -393,6 +519,7 @@
         if (message.status === "streaming") {
           received(message.id, message.content);
           streaming.get(message.id).shown = message.content.length;
+          if (!announced.has(message.id)) announced.set(message.id, speakable(message.content).length); // from here on
         }
       }
       setMeta(element, message.meta);
@@ -405,6 +532,7 @@
       newest = Math.max(newest, id);
       if (versions) addVersion(parentId ?? null, versions);
       if (!streaming.has(id)) received(id, "");
+      if (!announced.has(id)) announced.set(id, 0);
       if (!element) return;
       markContextStart(contextStart);
       setStatus(element, "streaming");
@@ -419,12 +547,15 @@
       if (element) setStatus(element, "streaming");
       received(id, reply.text + content);
       scheduleReveal();
+      if (announced.has(id)) queueAnnouncement();
     },
     done(frame) {
       const wasNearBottom = nearBottom();
+      const text = streaming.get(frame.message_id)?.text ?? "";
       streaming.delete(frame.message_id);
       const element = displayed(frame.message_id);
       if (!element) return;
+      announceEnd(frame.message_id, text, frame);
       showFinal(element, frame);
       setMeta(element, frame.meta);
       keepScrolled(wasNearBottom);
@@ -642,6 +773,20 @@
     });
     submitOnEnter(input, sendMessage);
     stopButton.addEventListener("click", () => send({ type: "stop" }));
+    // Escape in the editor of a question cancels the edit; elsewhere it stops a streaming reply.
+    escapeInConversation = (event) => {
+      const editor = event.target.closest?.(".message-editor");
+      if (editor) {
+        const element = editor.closest("li.message");
+        editor.querySelector(".edit-cancel").click();
+        element?.querySelector(".message-edit")?.focus();
+        return;
+      }
+      if (streaming.size > 0 && !stopButton.hidden) {
+        event.preventDefault();
+        send({ type: "stop" });
+      }
+    };
     regenerateButton.addEventListener("click", () => {
       // The last reply this page shows, or an answer to its last question.
       const last = shownMessages().at(-1);
@@ -654,6 +799,7 @@
     const id = Number(element.dataset.id);
     received(id, element.querySelector(".message-body").textContent);
     streaming.get(id).shown = streaming.get(id).text.length;
+    announced.set(id, speakable(streaming.get(id).text).length); // what was there before the page: not read out
   });
   setBusy();
   window.scrollTo(0, document.body.scrollHeight);
