@@ -6,6 +6,14 @@ from django.conf import settings
 from django.utils.translation import get_language_from_request
 
 
+def saved_language(user) -> str:
+    """The language a logged-in person saved on their profile ("" to follow the browser): it wins, as on pages
+    (middleware.ProfileMiddleware)."""
+    from .selectors.accounts import profile_of
+
+    return profile_of(user).language if user.is_authenticated else ""
+
+
 def scope_language(scope: dict) -> str:
     """The `chat_language` cookie, else Accept-Language, else LANGUAGE_CODE: Django's own choice, from the
     handshake's cookies (parsed by AuthMiddlewareStack) and headers instead of a request's."""

@@ -27,7 +27,7 @@ from conversations.models import PublicLink, Share
 from conversations.selectors.conversations import error_text
 from tests import i18n_scan
 from tests.factories import make_conversation, make_message, make_share, make_team, make_usage_record
-from tests.helpers import login, page
+from tests.helpers import is_error, login, open_socket, page, receive_until
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALE = ROOT / "locale"
@@ -244,6 +244,28 @@ def test_a_socket_takes_its_language_as_a_page_would():
     assert scope_language(scope({"chat_language": "zh-hans"}, accept="en-GB")) == "zh-hans"
     assert scope_language(scope()) == "en"
     assert scope_language(scope(accept="fr-FR,de")) == "en"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_socket_words_its_error_frames_in_the_persons_language(user, conversation):
+    from asgiref.sync import sync_to_async
+
+    from conversations.selectors.accounts import profile_of
+
+    english = await open_socket(user, conversation)
+    await english.send_json_to({"type": "dance"})
+    assert (await receive_until(english, is_error))[-1]["message"].startswith("Unknown frame type")
+
+    @sync_to_async
+    def prefer_chinese():
+        profile = profile_of(user)
+        profile.language = "zh-hans"
+        profile.save()
+
+    await prefer_chinese()
+    chinese = await open_socket(user, conversation)
+    await chinese.send_json_to({"type": "dance"})
+    assert (await receive_until(chinese, is_error))[-1]["message"].startswith("未知的帧类型")
 
 
 def test_durations_and_stored_errors_read_in_the_readers_language():

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from .. import clients, events, permissions, realtime, services, streaming, throttle
 from ..exceptions import ChatError, Forbidden
-from ..languages import scope_language
+from ..languages import saved_language, scope_language
 from ..models import Message
 from ..permissions import Action, Role
 from ..streaming import upkeep
@@ -80,6 +80,9 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.user = self.scope["user"]
+        if saved := await database_sync_to_async(saved_language)(self.user):
+            self.language = saved  # the profile's choice wins over the cookie and the browser, as on pages
+            translation.activate(saved)  # for the rest of connect; dispatch restores the scope's after it
         self.conversation_id = self.scope["url_route"]["kwargs"].get("conversation_id")
         if not self.user.is_authenticated and self.requires_login:
             await self._refuse(CLOSE_UNAUTHENTICATED)
