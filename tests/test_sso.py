@@ -243,7 +243,7 @@ def test_the_button_and_a_refusal_speak_chinese(sso, settings):
     client = Client(headers={"accept-language": "zh-hans"})
     assert "使用 Test ID 登录" in page(client.get("/accounts/login/"))
     _client, response = sign_in_as("grace", client=client)
-    assert "你在这里还没有账号" in page(response)
+    assert "你在这里还没有账户" in page(response)
 
 
 def test_password_logins_turned_off(sso, settings):
