@@ -89,7 +89,7 @@ def account_invitation_create(*, by, team: Team | None, email: str = "") -> tupl
 @transaction.atomic
 def account_invitation_revoke(*, invitation_id: int, by) -> AccountInvitation:
     """The link stops working. Forbidden unless `by` may invite to its team; InvalidChange once it was used."""
-    invitation = AccountInvitation.objects.select_for_update().select_related("team").filter(pk=invitation_id).first()
+    invitation = AccountInvitation.objects.select_for_update(of=("self",)).select_related("team").filter(pk=invitation_id).first()
     if invitation is None or not may_invite(by, invitation.team):
         raise Forbidden(_("Only a team owner or an admin can revoke an invitation."))
     if invitation.accepted_at is not None:
