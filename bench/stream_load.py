@@ -131,7 +131,9 @@ from conversations.selectors.providers import default_model_config
 
 count, out = int(sys.argv[1]), sys.argv[2]
 User = get_user_model()
-backend = settings.AUTHENTICATION_BACKENDS[0]
+# The backend a password login records (the first in the list, axes', only checks lockouts and
+# cannot get_user, so a session naming it fails at the handshake).
+backend = "django.contrib.auth.backends.ModelBackend"
 tag = get_random_string(6, "abcdefghijklmnopqrstuvwxyz")
 store = SessionStore()
 expire = timezone.now() + timedelta(seconds=settings.SESSION_COOKIE_AGE)
