@@ -48,9 +48,11 @@ test-postgres: install-test
 	env -u OPENAI_API_KEY DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatsite REDIS_URL=redis://127.0.0.1:6379/0 \
 		CHANNELS_PREFIX=chatsite-test $(BIN)/python -m pytest -m "not browser and not infra" $(PYTEST_ARGS)
 
-## The streaming benchmark (see README, "Speed").
+## The streaming benchmarks (see README, "Speed"); scale_load.py needs PostgreSQL and Redis.
 bench: install-test
 	$(BIN)/python bench/stream_load.py --suite $(BENCH_ARGS)
+	$(BIN)/python tests/infra.py ensure
+	$(BIN)/python bench/scale_load.py $(SCALE_ARGS)
 	$(BIN)/python bench/page_render.py
 	$(BIN)/python bench/sharing_load.py --viewers 100
 	$(BIN)/python bench/import_load.py

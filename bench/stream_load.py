@@ -609,18 +609,22 @@ async def read_frames(sock: Sock, tracker_ref: list) -> None:
             tracker_ref[0].finish(sock, time.perf_counter())
 
 
-async def open_sockets(socks: list[Sock], port: int, concurrency: int, tracker_ref: list) -> tuple[list, list[str]]:
-    origin = f"http://127.0.0.1:{port}"
+async def open_sockets(
+    socks: list[Sock], port: int | list[int], concurrency: int, tracker_ref: list
+) -> tuple[list, list[str]]:
+    """Opens every socket, at most `concurrency` handshakes at once; with several ports they take turns."""
+    ports = [port] if isinstance(port, int) else port
     gate = asyncio.Semaphore(concurrency)
     readers: list[asyncio.Task] = []
     failures: list[str] = []
 
-    async def one(sock: Sock) -> None:
+    async def one(index: int, sock: Sock) -> None:
+        to = ports[index % len(ports)]
         async with gate:
             try:
                 sock.ws = await ws_connect(
-                    f"ws://127.0.0.1:{port}/ws/conversations/{sock.conversation_id}/",
-                    additional_headers={"Origin": origin, "Cookie": f"sessionid={sock.sessionid}"},
+                    f"ws://127.0.0.1:{to}/ws/conversations/{sock.conversation_id}/",
+                    additional_headers={"Origin": f"http://127.0.0.1:{to}", "Cookie": f"sessionid={sock.sessionid}"},
                     max_size=None,
                     compression=None,
                     open_timeout=60,
@@ -632,7 +636,7 @@ async def open_sockets(socks: list[Sock], port: int, concurrency: int, tracker_r
                 return
             readers.append(asyncio.create_task(read_frames(sock, tracker_ref)))
 
-    await asyncio.gather(*(one(sock) for sock in socks))
+    await asyncio.gather(*(one(index, sock) for index, sock in enumerate(socks)))
     return readers, failures
 
 
@@ -681,18 +685,32 @@ async def warm_up(session: dict, port: int, timeout: float) -> dict:
 
 
 async def websocket_run(
-    sessions: list[dict], scenario: Scenario, port: int, pids: dict, concurrency: int, timeout: float
+    sessions: list[dict],
+    scenario: Scenario,
+    port: int | list[int],
+    pids: dict,
+    concurrency: int,
+    timeout: float,
+    late: dict | None = None,
+    late_delay: float = 1.0,
 ) -> dict:
+    """The burst: every socket sends at once. With several ports the sockets alternate between them
+    (pids named daphne* are the servers, their CPU summed). `late`: one more person's session, whose
+    socket sends `late_delay` seconds after the burst's sends (fairness), measured apart."""
     socks = [Sock(s["conversation_id"], s["sessionid"]) for s in sessions]
-    daphne = pids["daphne"]
+    daphnes = [pid for name, pid in pids.items() if name.startswith("daphne")]
     tracker_ref: list = [None]
 
-    cpu0 = proc_cpu(daphne)
+    cpu0 = sum(proc_cpu(pid) for pid in daphnes)
     t0 = time.perf_counter()
     readers, connect_failures = await open_sockets(socks, port, concurrency, tracker_ref)
     connect_wall = time.perf_counter() - t0
-    connect_cpu = proc_cpu(daphne) - cpu0
+    connect_cpu = sum(proc_cpu(pid) for pid in daphnes) - cpu0
     socks = [sock for sock in socks if sock.ws is not None]
+    late_sock, late_ref, late_readers, late_failures = None, [Tracker(0 if late is None else 1)], [], []
+    if late is not None:
+        late_sock = Sock(late["conversation_id"], late["sessionid"])
+        late_readers, late_failures = await open_sockets([late_sock], port, 1, late_ref)
     await asyncio.sleep(0.5)  # idle: drain anything sent on connect
     closed_before_send = [sock for sock in socks if sock.reader_done]
     open_before_send = len(socks) - len(closed_before_send)
@@ -707,9 +725,12 @@ async def websocket_run(
     t_send0 = time.perf_counter()
     await send_all([sock for sock in socks if not sock.reader_done], payload)
     send_spread = time.perf_counter() - t_send0
+    if late_sock is not None and late_sock.ws is not None:
+        await asyncio.sleep(late_delay)
+        await send_all([late_sock], payload)
     timed_out = False
     try:
-        await asyncio.wait_for(tracker.event.wait(), timeout)
+        await asyncio.wait_for(asyncio.gather(tracker.event.wait(), late_ref[0].event.wait()), timeout)
     except TimeoutError:
         timed_out = True
     after = {name: proc_cpu(pid) for name, pid in pids.items()}
@@ -718,10 +739,12 @@ async def websocket_run(
     run_wall = (tracker.last_at or time.perf_counter()) - t_send0
 
     await asyncio.sleep(0.3)  # an `error` frame follows a failed reply's `done`
-    threads = int(proc_status(daphne).get("Threads", "0"))
-    hwm_kib = proc_kib(daphne, "VmHWM")
-    rss_kib = proc_kib(daphne, "VmRSS")
+    threads = sum(int(proc_status(pid).get("Threads", "0")) for pid in daphnes)
+    hwm_kib = max(proc_kib(pid, "VmHWM") for pid in daphnes)
+    rss_kib = max(proc_kib(pid, "VmRSS") for pid in daphnes)
     await close_sockets(socks, readers)
+    if late_sock is not None:
+        await close_sockets([late_sock], late_readers)
 
     expected_text = WORD * scenario.chunks
     done = [s for s in socks if s.t_done is not None]
@@ -738,6 +761,7 @@ async def websocket_run(
             error_codes[code] = error_codes.get(code, 0) + 1
     texts_joined = ["".join(s.parts) for s in done]
     cpu = {name: after[name] - before[name] for name in pids}
+    daphne_cpu = sum(value for name, value in cpu.items() if name.startswith("daphne"))
     busy = machine_after[0] - machine_before[0]
     total = machine_after[1] - machine_before[1]
     n_delta = [s.n_delta for s in done]
@@ -773,18 +797,35 @@ async def websocket_run(
         "delta_frames_avg": avg_frames,
         "delta_frames_max": max(n_delta, default=0),
         "chunks_per_frame": (scenario.chunks / avg_frames) if avg_frames else None,
-        "daphne_cpu_s": cpu["daphne"],
+        "daphne_cpu_s": daphne_cpu,
+        "daphne_cpu_each_s": [value for name, value in cpu.items() if name.startswith("daphne")],
         "upstream_cpu_s": cpu["upstream"],
         "client_cpu_s": client_cpu,
         "machine_busy_pct": 100.0 * busy / total if total else None,
         # CPU used by everything else on the machine (other users' jobs, the database server, Redis):
         # it competes for the same cores and so inflates the latencies.
-        "other_cpu_s": busy / CLK_TCK - cpu["daphne"] - cpu["upstream"] - client_cpu,
-        "cpu_per_reply_ms": 1000 * cpu["daphne"] / len(done) if done else None,
-        "cpu_per_chunk_naive_us": 1e6 * cpu["daphne"] / relayed_chunks if relayed_chunks else None,
+        "other_cpu_s": busy / CLK_TCK - daphne_cpu - cpu["upstream"] - client_cpu,
+        "cpu_per_reply_ms": 1000 * daphne_cpu / len(done) if done else None,
+        "cpu_per_chunk_naive_us": 1e6 * daphne_cpu / relayed_chunks if relayed_chunks else None,
         "daphne_threads": threads,
         "daphne_vmhwm_mib": hwm_kib / 1024,
         "daphne_vmrss_mib": rss_kib / 1024,
+        "late": None if late is None else late_report(late_sock, late_failures, t_send0, expected_text),
+    }
+
+
+def late_report(sock: Sock, failures: list[str], t_burst: float, expected_text: str) -> dict:
+    """The one person who sent during the burst, timed from their own send."""
+    return {
+        "connected": sock.ws is not None,
+        "connect_failures": failures[:1],
+        "sent_after_burst_s": None if sock.t_send is None else sock.t_send - t_burst,
+        "first_delta_s": None if sock.t_first is None or sock.t_send is None else sock.t_first - sock.t_send,
+        "done_s": None if sock.t_done is None or sock.t_send is None else sock.t_done - sock.t_send,
+        "status": sock.status,
+        "error_frames": len(sock.errors),
+        "text_exact": sock.t_done is not None and "".join(sock.parts) == sock.done_content == expected_text
+        and not sock.bad_offsets,
     }
 
 
@@ -795,11 +836,15 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_scenario(scenario: Scenario, args, workroot: Path) -> dict:
+def run_scenario(
+    scenario: Scenario, args, workroot: Path, *, processes: int = 1, late_delay: float | None = None
+) -> dict:
+    """One scenario end to end. `processes` daphnes share the database and channel layer (the sockets
+    alternate between them); `late_delay`: one more socket sends that long after the burst's sends."""
     workdir = workroot / scenario.key
     workdir.mkdir(parents=True, exist_ok=True)
     procs = Processes(workdir)
-    result: dict = {"scenario": asdict(scenario), "label": scenario.label}
+    result: dict = {"scenario": asdict(scenario), "label": scenario.label, "processes": processes}
     timings: dict = {}
     try:
         # The fake upstream.
@@ -829,44 +874,59 @@ def run_scenario(scenario: Scenario, args, workroot: Path) -> dict:
 
         started = time.perf_counter()
         users_file = workdir / "sessions.json"
-        count = scenario.replies + (1 if args.warmup else 0)
+        # The burst's sessions, then the late sender's, then one per process for the warm-ups.
+        count = scenario.replies + (0 if late_delay is None else 1) + (processes if args.warmup else 0)
         run_checked([PYTHON, "-c", USERS_HELPER, str(count), str(users_file)], env, "creating users")
         sessions = json.loads(users_file.read_text())
         timings["users_s"] = time.perf_counter() - started
         log(f"[{scenario.label}] {len(sessions)} users, conversations and sessions in {timings['users_s']:.1f} s")
 
-        # ONE daphne.
-        port = args.port or free_port()
-        daphne = procs.start("daphne", [*DAPHNE, "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"], env)
+        # ONE daphne (or `processes` of them, on consecutive free ports).
+        names = ["daphne"] + [f"daphne{i + 1}" for i in range(1, processes)]
+        ports = [args.port + i if args.port else free_port() for i in range(processes)]
+        daphnes = [
+            procs.start(name, [*DAPHNE, "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"], env)
+            for name, port in zip(names, ports, strict=True)
+        ]
 
-        def healthy() -> bool:
+        def healthy(port: int) -> bool:
             try:
                 return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2, trust_env=False).status_code == 200
             except httpx.HTTPError:
                 return False
 
-        wait_until(healthy, "daphne", daphne, procs, "daphne", seconds=60)
-        result["daphne_pid"] = daphne.pid
-        log(f"[{scenario.label}] daphne pid {daphne.pid} on :{port}")
-        pids = {"daphne": daphne.pid, "upstream": upstream.pid}
-        timeout = args.timeout or (3 * scenario.chunks / scenario.rate + 60 + 0.05 * scenario.replies)
+        for name, port, daphne in zip(names, ports, daphnes, strict=True):
+            wait_until(lambda port=port: healthy(port), name, daphne, procs, name, seconds=60)
+            log(f"[{scenario.label}] {name} pid {daphne.pid} on :{port}")
+        result["daphne_pid"] = daphnes[0].pid
+        result["daphne_pids"] = [daphne.pid for daphne in daphnes]
+        pids = {name: daphne.pid for name, daphne in zip(names, daphnes, strict=True)}
+        pids["upstream"] = upstream.pid
+        timeout = args.timeout or (3 * scenario.chunks / scenario.rate + 60 + 0.05 * scenario.replies + (late_delay or 0))
 
         async def measure() -> None:
             log(f"[{scenario.label}] direct baseline: {scenario.replies} concurrent requests to the fake upstream "
                 f"({args.direct_client} client)")
             result["direct"] = await direct_baseline(upstream_url, scenario.replies, scenario.chunks, args.direct_client)
             if args.warmup:
-                log(f"[{scenario.label}] warm-up reply")
-                result["warmup"] = await warm_up(sessions[-1], port, timeout)
-            log(f"[{scenario.label}] websockets: opening {scenario.replies}, then sending all at once")
+                log(f"[{scenario.label}] warm-up reply" + (" on each process" if processes > 1 else ""))
+                for i, port in enumerate(ports):
+                    result["warmup"] = await warm_up(sessions[-1 - i], port, timeout)
+            log(f"[{scenario.label}] websockets: opening {scenario.replies}, then sending all at once"
+                + ("" if late_delay is None else f"; one more sends {late_delay:g} s after them"))
             result["ws"] = await websocket_run(
-                sessions[: scenario.replies], scenario, port, pids, args.connect_concurrency, timeout
+                sessions[: scenario.replies], scenario, ports[0] if processes == 1 else ports, pids,
+                args.connect_concurrency, timeout,
+                late=None if late_delay is None else sessions[scenario.replies], late_delay=late_delay or 0.0,
             )
 
         asyncio.run(measure())
-        if daphne.poll() is not None:
-            result["daphne_exit"] = daphne.returncode
-        result["daphne_log_tail"] = procs.log_tail("daphne", 15, skip_access_log=True)
+        exits = [daphne.returncode for daphne in daphnes if daphne.poll() is not None]
+        if exits:
+            result["daphne_exit"] = exits[0]
+        result["daphne_log_tail"] = "\n".join(
+            procs.log_tail(name, 15, skip_access_log=True) for name in names
+        )
     finally:
         procs.stop_all()
     result["timings"] = timings
