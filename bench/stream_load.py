@@ -234,6 +234,25 @@ def proc_kib(pid: int, field: str) -> int:
     return int(proc_status(pid).get(field, "0 kB").split()[0])
 
 
+INFRA_COMMANDS = ("postgres", "redis-server")
+
+
+def infra_cpu() -> dict[int, float]:
+    """CPU so far of every PostgreSQL and Redis server process on the machine, by pid."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/comm") as handle:
+                if handle.read().strip() not in INFRA_COMMANDS:
+                    continue
+            found[int(entry.name)] = proc_cpu(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return found
+
+
 def machine_ticks() -> tuple[int, int]:
     """(busy, total) jiffies of all CPUs."""
     with open("/proc/stat") as handle:
@@ -720,6 +739,7 @@ async def websocket_run(
     payload = json.dumps({"type": "send", "content": "Benchmark: please stream your reply."})
 
     before = {name: proc_cpu(pid) for name, pid in pids.items()}
+    infra_before = infra_cpu()
     machine_before = machine_ticks()
     client_before = time.process_time()
     t_send0 = time.perf_counter()
@@ -734,6 +754,7 @@ async def websocket_run(
     except TimeoutError:
         timed_out = True
     after = {name: proc_cpu(pid) for name, pid in pids.items()}
+    infra_after = infra_cpu()
     machine_after = machine_ticks()
     client_cpu = time.process_time() - client_before
     run_wall = (tracker.last_at or time.perf_counter()) - t_send0
@@ -799,6 +820,9 @@ async def websocket_run(
         "chunks_per_frame": (scenario.chunks / avg_frames) if avg_frames else None,
         "daphne_cpu_s": daphne_cpu,
         "daphne_cpu_each_s": [value for name, value in cpu.items() if name.startswith("daphne")],
+        # PostgreSQL's and Redis's server processes (all of them on the machine: other jobs' too; a
+        # backend that exited during the run is missed).
+        "infra_cpu_s": sum(value - infra_before.get(pid, 0.0) for pid, value in infra_after.items()),
         "upstream_cpu_s": cpu["upstream"],
         "client_cpu_s": client_cpu,
         "machine_busy_pct": 100.0 * busy / total if total else None,
