@@ -11,6 +11,8 @@ What runs (everything on 127.0.0.1, in a fresh temporary directory):
   session per reply (bulk-created in a helper process, no password hashing);
 * ONE daphne process (`daphne chatsite.asgi:application`) with the in-memory
   channel layer, or Redis with `--redis` (a per-run CHANNELS_PREFIX).
+  (`run_scenario(processes=2)`, used by bench/scale_load.py, starts two on the
+  same database and Redis; `late_delay` adds one person who sends during the burst.)
 
 Each scenario gets its own upstream, database and daphne, all stopped at the
 end (also on Ctrl-C or SIGTERM). One warm-up reply goes through daphne
