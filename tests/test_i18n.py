@@ -22,6 +22,9 @@ from django.utils import timezone, translation
 
 from conversations import services
 from conversations.languages import scope_language
+from conversations.llm.client import _after_attempts
+from conversations.llm.errors import READ_TIMEOUT, STATUS_ERRORS, TRY_AGAIN_IN, UNREACHABLE
+from conversations.llm.types import UpstreamError
 from conversations.metering import duration
 from conversations.models import PublicLink, Share
 from conversations.selectors.conversations import error_text
@@ -289,6 +292,19 @@ def test_durations_and_stored_errors_read_in_the_readers_language():
         assert error_text("The model server did not accept the API key (401): Incorrect key") == (
             "模型服务器不接受该 API 密钥 (401): Incorrect key"
         )
+
+
+def test_upstream_errors_with_values_in_them_read_in_chinese_around_the_same_values():
+    """Phrases like "at %(host)s" are stored worded in English; a reader gets their language, values unchanged."""
+    unreachable = _after_attempts(UpstreamError("unreachable", UNREACHABLE % {"host": "gpu-box:8000"}), 3).message
+    assert unreachable == "Could not connect to the model server at gpu-box:8000. Is it running? (after 3 attempts)."
+    limited = f"{STATUS_ERRORS[429][1]} (429); {TRY_AGAIN_IN % {'seconds': 20}}: Slow down"
+    with translation.override("zh-hans"):
+        assert error_text(unreachable) == "无法连接到位于 gpu-box:8000 的模型服务器。它在运行吗？ （已尝试 3 次）。"
+        assert error_text(limited).endswith("(429); 请在 20 秒后重试: Slow down"), error_text(limited)
+        assert error_text(READ_TIMEOUT % {"seconds": "60"}) == "模型服务器 60 秒内没有发送任何内容，因此放弃了这次回复。"
+    with translation.override("en"):
+        assert error_text(unreachable) == unreachable
 
 
 # --- no English left on a page read in Chinese ----------------------------------------------------------

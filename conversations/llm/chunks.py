@@ -39,6 +39,7 @@ REPORTED_AN_ERROR_MID_REPLY = gettext_noop("The model server reported an error m
 NO_DETAILS = gettext_noop("no details given")
 NOT_JSON = gettext_noop("The model server sent a piece of the reply that is not valid JSON.")
 NOT_AN_OBJECT = gettext_noop("The model server sent a piece of the reply that is not a JSON object.")
+NO_REPLY_SENT = gettext_noop("The model server ended the stream without sending any part of a reply.")
 
 
 async def take_bytes(body: AsyncIterator[bytes], limit: int) -> bytes:
@@ -138,7 +139,7 @@ async def _stream_chunks(head: bytes, body: AsyncIterator[bytes], spec: ModelSpe
     # The body ended, the HTTP response complete, without `[DONE]`.
     if not replied:
         raise UpstreamError(
-            "bad_response", gettext_noop("The model server ended the stream without sending any part of a reply.")
+            "bad_response", NO_REPLY_SENT
         )
     if not said_finished:
         yield Chunk(finish_reason=INCOMPLETE)

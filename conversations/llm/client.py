@@ -33,6 +33,7 @@ import httpx
 from . import demo
 from .chunks import error_from_response, read_reply
 from .errors import network_errors
+from .phrases import gettext_noop
 from .prompts import request_body
 from .providers import request_headers, request_url, server_host
 from .transport import ALLOW_INTERNAL, StreamingTransport
@@ -135,10 +136,13 @@ def retry_wait(error: UpstreamError, attempt: int, *, max_wait: float) -> float 
     return min(max_wait, RETRY_BASE_DELAY * 2 ** (attempt - 1)) * (1 - 0.25 * random.random())
 
 
+AFTER_ATTEMPTS = gettext_noop("(after %(attempts)s attempts).")
+
+
 def _after_attempts(error: UpstreamError, attempts: int) -> UpstreamError:
     if attempts == 1:
         return error
-    message = f"{error.message.rstrip('.')} (after {attempts} attempts)."
+    message = error.message.rstrip(".") + " " + AFTER_ATTEMPTS % {"attempts": attempts}
     return UpstreamError(error.code, message, status=error.status, retry_after=error.retry_after)
 
 

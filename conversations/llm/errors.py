@@ -42,6 +42,20 @@ STATUS_ERRORS = {
 }
 
 REFUSED = ("bad_request", gettext_noop("The model server refused"))
+QUOTA_EXCEEDED = gettext_noop("The model provider's account has run out of credit or quota")
+# Phrases with a value in them: the app words them in the reader's language around the same values.
+TRY_AGAIN_IN = gettext_noop("try again in %(seconds)s s")
+HTML_NOT_SHOWN = gettext_noop("an HTML page (%(type)s), not shown")
+REDIRECTED = gettext_noop("The model server redirected the request (%(status)s) to %(where)s;")
+ANOTHER_ADDRESS = gettext_noop("another address")
+INTERNAL_REFUSED = gettext_noop(
+    "Refused to connect to the model server: %(reason)s. Internal servers (this machine, a private network) "
+    "are reached only by providers a superuser marked as an internal server."
+)
+UNREACHABLE = gettext_noop("Could not connect to the model server at %(host)s. Is it running?")
+CONNECT_TIMEOUT = gettext_noop("Connecting to the model server at %(host)s timed out.")
+READ_TIMEOUT = gettext_noop("The model server sent nothing for %(seconds)s s, so the reply was given up.")
+POOL_BUSY = gettext_noop("Too many replies are streaming at once; try again shortly.")
 
 # How servers say the prompt is too long: OpenAI's error code, and the words of OpenAI, vLLM and llama.cpp.
 CONTEXT_TOO_LONG_PHRASES = ("context_length_exceeded", "maximum context length", "exceeds the available context size")
@@ -76,22 +90,23 @@ def error_from_status(status: int, headers: httpx.Headers, body: bytes, spec: Mo
     except ValueError:
         content_type = headers.get("content-type", "")
         if is_markup(body, content_type):
-            detail = f"an HTML page ({media_type(content_type, spec)}), not shown"
+            detail = HTML_NOT_SHOWN % {"type": media_type(content_type, spec)}
         else:
             detail = scrub(body.decode("utf-8", "replace").strip()[:300], spec)
     if status in (400, 413, 422) and context_too_long(api_code, detail):
         return context_length_error(status, detail, spec)
     if status == 429 and api_code == "insufficient_quota":
-        code, summary = "quota_exceeded", gettext_noop("The model provider's account has run out of credit or quota")
+        code, summary = "quota_exceeded", QUOTA_EXCEEDED
     retry_after = retry_after_seconds(headers) if status == 429 or status >= 500 else None
     message = f"{summary} ({status})"
     if retry_after is not None and code != "quota_exceeded":
-        message += f"; try again in {max(1, round(retry_after))} s"
+        message += "; " + TRY_AGAIN_IN % {"seconds": max(1, round(retry_after))}
     if detail:
         message += f": {detail}"
     return UpstreamError(code, message, status=status, retry_after=retry_after)
 
 
+PAGE_NOT_SHOWN = gettext_noop("the page is not shown.")
 REDIRECT_ADVICE = gettext_noop("redirects are not followed. If that is where the server is, make it the base URL.")
 
 
@@ -103,12 +118,8 @@ def redirect_error(status: int, headers: httpx.Headers, spec: ModelSpec) -> Upst
     """
     location = urlsplit(headers.get("location", "").strip())
     where = urlunsplit((location.scheme, location.netloc, location.path, "", ""))
-    where = scrub(where[:200], spec) or "another address"
-    return UpstreamError(
-        "redirected",
-        f"The model server redirected the request ({status}) to {where}; {REDIRECT_ADVICE}",
-        status=status,
-    )
+    where = scrub(where[:200], spec) or ANOTHER_ADDRESS
+    return UpstreamError("redirected", f"{REDIRECTED % {'status': status, 'where': where}} {REDIRECT_ADVICE}", status=status)
 
 
 def not_a_reply_error(kind: str, body: bytes, content_type: str, spec: ModelSpec) -> UpstreamError:
@@ -116,7 +127,7 @@ def not_a_reply_error(kind: str, body: bytes, content_type: str, spec: ModelSpec
     starts, unless it is a page (see error_from_status)."""
     message = f"{NOT_A_REPLY[kind]} ({media_type(content_type, spec)})"
     if kind == "html" or is_markup(body, content_type):
-        return UpstreamError("bad_response", f"{message}; the page is not shown.")
+        return UpstreamError("bad_response", f"{message}; {PAGE_NOT_SHOWN}")
     excerpt = body_excerpt(body, spec)
     return UpstreamError("bad_response", f"{message}: {excerpt}" if excerpt else f"{message}.")
 
@@ -148,6 +159,11 @@ def context_too_long(api_code: str, detail: str) -> bool:
 
 
 TOO_LONG = gettext_noop("The conversation is too long for this model's context window")
+WINDOW_ADVICE = gettext_noop(
+    "Older messages were already left out to fit the %(window)s-token window set in the admin, "
+    "so your last message may be too long on its own, or that window is larger than the model's. "
+    "Shorten the message, lower the model's context window in the admin, or start a new chat."
+)
 NO_WINDOW_ADVICE = gettext_noop(
     "Ask an admin to set the model's context window in the admin so older messages are left out, or start a new chat."
 )
@@ -159,11 +175,7 @@ def context_length_error(status: int, detail: str, spec: ModelSpec) -> UpstreamE
     if detail:
         message += f": {detail.rstrip('.')}"
     if spec.context_window:
-        advice = (
-            f"Older messages were already left out to fit the {spec.context_window}-token window set in the admin, "
-            "so your last message may be too long on its own, or that window is larger than the model's. "
-            "Shorten the message, lower the model's context window in the admin, or start a new chat."
-        )
+        advice = WINDOW_ADVICE % {"window": spec.context_window}
     else:
         advice = NO_WINDOW_ADVICE
     return UpstreamError("context_length_exceeded", f"{message}. {advice}", status=status)
@@ -277,14 +289,13 @@ def network_errors(spec: ModelSpec, *, lost: str = CONNECTION_LOST) -> Iterator[
     except InternalAddressError as exc:
         raise UpstreamError(
             "internal_address",
-            f"Refused to connect to the model server: {exc}. Internal servers (this machine, a private network) "
-            "are reached only by providers a superuser marked as an internal server.",
+            INTERNAL_REFUSED % {"reason": exc},
         ) from None
     except httpx.TimeoutException as exc:
         raise timeout_error(exc, spec) from None
     except httpx.ConnectError:
         raise UpstreamError(
-            "unreachable", f"Could not connect to the model server at {server_host(spec)}. Is it running?"
+            "unreachable", UNREACHABLE % {"host": server_host(spec)}
         ) from None
     except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
         raise UpstreamError("connection_lost", lost) from None
@@ -297,9 +308,10 @@ def network_errors(spec: ModelSpec, *, lost: str = CONNECTION_LOST) -> Iterator[
 def timeout_error(exc: httpx.TimeoutException, spec: ModelSpec) -> UpstreamError:
     """Which wait ran out, said plainly: connecting, a free connection in the pool, or the next piece of the reply."""
     if isinstance(exc, httpx.ConnectTimeout):
-        return UpstreamError("unreachable", f"Connecting to the model server at {server_host(spec)} timed out.")
+        return UpstreamError("unreachable", CONNECT_TIMEOUT % {"host": server_host(spec)})
     if isinstance(exc, httpx.PoolTimeout):
-        return UpstreamError("busy", gettext_noop("Too many replies are streaming at once; try again shortly."))
+        return UpstreamError("busy", POOL_BUSY)
     return UpstreamError(
-        "timeout", f"The model server sent nothing for {spec.timeout:g} s, so the reply was given up."
+        "timeout",
+        READ_TIMEOUT % {"seconds": f"{spec.timeout:g}"},
     )

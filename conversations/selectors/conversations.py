@@ -1,6 +1,8 @@
 """Reads about conversations and their messages: what pages and sockets show, as plain rows."""
 
+import functools
 import json
+import re
 import uuid
 
 from django.core.exceptions import ValidationError
@@ -54,13 +56,27 @@ def error_text(error: str) -> str:
     translated = gettext(error)
     if translated != error:
         return translated
-    for phrase in _UPSTREAM_PHRASES:
-        if phrase in error:
-            error = error.replace(phrase, gettext(phrase))
+    for phrase, pattern in _upstream_phrases():
+        if pattern is None:
+            error = error.replace(phrase, gettext(phrase)) if phrase in error else error
+        else:  # a phrase with values in it: worded again around the same values
+            error = pattern.sub(lambda match, phrase=phrase: gettext(phrase) % match.groupdict(), error)
     return error
 
 
-_UPSTREAM_PHRASES = sorted(set(PHRASES), key=len, reverse=True)  # longest first: no phrase is cut by a shorter one
+@functools.cache
+def _upstream_phrases() -> list[tuple[str, re.Pattern | None]]:
+    """The llm's phrases, longest first (no phrase is cut by a shorter one); those with %(name)s values as
+    patterns that find them in a message whatever the values were."""
+    phrases = []
+    for phrase in sorted(set(PHRASES), key=len, reverse=True):
+        if "%(" not in phrase:
+            phrases.append((phrase, None))
+            continue
+        parts = re.split(r"%\((\w+)\)s", phrase)  # literal, name, literal, name, ..., literal
+        pattern = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)" for i, part in enumerate(parts))
+        phrases.append((phrase, re.compile(pattern, re.S)))
+    return phrases
 
 
 def message_note(error: str, finish_reason: str | None) -> tuple[str, str]:
