@@ -182,10 +182,11 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             # Pub/sub: a frame for a conversation is one PUBLISH, delivered to every process
-            # with a socket on it. The list-based RedisChannelLayer polls and acknowledges
-            # each message (several round trips apiece) and could not keep up with 200
-            # streaming replies in bench/stream_load.py.
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # with a socket on it, and the publishes of one moment go in one pipeline
+            # (conversations/channel_layer.py). channels_redis's list-based layer polls and
+            # acknowledges each message (several round trips apiece) and could not keep up
+            # with 200 streaming replies in bench/stream_load.py.
+            "BACKEND": "conversations.channel_layer.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "prefix": os.environ.get("CHANNELS_PREFIX", "chatsite"),
@@ -430,6 +431,9 @@ CHAT_DEMO_DELAY = env_number("CHAT_DEMO_DELAY", 0.03)
 CHAT_TITLES_BY_MODEL = env_bool("CHAT_TITLES_BY_MODEL", True)
 # The longest a title request may take, in seconds; past it the first line stays.
 CHAT_TITLE_TIMEOUT = env_number("CHAT_TITLE_TIMEOUT", 15.0)
+# Title requests one process makes at once; the others wait their turn. A burst of first replies would
+# otherwise send the model server (and the database thread) as many title requests as it just sent replies.
+CHAT_TITLE_CONCURRENCY = env_number("CHAT_TITLE_CONCURRENCY", 4, int)
 
 # Importing conversations (conversations/imports/; see "Importing conversations" in the README).
 # An upload larger than this is refused before it is parsed or kept (bytes). It is written to a temporary file

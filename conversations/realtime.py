@@ -8,8 +8,8 @@ Who listens where:
                             (check again who may stay).
     presence.<id>           each process's presence counts for the conversation (consumers/presence.py),
                             which also keeps watchers() (the biggest crowd of one process) for streaming.
-    generation_group(id)    the conversation's running reply, in whichever process runs it
-                            (streaming.py): GENERATION_STOP, GENERATION_SNAPSHOT.
+    GENERATIONS_GROUP       one channel per process, for its running replies (streaming/control.py):
+                            GENERATION_STOP, GENERATION_SNAPSHOT, each naming its conversation.
     session_group(key)      every socket of one login session: SESSION_ENDED (it logged out).
     a socket's own channel  GENERATION_STOPPING (the reply heard this socket's stop), SNAPSHOT.
     PUBLIC_LINKS_GROUP      sockets opened through a public link, for the site-wide switch.
@@ -53,6 +53,7 @@ GENERATION_STOPPING = "generation.stopping"
 RETRY_FIRST, RETRY_MOST = 0.05, 1.0
 
 PUBLIC_LINKS_GROUP = "public-links"
+GENERATIONS_GROUP = "generations"
 
 # How many sockets watch each conversation: the most that any one process has open on it, as
 # presence last counted (each process sends a reply's frames to its own sockets). Streaming
@@ -79,11 +80,6 @@ def conversation_group(conversation_id: uuid.UUID) -> str:
 def session_group(session_key: str) -> str:
     """Every open socket of one login session listens here (logging out closes them)."""
     return f"session.{session_key}"
-
-
-def generation_group(conversation_id: uuid.UUID) -> str:
-    """The conversation's running generation, if any, listens here (in whichever process runs it)."""
-    return f"generation.{conversation_id.hex}"
 
 
 async def send_to_group(group: str, message: dict, *, retry_for: float = 0.0) -> bool:
@@ -114,13 +110,14 @@ async def _with_retries(publish, retry_for: float, where: str) -> bool:
 async def request_stop(conversation_id: uuid.UUID, *, reply_to: str = "", retry_for: float = 0.0) -> bool:
     """Stop the conversation's running reply, wherever it runs; it answers GENERATION_STOPPING to `reply_to`.
     Nothing happens if none is running. False if the layer could not be reached."""
-    message = {"type": GENERATION_STOP, "reply_to": reply_to}
-    return await send_to_group(generation_group(conversation_id), message, retry_for=retry_for)
+    message = {"type": GENERATION_STOP, "conversation_id": str(conversation_id), "reply_to": reply_to}
+    return await send_to_group(GENERATIONS_GROUP, message, retry_for=retry_for)
 
 
 async def request_snapshot(conversation_id: uuid.UUID, reply_to: str) -> bool:
     """Ask the running reply, if any, to send its text so far to the channel `reply_to`."""
-    return await send_to_group(generation_group(conversation_id), {"type": GENERATION_SNAPSHOT, "reply_to": reply_to})
+    message = {"type": GENERATION_SNAPSHOT, "conversation_id": str(conversation_id), "reply_to": reply_to}
+    return await send_to_group(GENERATIONS_GROUP, message)
 
 
 async def announce_deleted(conversation_id: uuid.UUID) -> None:

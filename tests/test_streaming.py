@@ -92,8 +92,9 @@ class Watcher:
 
 async def start(plan: ReplyPlan, *steps) -> tuple[streaming.Generation, Watcher]:
     watcher = await Watcher(plan.conversation_id).join()
-    control = await streaming.generation.open_control(plan.conversation_id)
-    generation = streaming.Generation(plan, control_channel=control, upstream=scripted(*steps))
+    generation = streaming.Generation(plan, upstream=scripted(*steps))
+    await streaming.control.listen()
+    await streaming.control.attach(generation, streaming.control.expect(plan.conversation_id))
     generation.start()
     return generation, watcher
 

@@ -135,6 +135,21 @@ async def test_a_failed_title_request_keeps_the_first_line(user, untitled, upstr
     await communicator.disconnect()
 
 
+async def test_title_requests_wait_their_turn(user, make_conversation, model_config, upstream, settings):
+    settings.CHAT_TITLE_CONCURRENCY = 1
+    first, second = await sync_to_async(lambda: [make_conversation(title="", model_config=model_config) for _ in "12"])()
+    upstream.push(reply(["Slow ", "title"], delay=0.3), reply("Second title"))
+
+    for conversation in (first, second):
+        titles.title_later(conversation_id=conversation.id, user_id=user.pk, question="Hello?", answer="Hi.")
+    await asyncio.sleep(0.2)
+    assert len(upstream.requests) == 1  # the second waits for the first
+    await titles.titles_settle(timeout=5)
+
+    assert len(upstream.requests) == 2
+    assert [(await reloaded(c)).title for c in (first, second)] == ["Slow title", "Second title"]
+
+
 async def test_turned_off_in_site_settings_nothing_is_asked(user, untitled, upstream):
     await sync_to_async(SiteSettings(titles_by_model=False).save)()
     communicator = await first_exchange(user, untitled, upstream, reply("Model title"))

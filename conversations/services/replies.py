@@ -4,7 +4,9 @@ Runs on every send, so the hot statements are written out in SQL (see "The send 
 """
 
 import logging
+import threading
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from .. import context, fulltext, metering, permissions, selectors, throttle
-from ..exceptions import ConversationNotFound, MessageNotFound, ModelNotAvailable, NothingToRegenerate, ReplyInProgress
+from ..exceptions import ChatError, ConversationNotFound, MessageNotFound, ModelNotAvailable, NothingToRegenerate, ReplyInProgress
 from ..llm import ModelSpec, Usage
 from ..models import Conversation, Message
 from ..rendering import render_markdown
@@ -137,12 +139,55 @@ def reply_regenerate_begin(
         )
 
 
+# Set while replies_begin_together runs its group (on the database thread).
+_together = threading.local()
+
+
+def replies_begin_together(begins: list[Callable[[], ReplyPlan]]) -> list[ReplyPlan | Exception]:
+    """Several sends (reply_begin or reply_regenerate_begin, bound to their arguments) begun in one transaction:
+    a group commit. Returns each one's plan, or the exception that refused it, in order.
+
+    A transaction costs round trips of its own on PostgreSQL (BEGIN, COMMIT and its flush to disk, and Channels'
+    connection check before each call from async code), all on the one database thread: sends that arrive
+    together share them (streaming/begins.py). A send that is refused (a ChatError, always raised before it
+    writes anything) is refused alone; anything else (a database error) undoes the whole group, and each send
+    is begun again in a transaction of its own.
+    """
+    if len(begins) > 1:
+        results: list[ReplyPlan | Exception] = []
+        _together.active = True
+        try:
+            with transaction.atomic():
+                for begin in begins:
+                    try:
+                        results.append(begin())
+                    except ChatError as exc:
+                        results.append(exc)
+            return results
+        except Exception:
+            log.warning("%d sends begun together failed; beginning each on its own", len(begins), exc_info=True)
+        finally:
+            _together.active = False
+    return [_begin_alone(begin) for begin in begins]
+
+
+def _begin_alone(begin: Callable[[], ReplyPlan]) -> ReplyPlan | Exception:
+    try:
+        return begin()
+    except Exception as exc:
+        return exc
+
+
 def _no_reply_yet(rows: list["_Row"]) -> bool:
     return not any(row.role == Message.Role.ASSISTANT for row in rows)
 
 
 @contextmanager
 def _one_reply_at_a_time():
+    if getattr(_together, "active", False):
+        # Inside replies_begin_together's transaction: a lost race fails the group, and this send is begun alone.
+        yield
+        return
     try:
         with transaction.atomic():
             yield

@@ -9,24 +9,26 @@ the database), or the process shuts down (shutdown.py drains it first).
     generation.py  one reply: chunks in, deltas out, the final state saved honestly
     upkeep.py      the process's running replies: checkpoints, leases, orphans, unsaved replies
 
-Starting a reply: the generation first listens for stops (a channel in the
-conversation's generation group), then the person's message and the reply's
-placeholder are saved (services.replies.reply_begin), then the frames go out
-and the reply runs. Listening first means no stop can arrive unheard; a stop
-that arrived before the reply was saved is in the database and reply_begin
-reads it. If the layer cannot be reached, nothing is saved.
+    control.py     stops and snapshot requests, through one channel per process
+    begins.py      group commit: the sends that wait for the database are begun together
+
+Starting a reply: the process listens for stops (control.py) and keeps those
+for the conversation, then the person's message and the reply's placeholder
+are saved (services.replies.reply_begin, grouped by begins.py), then the
+frames go out and the reply runs. Listening first means no stop can arrive
+unheard; a stop that arrived before the reply was saved is in the database and
+reply_begin reads it. If the layer cannot be reached, nothing is saved.
 """
 
 import uuid
 from datetime import datetime
 from functools import partial
 
-from channels.db import database_sync_to_async
-
 from .. import events, lifecycle, services
 from ..exceptions import ServerDraining, Unavailable
 from ..tree import CURRENT
-from .generation import Generation, Upstream, close_control, flush_interval, from_model, open_control, upstream_options
+from . import begins, control
+from .generation import Generation, Upstream, flush_interval, from_model, upstream_options
 from .upkeep import wait_for_replies
 
 __all__ = [
@@ -83,15 +85,17 @@ async def _start(conversation_id: uuid.UUID, begin, *, upstream: Upstream = from
     if lifecycle.is_draining():
         raise ServerDraining()
     try:
-        control = await open_control(conversation_id)
+        await control.listen()
     except Exception:
         raise Unavailable() from None
+    kept = control.expect(conversation_id)
     try:
-        plan = await database_sync_to_async(begin)()
+        plan = await begins.begin(conversation_id, begin)
     except BaseException:
-        await close_control(conversation_id, control)
+        control.forget(conversation_id, kept)
         raise
-    generation = Generation(plan, control_channel=control, upstream=upstream)
+    generation = Generation(plan, upstream=upstream)
+    await control.attach(generation, kept)
     try:
         if plan.user_message is not None:
             await generation.send_frame(events.message_frame(plan.user_message), retry_for=START_RETRY_SECONDS)

@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator, Callable
 from functools import partial
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -38,7 +37,7 @@ from ..llm import Chunk, ClientOptions, UpstreamError, stream_reply
 from ..models import Message
 from ..rendering import render_markdown
 from ..services.replies import ReplyPlan
-from . import titles, upkeep
+from . import control, titles, upkeep
 
 BUG = gettext_noop("The reply failed because of a bug here.")  # stored in English: see selectors.conversations.error_text
 log = logging.getLogger(__name__)
@@ -87,16 +86,13 @@ def from_model(plan: ReplyPlan) -> AsyncIterator[Chunk]:
 class Generation:
     """One reply streaming: read from `upstream`, fanned out as deltas, checkpointed, saved when it ends.
 
-    `control_channel` already listens to the conversation's generation group (it was opened before the
-    reply was saved, so no stop can arrive unheard: see streaming.launch).
+    Stops and snapshot requests reach it through streaming.control (on_control).
     """
 
-    def __init__(self, plan: ReplyPlan, *, control_channel: str, upstream: Upstream = from_model):
+    def __init__(self, plan: ReplyPlan, *, upstream: Upstream = from_model):
         self.plan = plan
         self.reply_id = plan.reply_id
         self.upstream = upstream
-        self.control_channel = control_channel
-        self.layer = get_channel_layer()
         self.group = realtime.conversation_group(plan.conversation_id)
         self.sent: list[str] = []  # text published as deltas, one piece per delta
         self.sent_length = 0
@@ -137,7 +133,6 @@ class Generation:
         return await realtime.send_to_group(self.group, {"type": realtime.FRAME, "frame": frame}, retry_for=retry_for)
 
     async def run(self) -> None:
-        listener = asyncio.create_task(self._listen())
         outbox = asyncio.create_task(self._send_loop())
         self._reader = asyncio.create_task(self._read())
         if self.stop_requested:
@@ -156,7 +151,6 @@ class Generation:
             log.exception("Reply %s failed", self.reply_id)
             status, error = Message.Status.ERROR, UpstreamError("internal", BUG)
         finally:
-            listener.cancel()
             self._closing = True
             self._wakeup.set()
             await asyncio.gather(outbox, return_exceptions=True)
@@ -164,7 +158,7 @@ class Generation:
                 await self._finish(status, error)
             finally:
                 upkeep.unregister(self)
-                await close_control(self.plan.conversation_id, self.control_channel)
+                control.detach(self)
 
     async def _read(self) -> None:
         async for chunk in self.upstream(self.plan):
@@ -179,26 +173,17 @@ class Generation:
             if chunk.model:
                 self.model_name = chunk.model
 
-    async def _listen(self) -> None:
-        while True:
-            try:
-                message = await self.layer.receive(self.control_channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the layer is down: stops still arrive through the database (upkeep.py)
-                await asyncio.sleep(1.0)
-                continue
-            kind = message.get("type")
-            if kind == realtime.GENERATION_STOP:
-                self.stop()
-                reply_to = message.get("reply_to")
-                if isinstance(reply_to, str) and reply_to:
-                    await realtime.send_to_channel(
-                        reply_to, {"type": realtime.GENERATION_STOPPING, "message_id": self.reply_id}
-                    )
-            elif kind == realtime.GENERATION_SNAPSHOT and isinstance(message.get("reply_to"), str):
-                self.snapshot_requests.append(message["reply_to"])
-                self._wakeup.set()
+    def on_control(self, message: dict) -> str | None:
+        """A request for this reply (streaming.control): stop it, or send its text so far. Returns the channel
+        to tell that a stop was heard, if any."""
+        kind, reply_to = message.get("type"), message.get("reply_to")
+        if kind == realtime.GENERATION_STOP:
+            self.stop()
+            return reply_to if isinstance(reply_to, str) and reply_to else None
+        if kind == realtime.GENERATION_SNAPSHOT and isinstance(reply_to, str):
+            self.snapshot_requests.append(reply_to)
+            self._wakeup.set()
+        return None
 
     async def _send_loop(self) -> None:
         """The generation's only sender: deltas and snapshots leave in order from here."""
@@ -309,18 +294,3 @@ async def save_final(fields: dict) -> dict | None:
             return None
         await asyncio.sleep(delay)
         delay, attempt = min(delay * 2, 5.0), attempt + 1
-
-
-async def open_control(conversation_id) -> str:
-    """A channel listening to the conversation's generation group. Raises if the layer cannot be reached."""
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(realtime.generation_group(conversation_id), channel)
-    return channel
-
-
-async def close_control(conversation_id, channel: str) -> None:
-    try:
-        await get_channel_layer().group_discard(realtime.generation_group(conversation_id), channel)
-    except Exception:  # the layer is down; Redis forgets the subscription with the connection anyway
-        log.debug("Leaving the generation group of %s failed", conversation_id, exc_info=True)

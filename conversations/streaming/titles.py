@@ -1,9 +1,10 @@
 """A title written by a model after a conversation's first reply: asked in the background, saved, announced.
 
 The request is a task of its own, started once the first reply is saved and its `done` frame sent, so
-nothing waits for it. It is recorded in usage as a title (services.titles), read with the same client as
-replies, with no retries and a short timeout: a failure, a timeout or an empty answer keeps the first-line
-title. The `title` frame goes to the conversation's sockets after the title is committed.
+nothing waits for it; at most CHAT_TITLE_CONCURRENCY run at once in a process, the others wait their
+turn. It is recorded in usage as a title (services.titles), read with the same client as replies, with
+no retries and a short timeout: a failure, a timeout or an empty answer keeps the first-line title.
+The `title` frame goes to the conversation's sockets after the title is committed.
 """
 
 import asyncio
@@ -21,17 +22,31 @@ log = logging.getLogger(__name__)
 
 # Running title requests, kept so that none is collected mid-flight and shutdown can wait for them.
 _running: set[asyncio.Task] = set()
+_slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+
+def _slot() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    if loop not in _slots:
+        _slots.clear()  # a loop is only replaced when the last one closed (tests)
+        _slots[loop] = asyncio.Semaphore(settings.CHAT_TITLE_CONCURRENCY)
+    return _slots[loop]
 
 
 def title_later(*, conversation_id: uuid.UUID, user_id: int, question: str, answer: str) -> asyncio.Task:
     """Ask for a title in the background (see title_write)."""
     task = asyncio.create_task(
-        title_write(conversation_id=conversation_id, user_id=user_id, question=question, answer=answer),
+        _title_in_turn(conversation_id=conversation_id, user_id=user_id, question=question, answer=answer),
         name=f"title-{conversation_id}",
     )
     _running.add(task)
     task.add_done_callback(_running.discard)
     return task
+
+
+async def _title_in_turn(**arguments) -> str | None:
+    async with _slot():
+        return await title_write(**arguments)
 
 
 async def title_write(*, conversation_id: uuid.UUID, user_id: int, question: str, answer: str) -> str | None:

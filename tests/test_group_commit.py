@@ -1,0 +1,124 @@
+"""Group commit: sends that wait for the database thread are begun together in one transaction, and each is still
+refused, saved or undone on its own (services.replies.replies_begin_together, streaming/begins.py)."""
+
+import asyncio
+from functools import partial
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import OperationalError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from conversations import services
+from conversations.exceptions import ConversationNotFound, Forbidden, ReplyInProgress
+from conversations.models import Message
+from conversations.services.replies import ReplyPlan, replies_begin_together, reply_begin
+from conversations.streaming import begins
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def person_messages(conversation) -> list[str]:
+    return list(Message.objects.filter(conversation=conversation, role=Message.Role.USER).values_list("content", flat=True))
+
+
+def test_sends_begun_together_share_one_transaction(user, make_conversation, model_config):
+    conversations = [make_conversation(model_config=model_config) for _ in range(3)]
+    sends = [partial(reply_begin, user=user, conversation_id=c.id, content=f"Question {i}") for i, c in enumerate(conversations)]
+
+    with CaptureQueriesContext(connection) as queries:
+        plans = replies_begin_together(sends)
+
+    assert all(isinstance(plan, ReplyPlan) for plan in plans)
+    assert [plan.conversation_id for plan in plans] == [c.id for c in conversations]
+    assert [person_messages(c) for c in conversations] == [["Question 0"], ["Question 1"], ["Question 2"]]
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert not any(sql.startswith("SAVEPOINT") for sql in statements)  # no savepoint per send either
+
+
+def test_a_refused_send_is_refused_alone(user, bob, make_conversation, model_config):
+    mine, theirs, also_mine = (
+        make_conversation(model_config=model_config),
+        make_conversation(owner=bob, model_config=model_config),
+        make_conversation(model_config=model_config),
+    )
+    sends = [partial(reply_begin, user=user, conversation_id=c.id, content="Hello") for c in (mine, theirs, also_mine)]
+
+    first, refused, last = replies_begin_together(sends)
+
+    assert isinstance(first, ReplyPlan) and isinstance(last, ReplyPlan)
+    assert isinstance(refused, ConversationNotFound | Forbidden)
+    assert (person_messages(mine), person_messages(theirs), person_messages(also_mine)) == (["Hello"], [], ["Hello"])
+
+
+def test_two_sends_to_one_conversation_in_one_group_the_second_is_busy(user, conversation, model_config):
+    sends = [partial(reply_begin, user=user, conversation_id=conversation.id, content=text) for text in ("One", "Two")]
+
+    first, second = replies_begin_together(sends)
+
+    assert isinstance(first, ReplyPlan)
+    assert isinstance(second, ReplyInProgress)
+    assert person_messages(conversation) == ["One"]
+
+
+def test_a_database_error_undoes_the_group_and_each_send_is_begun_alone(user, make_conversation, model_config):
+    before, after = make_conversation(model_config=model_config), make_conversation(model_config=model_config)
+    failing = make_conversation(model_config=model_config)
+    attempts = []
+
+    def writes_then_fails() -> ReplyPlan:
+        attempts.append(connection.in_atomic_block)
+        with transaction.atomic():
+            Message.objects.create(conversation=failing, role=Message.Role.USER, content="half written")
+            raise OperationalError("the database went away")
+
+    sends = [
+        partial(reply_begin, user=user, conversation_id=before.id, content="Before"),
+        writes_then_fails,
+        partial(reply_begin, user=user, conversation_id=after.id, content="After"),
+    ]
+    first, failed, last = replies_begin_together(sends)
+
+    assert isinstance(first, ReplyPlan) and isinstance(last, ReplyPlan)
+    assert isinstance(failed, OperationalError)
+    assert len(attempts) == 2  # in the group, then alone
+    # The group was undone and begun again: each message saved once, the failed send's nowhere.
+    assert (person_messages(before), person_messages(after), person_messages(failing)) == (["Before"], ["After"], [])
+    assert Message.objects.filter(conversation=before).count() == 2  # the message and its reply's placeholder
+
+
+async def test_sends_that_wait_for_the_database_go_in_one_call(user, make_conversation, model_config, monkeypatch):
+    conversations = await sync_to_async(lambda: [make_conversation(model_config=model_config) for _ in range(8)])()
+    groups: list[int] = []
+    original = services.replies.replies_begin_together
+
+    def counting(sends):
+        groups.append(len(sends))
+        return original(sends)
+
+    monkeypatch.setattr(services.replies, "replies_begin_together", counting)
+    sends = [
+        begins.begin(c.id, partial(reply_begin, user=user, conversation_id=c.id, content=f"Send {i}"))
+        for i, c in enumerate(conversations)
+    ]
+    first = asyncio.ensure_future(sends[0])
+    await asyncio.sleep(0.01)  # it found the database idle and went at once, alone
+    plans = [await first, *await asyncio.gather(*sends[1:])]
+
+    assert [plan.conversation_id for plan in plans] == [c.id for c in conversations]
+    assert groups == [1, 7]  # the seven that came while it was in the database went together
+    assert await sync_to_async(lambda: [person_messages(c) for c in conversations])() == [[f"Send {i}"] for i in range(8)]
+
+
+async def test_what_refused_a_waiting_send_is_raised_to_it(user, bob, make_conversation, model_config):
+    mine = await sync_to_async(make_conversation)(model_config=model_config)
+    theirs = await sync_to_async(make_conversation)(owner=bob, model_config=model_config)
+
+    results = await asyncio.gather(
+        begins.begin(mine.id, partial(reply_begin, user=user, conversation_id=mine.id, content="Mine")),
+        begins.begin(theirs.id, partial(reply_begin, user=user, conversation_id=theirs.id, content="Theirs")),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[0], ReplyPlan)
+    assert isinstance(results[1], ConversationNotFound | Forbidden)
