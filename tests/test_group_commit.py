@@ -1,5 +1,5 @@
 """Group commit: sends that wait for the database thread are begun together in one transaction, and each is still
-refused, saved or undone on its own (services.replies.replies_begin_together, streaming/begins.py)."""
+refused, saved or undone on its own (services.replies.replies_together, streaming/together.py)."""
 
 import asyncio
 from functools import partial
@@ -12,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from conversations import services
 from conversations.exceptions import ConversationNotFound, Forbidden, ReplyInProgress
 from conversations.models import Message
-from conversations.services.replies import ReplyPlan, replies_begin_together, reply_begin
-from conversations.streaming import begins
+from conversations.services.replies import ReplyPlan, replies_together, reply_begin, reply_finish
+from conversations.streaming import together
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +27,7 @@ def test_sends_begun_together_share_one_transaction(user, make_conversation, mod
     sends = [partial(reply_begin, user=user, conversation_id=c.id, content=f"Question {i}") for i, c in enumerate(conversations)]
 
     with CaptureQueriesContext(connection) as queries:
-        plans = replies_begin_together(sends)
+        plans = replies_together(sends)
 
     assert all(isinstance(plan, ReplyPlan) for plan in plans)
     assert [plan.conversation_id for plan in plans] == [c.id for c in conversations]
@@ -44,7 +44,7 @@ def test_a_refused_send_is_refused_alone(user, bob, make_conversation, model_con
     )
     sends = [partial(reply_begin, user=user, conversation_id=c.id, content="Hello") for c in (mine, theirs, also_mine)]
 
-    first, refused, last = replies_begin_together(sends)
+    first, refused, last = replies_together(sends)
 
     assert isinstance(first, ReplyPlan) and isinstance(last, ReplyPlan)
     assert isinstance(refused, ConversationNotFound | Forbidden)
@@ -54,7 +54,7 @@ def test_a_refused_send_is_refused_alone(user, bob, make_conversation, model_con
 def test_two_sends_to_one_conversation_in_one_group_the_second_is_busy(user, conversation, model_config):
     sends = [partial(reply_begin, user=user, conversation_id=conversation.id, content=text) for text in ("One", "Two")]
 
-    first, second = replies_begin_together(sends)
+    first, second = replies_together(sends)
 
     assert isinstance(first, ReplyPlan)
     assert isinstance(second, ReplyInProgress)
@@ -77,7 +77,7 @@ def test_a_database_error_undoes_the_group_and_each_send_is_begun_alone(user, ma
         writes_then_fails,
         partial(reply_begin, user=user, conversation_id=after.id, content="After"),
     ]
-    first, failed, last = replies_begin_together(sends)
+    first, failed, last = replies_together(sends)
 
     assert isinstance(first, ReplyPlan) and isinstance(last, ReplyPlan)
     assert isinstance(failed, OperationalError)
@@ -90,15 +90,15 @@ def test_a_database_error_undoes_the_group_and_each_send_is_begun_alone(user, ma
 async def test_sends_that_wait_for_the_database_go_in_one_call(user, make_conversation, model_config, monkeypatch):
     conversations = await sync_to_async(lambda: [make_conversation(model_config=model_config) for _ in range(8)])()
     groups: list[int] = []
-    original = services.replies.replies_begin_together
+    original = services.replies.replies_together
 
     def counting(sends):
         groups.append(len(sends))
         return original(sends)
 
-    monkeypatch.setattr(services.replies, "replies_begin_together", counting)
+    monkeypatch.setattr(services.replies, "replies_together", counting)
     sends = [
-        begins.begin(c.id, partial(reply_begin, user=user, conversation_id=c.id, content=f"Send {i}"))
+        together.begins.run(partial(reply_begin, user=user, conversation_id=c.id, content=f"Send {i}"))
         for i, c in enumerate(conversations)
     ]
     first = asyncio.ensure_future(sends[0])
@@ -115,10 +115,25 @@ async def test_what_refused_a_waiting_send_is_raised_to_it(user, bob, make_conve
     theirs = await sync_to_async(make_conversation)(owner=bob, model_config=model_config)
 
     results = await asyncio.gather(
-        begins.begin(mine.id, partial(reply_begin, user=user, conversation_id=mine.id, content="Mine")),
-        begins.begin(theirs.id, partial(reply_begin, user=user, conversation_id=theirs.id, content="Theirs")),
+        together.begins.run(partial(reply_begin, user=user, conversation_id=mine.id, content="Mine")),
+        together.begins.run(partial(reply_begin, user=user, conversation_id=theirs.id, content="Theirs")),
         return_exceptions=True,
     )
 
     assert isinstance(results[0], ReplyPlan)
     assert isinstance(results[1], ConversationNotFound | Forbidden)
+
+
+def test_final_saves_made_together_are_each_saved(user, make_conversation, model_config):
+    conversations = [make_conversation(model_config=model_config) for _ in range(3)]
+    plans = replies_together([partial(reply_begin, user=user, conversation_id=c.id, content="Hi") for c in conversations])
+    finishes = [
+        partial(reply_finish, reply_id=plan.reply_id, content=f"Answer **{i}**", status=Message.Status.COMPLETE)
+        for i, plan in enumerate(plans)
+    ]
+
+    saved = replies_together(finishes)
+
+    assert [fields["html"] for fields in saved] == [f"<p>Answer <strong>{i}</strong></p>\n" for i in range(3)]
+    replies = Message.objects.filter(pk__in=[plan.reply_id for plan in plans]).order_by("pk")
+    assert [(reply.status, reply.content) for reply in replies] == [("complete", f"Answer **{i}**") for i in range(3)]

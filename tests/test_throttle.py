@@ -108,3 +108,18 @@ def test_new_conversations_per_hour_are_capped(user, settings):
     assert response.status_code == 400
     assert "You have started 2 conversations in the last hour" in response.content.decode()
     assert Conversation.objects.filter(owner=user).count() == 2
+
+
+def test_a_count_is_one_round_trip_readable_through_the_cache_and_expires_with_its_window():
+    from django.core.cache import cache
+
+    from conversations import throttle
+
+    key = "throttle:test-counter"
+    cache.delete(key)
+    assert [throttle._hit(key, 30) for _ in range(3)] == [1, 2, 3]
+    assert cache.get(key) == 3
+    redis = throttle._redis_client()
+    if redis is not None:  # the PostgreSQL + Redis run: the window is the key's time to live
+        assert 0 < redis.ttl(cache.make_and_validate_key(key)) <= 30
+    cache.delete(key)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -139,43 +139,53 @@ def reply_regenerate_begin(
         )
 
 
-# Set while replies_begin_together runs its group (on the database thread).
+# Set while replies_together runs its group (on the database thread).
 _together = threading.local()
 
 
-def replies_begin_together(begins: list[Callable[[], ReplyPlan]]) -> list[ReplyPlan | Exception]:
-    """Several sends (reply_begin or reply_regenerate_begin, bound to their arguments) begun in one transaction:
-    a group commit. Returns each one's plan, or the exception that refused it, in order.
+def replies_together(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Several sends or final saves (reply_begin, reply_regenerate_begin, reply_finish, bound to their arguments)
+    in one transaction: a group commit. Returns each one's result, or the exception that refused it, in order.
 
     A transaction costs round trips of its own on PostgreSQL (BEGIN, COMMIT and its flush to disk, and Channels'
-    connection check before each call from async code), all on the one database thread: sends that arrive
-    together share them (streaming/begins.py). A send that is refused (a ChatError, always raised before it
-    writes anything) is refused alone; anything else (a database error) undoes the whole group, and each send
-    is begun again in a transaction of its own.
+    connection check before each call from async code), all on the one database thread: calls that arrive
+    together share them (streaming/together.py). A send that is refused (a ChatError, always raised before it
+    writes anything) is refused alone; anything else (a database error) undoes the whole group, and each call
+    runs again in a transaction of its own.
     """
-    if len(begins) > 1:
-        results: list[ReplyPlan | Exception] = []
+    if len(calls) > 1:
+        results: list[Any] = []
         _together.active = True
         try:
             with transaction.atomic():
-                for begin in begins:
+                for call in calls:
                     try:
-                        results.append(begin())
+                        results.append(call())
                     except ChatError as exc:
                         results.append(exc)
             return results
         except Exception:
-            log.warning("%d sends begun together failed; beginning each on its own", len(begins), exc_info=True)
+            log.warning("%d calls made together failed; making each on its own", len(calls), exc_info=True)
         finally:
             _together.active = False
-    return [_begin_alone(begin) for begin in begins]
+    return [_alone(call) for call in calls]
 
 
-def _begin_alone(begin: Callable[[], ReplyPlan]) -> ReplyPlan | Exception:
+def _alone(call: Callable[[], Any]) -> Any:
     try:
-        return begin()
+        return call()
     except Exception as exc:
         return exc
+
+
+@contextmanager
+def _own_transaction():
+    """transaction.atomic(), unless replies_together already runs this call in its transaction."""
+    if getattr(_together, "active", False):
+        yield
+    else:
+        with transaction.atomic():
+            yield
 
 
 def _no_reply_yet(rows: list["_Row"]) -> bool:
@@ -185,7 +195,7 @@ def _no_reply_yet(rows: list["_Row"]) -> bool:
 @contextmanager
 def _one_reply_at_a_time():
     if getattr(_together, "active", False):
-        # Inside replies_begin_together's transaction: a lost race fails the group, and this send is begun alone.
+        # Inside replies_together's transaction: a lost race fails the group, and this send is begun alone.
         yield
         return
     try:
@@ -369,7 +379,7 @@ def reply_finish(
         "prompt_tokens": usage.prompt_tokens if usage else None,
         "completion_tokens": usage.completion_tokens if usage else None,
     }
-    with transaction.atomic(), connection.cursor() as cursor:
+    with _own_transaction(), connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {_MESSAGES} SET {', '.join(f'{name} = %s' for name in fields)}, updated = %s WHERE id = %s"
             f" RETURNING conversation_id",

@@ -10,11 +10,11 @@ the database), or the process shuts down (shutdown.py drains it first).
     upkeep.py      the process's running replies: checkpoints, leases, orphans, unsaved replies
 
     control.py     stops and snapshot requests, through one channel per process
-    begins.py      group commit: the sends that wait for the database are begun together
+    together.py    group commit: the sends and final saves that wait for the database go in together
 
 Starting a reply: the process listens for stops (control.py) and keeps those
 for the conversation, then the person's message and the reply's placeholder
-are saved (services.replies.reply_begin, grouped by begins.py), then the
+are saved (services.replies.reply_begin, grouped by together.py), then the
 frames go out and the reply runs. Listening first means no stop can arrive
 unheard; a stop that arrived before the reply was saved is in the database and
 reply_begin reads it. If the layer cannot be reached, nothing is saved.
@@ -27,7 +27,7 @@ from functools import partial
 from .. import events, lifecycle, services
 from ..exceptions import ServerDraining, Unavailable
 from ..tree import CURRENT
-from . import begins, control
+from . import control, together
 from .generation import Generation, Upstream, flush_interval, from_model, upstream_options
 from .upkeep import wait_for_replies
 
@@ -90,7 +90,7 @@ async def _start(conversation_id: uuid.UUID, begin, *, upstream: Upstream = from
         raise Unavailable() from None
     kept = control.expect(conversation_id)
     try:
-        plan = await begins.begin(conversation_id, begin)
+        plan = await together.begins.run(begin, order=conversation_id)
     except BaseException:
         control.forget(conversation_id, kept)
         raise

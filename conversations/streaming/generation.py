@@ -26,7 +26,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -37,7 +36,7 @@ from ..llm import Chunk, ClientOptions, UpstreamError, stream_reply
 from ..models import Message
 from ..rendering import render_markdown
 from ..services.replies import ReplyPlan
-from . import control, titles, upkeep
+from . import control, titles, together, upkeep
 
 BUG = gettext_noop("The reply failed because of a bug here.")  # stored in English: see selectors.conversations.error_text
 log = logging.getLogger(__name__)
@@ -287,7 +286,7 @@ async def save_final(fields: dict) -> dict | None:
     delay, attempt = 0.25, 1
     while True:
         try:
-            return await database_sync_to_async(services.replies.reply_finish)(**fields)
+            return await together.finishes.run(partial(services.replies.reply_finish, **fields))
         except Exception as exc:
             log.warning("Saving reply %s failed (attempt %d): %s", fields["reply_id"], attempt, exc)
         if time.monotonic() + delay > deadline:
