@@ -79,17 +79,21 @@ def reply_begin(
             parent_id = tree.current_leaf(conversation.current_leaf_id)
         elif parent_id is not None and parent_id not in tree:
             raise MessageNotFound()
-        user_message_id, reply_id = _sql_insert_turn(conversation.id, user.pk, content, parent_id)
-        _touch(conversation, model_id, title=conversation.title or title_from(content), leaf=reply_id)
-        if not conversation.title:  # the first message named it
-            fulltext.index.title_index(conversation.id, title_from(content))
+        with _pipelined():
+            user_message_id, reply_id = _sql_insert_turn(conversation.id, user.pk, content, parent_id)
+            # From here on nothing is read back: these writes go to PostgreSQL in one round trip.
+            _touch(conversation, model_id, title=conversation.title or title_from(content), leaf=reply_id)
+            if not conversation.title:  # the first message named it
+                fulltext.index.title_index(conversation.id, title_from(content))
+            by_id = {row.id: row for row in rows}
+            turns = [
+                *_turns(by_id[i] for i in tree.path(parent_id)), {"id": user_message_id, "role": "user", "content": content}
+            ]
+            history, context_start = _fit_context(spec, turns, reply_id)
+            metering.usage_begin(user=user, reply_id=reply_id, model_config_id=model_id, spec=spec, history=history)
         user_message = Message(
             id=user_message_id, parent_id=parent_id, role=Message.Role.USER, content=content, author=user
         )
-        by_id = {row.id: row for row in rows}
-        turns = [*_turns(by_id[i] for i in tree.path(parent_id)), {"id": user_message_id, "role": "user", "content": content}]
-        history, context_start = _fit_context(spec, turns, reply_id)
-        metering.usage_begin(user=user, reply_id=reply_id, model_config_id=model_id, spec=spec, history=history)
         versions = [*tree.versions_under(parent_id), user_message_id]
         return _plan(
             user, conversation, spec, reply_id, history, received_at,
@@ -179,6 +183,19 @@ def _alone(call: Callable[[], Any]) -> Any:
 
 
 @contextmanager
+def _pipelined():
+    """On PostgreSQL, statements whose results are not read at once travel together (psycopg's pipeline mode):
+    reading a result, or the block's end, sends what waits in one round trip. Only for statements whose row
+    counts nobody reads (in pipeline mode they are known only after that round trip)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    with connection.connection.pipeline():
+        yield
+
+
+@contextmanager
 def _own_transaction():
     """transaction.atomic(), unless replies_together already runs this call in its transaction."""
     if getattr(_together, "active", False):
@@ -219,12 +236,11 @@ def _open_for_reply(user, conversation_id: uuid.UUID) -> tuple[Conversation, lis
 
     ConversationNotFound or Forbidden otherwise; ReplyInProgress if a live reply is streaming in it.
     """
-    conversation = _sql_lock_conversation(conversation_id)
+    conversation, rows = _sql_lock_and_read(conversation_id)
     if conversation is None:
         raise ConversationNotFound()
     # The owner needs no query; anyone else's role comes from the shares that reach them.
     permissions.check(permissions.role_of(user, conversation), permissions.Action.SEND)
-    rows = _sql_messages(conversation.id)
     if any(row.status == Message.Status.STREAMING for row in rows):
         replies_close_orphaned(conversation_id=conversation.id)
         if Message.objects.filter(conversation_id=conversation.id, status=Message.Status.STREAMING).exists():
@@ -379,7 +395,7 @@ def reply_finish(
         "prompt_tokens": usage.prompt_tokens if usage else None,
         "completion_tokens": usage.completion_tokens if usage else None,
     }
-    with _own_transaction(), connection.cursor() as cursor:
+    with _own_transaction(), _pipelined(), connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {_MESSAGES} SET {', '.join(f'{name} = %s' for name in fields)}, updated = %s WHERE id = %s"
             f" RETURNING conversation_id",
@@ -404,6 +420,7 @@ def reply_finish(
 
 _MESSAGES = Message._meta.db_table
 _CONVERSATIONS = Conversation._meta.db_table
+_MESSAGES_OF = f"SELECT id, parent_id, role, content, status FROM {_MESSAGES} WHERE conversation_id = %s ORDER BY id"
 
 
 def _db_now():
@@ -423,18 +440,22 @@ def _db_conversation_id(conversation_id: uuid.UUID):
     return Conversation._meta.pk.get_db_prep_value(conversation_id, connection)
 
 
-def _sql_lock_conversation(conversation_id: uuid.UUID) -> Conversation | None:
-    """The conversation's row, locked until the transaction ends (PostgreSQL; SQLite locks the whole database)."""
+def _sql_lock_and_read(conversation_id: uuid.UUID) -> tuple[Conversation | None, list[_Row]]:
+    """The conversation's row, locked until the transaction ends (PostgreSQL; SQLite locks the whole database),
+    and its messages, read after the lock is held: one round trip on PostgreSQL."""
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
+    key = _db_conversation_id(conversation_id)
+    with _pipelined(), connection.cursor() as conversation_cursor, connection.cursor() as messages_cursor:
+        conversation_cursor.execute(
             f"SELECT id, title, model_config_id, owner_id, temperature, system_prompt, stop_requested_at,"
             f" current_leaf_id FROM {_CONVERSATIONS} WHERE id = %s{lock}",
-            [_db_conversation_id(conversation_id)],
+            [key],
         )
-        row = cursor.fetchone()
+        messages_cursor.execute(_MESSAGES_OF, [key])
+        row = conversation_cursor.fetchone()
+        rows = [_Row(*message) for message in messages_cursor.fetchall()]
     if row is None:
-        return None
+        return None, []
     return Conversation(
         id=conversation_id,
         title=row[1],
@@ -444,15 +465,12 @@ def _sql_lock_conversation(conversation_id: uuid.UUID) -> Conversation | None:
         system_prompt=row[5],
         stop_requested_at=_db_datetime(row[6]),
         current_leaf_id=row[7],
-    )
+    ), rows
 
 
 def _sql_messages(conversation_id: uuid.UUID) -> list[_Row]:
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, parent_id, role, content, status FROM {_MESSAGES} WHERE conversation_id = %s ORDER BY id",
-            [_db_conversation_id(conversation_id)],
-        )
+        cursor.execute(_MESSAGES_OF, [_db_conversation_id(conversation_id)])
         return [_Row(*row) for row in cursor.fetchall()]
 
 
