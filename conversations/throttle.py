@@ -154,31 +154,54 @@ class ConnectLimiter:
 
 def socket_open(*, user_id: int | None, address: str) -> str | None:
     """Count a new socket of this person (None: a guest) from this address. None if allowed, else why not
-    (the socket is then not counted)."""
-    counted = []
-    for key, cap in _socket_keys(user_id, address):
-        cache.add(key, 0, timeout=SOCKET_COUNT_SECONDS)
-        count = cache.incr(key)
-        cache.touch(key, SOCKET_COUNT_SECONDS)
-        counted.append(key)
-        if cap and count > cap:
-            for done in counted:
-                _decrement(done)
-            return _("Too many open connections; close some tabs and try again.")
+    (the socket is then not counted). Touches no database: consumers call it off the database thread."""
+    keys = _socket_keys(user_id, address)
+    counts = _add_to_socket_counts([key for key, _cap in keys], 1)
+    if any(cap and count > cap for (_key, cap), count in zip(keys, counts, strict=True)):
+        _add_to_socket_counts([key for key, _cap in keys], -1)
+        return _("Too many open connections; close some tabs and try again.")
     return None
 
 
 def socket_closed(*, user_id: int | None, address: str) -> None:
-    for key, _cap in _socket_keys(user_id, address):
-        _decrement(key)
+    _add_to_socket_counts([key for key, _cap in _socket_keys(user_id, address)], -1)
 
 
-def _decrement(key: str) -> None:
+def _add_to_socket_counts(keys: list[str], delta: int) -> list[int]:
+    """Add `delta` to each open-socket count (never below 0), renewing its SOCKET_COUNT_SECONDS; the counts.
+    With Redis, one round trip for all of them."""
+    redis = _redis_client()
+    if redis is None:
+        return [_add_to_cached_count(key, delta) for key in keys]
+    pipeline = redis.pipeline(transaction=False)
+    for key in keys:
+        key = cache.make_and_validate_key(key)
+        pipeline.set(key, 0, ex=SOCKET_COUNT_SECONDS, nx=True)
+        pipeline.incrby(key, delta)
+        pipeline.expire(key, SOCKET_COUNT_SECONDS)
+    counts = pipeline.execute()[1::3]
+    below = [cache.make_and_validate_key(key) for key, count in zip(keys, counts, strict=True) if count < 0]
+    if below:  # a count that had expired while its sockets were open
+        pipeline = redis.pipeline(transaction=False)
+        for key in below:
+            pipeline.set(key, 0, ex=SOCKET_COUNT_SECONDS)
+        pipeline.execute()
+    return [max(count, 0) for count in counts]
+
+
+def _add_to_cached_count(key: str, delta: int) -> int:
+    cache.add(key, 0, timeout=SOCKET_COUNT_SECONDS)
     try:
-        if cache.decr(key) < 0:
-            cache.set(key, 0, timeout=SOCKET_COUNT_SECONDS)
-    except ValueError:  # expired meanwhile: nothing left to count down
-        pass
+        count = cache.incr(key, delta)
+    except ValueError:  # expired between add and incr
+        count = max(delta, 0)
+        cache.set(key, count, timeout=SOCKET_COUNT_SECONDS)
+        return count
+    if count < 0:
+        cache.set(key, 0, timeout=SOCKET_COUNT_SECONDS)
+        return 0
+    cache.touch(key, SOCKET_COUNT_SECONDS)
+    return count
 
 
 class FrameBudget:

@@ -123,3 +123,16 @@ def test_a_count_is_one_round_trip_readable_through_the_cache_and_expires_with_i
     if redis is not None:  # the PostgreSQL + Redis run: the window is the key's time to live
         assert 0 < redis.ttl(cache.make_and_validate_key(key)) <= 30
     cache.delete(key)
+
+
+def test_open_socket_counts_go_up_and_down_in_one_call_and_never_below_zero():
+    from django.core.cache import cache
+
+    from conversations import throttle
+
+    keys = ["throttle:test-sockets:a", "throttle:test-sockets:b"]
+    cache.delete_many(keys)
+    steps = [throttle._add_to_socket_counts(keys, delta) for delta in (1, 1, -1, -1, -1, 1)]
+    assert steps == [[1, 1], [2, 2], [1, 1], [0, 0], [0, 0], [1, 1]]
+    assert [cache.get(key) for key in keys] == [1, 1]
+    cache.delete_many(keys)

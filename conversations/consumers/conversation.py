@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 
+from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -93,7 +94,9 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
             return
         self.address = clients.scope_address(self.scope)
         self.counted_as = self.user.pk if self.user.is_authenticated else None
-        refusal = await database_sync_to_async(throttle.socket_open)(user_id=self.counted_as, address=self.address)
+        refusal = await sync_to_async(throttle.socket_open, thread_sensitive=False)(
+            user_id=self.counted_as, address=self.address
+        )
         if refusal is not None:
             self.counted_as = self.address = None  # nothing to count down
             await self.accept()
@@ -186,7 +189,7 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
         await self._leave()
         if getattr(self, "address", None) is not None:
             address, self.address = self.address, None
-            await database_sync_to_async(throttle.socket_closed)(user_id=self.counted_as, address=address)
+            await sync_to_async(throttle.socket_closed, thread_sensitive=False)(user_id=self.counted_as, address=address)
 
     async def _leave(self) -> None:
         upkeep.socket_closed(self)
