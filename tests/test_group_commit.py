@@ -137,3 +137,35 @@ def test_final_saves_made_together_are_each_saved(user, make_conversation, model
     assert [fields["html"] for fields in saved] == [f"<p>Answer <strong>{i}</strong></p>\n" for i in range(3)]
     replies = Message.objects.filter(pk__in=[plan.reply_id for plan in plans]).order_by("pk")
     assert [(reply.status, reply.content) for reply in replies] == [("complete", f"Answer **{i}**") for i in range(3)]
+
+
+async def test_one_person_sending_during_a_burst_goes_before_the_rest_of_it(
+    user, make_conversation, model_config, monkeypatch, settings
+):
+    settings.CHAT_SENDS_PER_MINUTE = 0  # one account stands in for 32 people here
+    conversations = await sync_to_async(lambda: [make_conversation(model_config=model_config) for _ in range(32)])()
+    groups: list[list[int]] = []
+    original = services.replies.replies_together
+
+    def recording(sends):
+        groups.append([conversations.index(next(c for c in conversations if c.id == send.keywords["conversation_id"]))
+                       for send in sends])
+        return original(sends)
+
+    monkeypatch.setattr(services.replies, "replies_together", recording)
+
+    def send(i: int):
+        return together.begins.run(
+            partial(reply_begin, user=user, conversation_id=conversations[i].id, content=f"Send {i}"),
+            order=conversations[i].id,
+        )
+
+    first = asyncio.ensure_future(send(0))
+    await asyncio.sleep(0.01)  # in the database, alone
+    burst = [asyncio.ensure_future(send(i)) for i in range(1, 31)]  # more than a group
+    late = asyncio.ensure_future(send(31))
+    await asyncio.gather(first, *burst, late)
+
+    assert [len(group) for group in groups] == [1, together.MAX_GROUP, 31 - together.MAX_GROUP]
+    assert 31 in groups[1]  # the latest send went in the next group, not after the whole burst
+    assert sorted(groups[1] + groups[2]) == list(range(1, 32))

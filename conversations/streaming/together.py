@@ -6,6 +6,11 @@ Channels' connection check before each call). A send or a final save that finds 
 here instead of in that thread's queue; when the thread is free, everything that waited goes in one
 call and one transaction (services.replies.replies_together). One that arrives to an idle thread goes
 at once, alone: grouping adds no wait, it only shares the cost among the calls that had to wait anyway.
+
+When more wait than one group takes, the newest go first, unless the oldest has waited AGED_SECONDS:
+a burst of other people's sends (a thousand at once) then does not hold back the one person who sends
+during it, and no send waits much longer than AGED_SECONDS beyond its turn in a burst. The burst as a
+whole finishes no later: the same work is done, in another order.
 """
 
 import asyncio
@@ -19,8 +24,11 @@ from .. import services
 
 log = logging.getLogger(__name__)
 
-# Calls in one transaction at most: a group holds its rows' locks until it commits.
-MAX_GROUP = 50
+# Calls in one transaction at most: a group holds its rows' locks until it commits, and the newest send
+# waits for the group already running.
+MAX_GROUP = 25
+# A call that waited this long goes before newer ones again.
+AGED_SECONDS = 5.0
 
 
 class Together:
@@ -28,7 +36,7 @@ class Together:
 
     def __init__(self, name: str):
         self.name = name
-        self.waiting: list[tuple[Any, Callable[[], Any], asyncio.Future]] = []
+        self.waiting: list[tuple[float, Any, Callable[[], Any], asyncio.Future]] = []  # oldest first
         self.task: asyncio.Task | None = None
 
     async def run(self, call: Callable[[], Any], *, order: Any = 0) -> Any:
@@ -36,23 +44,28 @@ class Together:
         group run in `order` (conversations locked in one order, so two processes' groups cannot deadlock)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self.waiting.append((order, call, future))
+        self.waiting.append((loop.time(), order, call, future))
         if self.task is None or self.task.done() or self.task.get_loop() is not loop:
             self.task = loop.create_task(self._run(), name=self.name)
         return await future
 
     async def _run(self) -> None:
         while self.waiting:
-            group = sorted(self.waiting[:MAX_GROUP], key=lambda waiting: waiting[0])
-            del self.waiting[:MAX_GROUP]
+            if asyncio.get_running_loop().time() - self.waiting[0][0] >= AGED_SECONDS:
+                group, self.waiting = self.waiting[:MAX_GROUP], self.waiting[MAX_GROUP:]
+            else:
+                group, self.waiting = self.waiting[-MAX_GROUP:], self.waiting[:-MAX_GROUP]
+            group.sort(key=lambda waiting: waiting[1])  # stable: one conversation's sends keep their order
             try:
-                results = await database_sync_to_async(services.replies.replies_together)([call for _, call, _ in group])
+                results = await database_sync_to_async(services.replies.replies_together)(
+                    [call for _, _, call, _ in group]
+                )
             except BaseException as exc:  # cancelled (the loop is closing), or the thread could not run it
-                for _, _, future in group:
+                for _, _, _, future in group:
                     if not future.done():
                         future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
                 raise
-            for (_, _, future), result in zip(group, results, strict=True):
+            for (_, _, _, future), result in zip(group, results, strict=True):
                 if future.done():  # its caller was cancelled: a saved reply nobody runs is closed as orphaned
                     log.warning("A call was cancelled while it ran in a group (%s)", self.name)
                 elif isinstance(result, Exception):
