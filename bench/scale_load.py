@@ -37,13 +37,9 @@ when every target passes, 1 when one fails, 2 on a set-up error.
 """
 
 import argparse
-import json
 import os
 import platform
-import shutil
-import signal
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -52,12 +48,12 @@ from bench.stream_load import (
     DEFAULT_PG_URL,
     DEFAULT_REDIS_URL,
     Scenario,
-    SetupError,
     fmt,
     integrity_target,
     log,
     raise_fd_limit,
     run_scenario,
+    run_session,
     table,
     target,
 )
@@ -277,15 +273,8 @@ def main() -> int:
     if fd_limit < needed:
         log(f"warning: the open-file limit is {fd_limit}; {needed} or more is advised")
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    workroot = Path(tempfile.mkdtemp(prefix="scale-bench-"))
-    results: dict[str, dict] = {}
-    status = 0
-    try:
+    def measure(workroot: Path) -> tuple[int, dict]:
+        results: dict[str, dict] = {}
         for step in steps:
             result = run_scenario(
                 step["scenario"], stack_args(args, step["stack"]), workroot,
@@ -326,28 +315,9 @@ def main() -> int:
             if r.get("daphne_exit") is not None:
                 print(f"  note {r['label']}: daphne exited with {r['daphne_exit']}")
         status = 0 if targets and all(t["pass"] for t in targets) else 1
-        if args.json:
-            payload = {
-                "config": dict(vars(args)),
-                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "fd_limit": fd_limit},
-                "results": results,
-                "cpu": cpu,
-                "targets": targets,
-            }
-            Path(args.json).write_text(json.dumps(payload, indent=2, default=str))
-            print(f"\nresults written to {args.json}")
-    except SetupError as exc:
-        log(f"set-up failed: {exc}")
-        status = 2
-    except KeyboardInterrupt:
-        log("interrupted; subprocesses stopped")
-        status = 130
-    finally:
-        if args.keep:
-            log(f"kept {workroot}")
-        else:
-            shutil.rmtree(workroot, ignore_errors=True)
-    return status
+        return status, {"results": results, "cpu": cpu, "targets": targets}
+
+    return run_session(args, fd_limit, "scale-bench-", measure)
 
 
 if __name__ == "__main__":

@@ -1234,26 +1234,34 @@ def main() -> int:
     if fd_limit < needed:
         log(f"warning: the open-file limit is {fd_limit}; {needed} or more is advised")
 
+    def measure(workroot: Path) -> tuple[int, dict]:
+        results = {scenario.key: run_scenario(scenario, args, workroot) for scenario in scenarios}
+        targets = evaluate(results, args.suite)
+        print_report(results, targets, args)
+        return (0 if all(t["pass"] for t in targets) else 1), {"results": results, "targets": targets}
+
+    return run_session(args, fd_limit, "stream-bench-", measure)
+
+
+def run_session(args, fd_limit: int, prefix: str, measure) -> int:
+    """Run `measure(workroot)` (it runs the scenarios, prints the report and returns (exit status, the JSON's
+    sections)) in a fresh temporary directory; write --json; exit 2 on a set-up error, 130 on Ctrl-C or
+    `kill` (subprocesses stopped); remove the directory unless --keep. bench/scale_load.py shares it."""
+
     def on_term(signum, frame):  # clean up on `kill` as on Ctrl-C
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`cmd &`)
-    workroot = Path(tempfile.mkdtemp(prefix="stream-bench-"))
-    results: dict[str, dict] = {}
+    workroot = Path(tempfile.mkdtemp(prefix=prefix))
     status = 0
     try:
-        for scenario in scenarios:
-            results[scenario.key] = run_scenario(scenario, args, workroot)
-        targets = evaluate(results, args.suite)
-        print_report(results, targets, args)
-        status = 0 if all(t["pass"] for t in targets) else 1
+        status, sections = measure(workroot)
         if args.json:
             payload = {
                 "config": dict(vars(args)),
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "fd_limit": fd_limit},
-                "results": results,
-                "targets": targets,
+                **sections,
             }
             Path(args.json).write_text(json.dumps(payload, indent=2, default=str))
             print(f"\nresults written to {args.json}")
