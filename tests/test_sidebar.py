@@ -104,7 +104,7 @@ def test_pages_continue_exactly_where_the_last_stopped_even_with_equal_times(log
 
 def test_a_later_page_repeats_no_date_heading_the_last_page_ended_in(logged_in, user):
     for number in range(60):
-        factories.make_conversation(owner=user, title=f"Chat {number}", ago=timedelta(minutes=number))
+        factories.make_conversation(owner=user, title=f"Chat {number}", ago=timedelta(seconds=number))
     html = page(logged_in.get("/"))
     assert groups(html) == ["today"]
     second = logged_in.get(more_url(html, "sidebar-own")).json()
