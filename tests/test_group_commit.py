@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from django.db import OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from conversations import services
+from conversations import selectors, services
 from conversations.exceptions import ConversationNotFound, Forbidden, ReplyInProgress
 from conversations.models import Message
 from conversations.services.replies import ReplyPlan, replies_together, reply_begin, reply_finish
@@ -27,13 +27,24 @@ def test_sends_begun_together_share_one_transaction(user, make_conversation, mod
     sends = [partial(reply_begin, user=user, conversation_id=c.id, content=f"Question {i}") for i, c in enumerate(conversations)]
 
     with CaptureQueriesContext(connection) as queries:
-        plans = replies_together(sends)
+        plans = replies_together(sends, conversation_ids=[c.id for c in conversations])
 
     assert all(isinstance(plan, ReplyPlan) for plan in plans)
     assert [plan.conversation_id for plan in plans] == [c.id for c in conversations]
     assert [person_messages(c) for c in conversations] == [["Question 0"], ["Question 1"], ["Question 2"]]
     statements = [query["sql"] for query in queries.captured_queries]
     assert not any(sql.startswith("SAVEPOINT") for sql in statements)  # no savepoint per send either
+    locks = [sql for sql in statements if sql.startswith("SELECT id, title")]
+    inserts = [sql for sql in statements if sql.startswith("INSERT INTO conversations_message ")]
+    assert len(inserts) == 6
+    if connection.vendor == "postgresql":
+        # The group's conversations locked and read in one statement, the new messages' ids taken at once:
+        # nothing is read back per send, so the whole group travels in one pipeline.
+        assert len(locks) == 1 and "ANY" in locks[0] and locks[0].endswith("FOR UPDATE")
+        assert not any("RETURNING" in sql for sql in inserts)
+    else:  # SQLite: each send reads its own conversation (no round trips to save there)
+        assert len(locks) == 3
+        assert all(sql.endswith("RETURNING id") or "RETURNING" in sql for sql in inserts)
 
 
 def test_a_refused_send_is_refused_alone(user, bob, make_conversation, model_config):
@@ -44,7 +55,7 @@ def test_a_refused_send_is_refused_alone(user, bob, make_conversation, model_con
     )
     sends = [partial(reply_begin, user=user, conversation_id=c.id, content="Hello") for c in (mine, theirs, also_mine)]
 
-    first, refused, last = replies_together(sends)
+    first, refused, last = replies_together(sends, conversation_ids=[mine.id, theirs.id, also_mine.id])
 
     assert isinstance(first, ReplyPlan) and isinstance(last, ReplyPlan)
     assert isinstance(refused, ConversationNotFound | Forbidden)
@@ -54,7 +65,7 @@ def test_a_refused_send_is_refused_alone(user, bob, make_conversation, model_con
 def test_two_sends_to_one_conversation_in_one_group_the_second_is_busy(user, conversation, model_config):
     sends = [partial(reply_begin, user=user, conversation_id=conversation.id, content=text) for text in ("One", "Two")]
 
-    first, second = replies_together(sends)
+    first, second = replies_together(sends, conversation_ids=[conversation.id, conversation.id])
 
     assert isinstance(first, ReplyPlan)
     assert isinstance(second, ReplyInProgress)
@@ -77,7 +88,7 @@ def test_a_database_error_undoes_the_group_and_each_send_is_begun_alone(user, ma
         writes_then_fails,
         partial(reply_begin, user=user, conversation_id=after.id, content="After"),
     ]
-    first, failed, last = replies_together(sends)
+    first, failed, last = replies_together(sends, conversation_ids=[before.id, failing.id, after.id])
 
     assert isinstance(first, ReplyPlan) and isinstance(last, ReplyPlan)
     assert isinstance(failed, OperationalError)
@@ -92,13 +103,13 @@ async def test_sends_that_wait_for_the_database_go_in_one_call(user, make_conver
     groups: list[int] = []
     original = services.replies.replies_together
 
-    def counting(sends):
+    def counting(sends, **kwargs):
         groups.append(len(sends))
-        return original(sends)
+        return original(sends, **kwargs)
 
     monkeypatch.setattr(services.replies, "replies_together", counting)
     sends = [
-        together.begins.run(partial(reply_begin, user=user, conversation_id=c.id, content=f"Send {i}"))
+        together.begins.run(partial(reply_begin, user=user, conversation_id=c.id, content=f"Send {i}"), order=c.id)
         for i, c in enumerate(conversations)
     ]
     first = asyncio.ensure_future(sends[0])
@@ -127,16 +138,20 @@ async def test_what_refused_a_waiting_send_is_raised_to_it(user, bob, make_conve
 def test_final_saves_made_together_are_each_saved(user, make_conversation, model_config):
     conversations = [make_conversation(model_config=model_config) for _ in range(3)]
     plans = replies_together([partial(reply_begin, user=user, conversation_id=c.id, content="Hi") for c in conversations])
+    words = ["walrus", "narwhal", "puffin"]
     finishes = [
-        partial(reply_finish, reply_id=plan.reply_id, content=f"Answer **{i}**", status=Message.Status.COMPLETE)
+        partial(reply_finish, reply_id=plan.reply_id, content=f"Answer **{words[i]}**", status=Message.Status.COMPLETE)
         for i, plan in enumerate(plans)
     ]
 
     saved = replies_together(finishes)
 
-    assert [fields["html"] for fields in saved] == [f"<p>Answer <strong>{i}</strong></p>\n" for i in range(3)]
+    assert [fields["html"] for fields in saved] == [f"<p>Answer <strong>{word}</strong></p>\n" for word in words]
     replies = Message.objects.filter(pk__in=[plan.reply_id for plan in plans]).order_by("pk")
-    assert [(reply.status, reply.content) for reply in replies] == [("complete", f"Answer **{i}**") for i in range(3)]
+    assert [(reply.status, reply.content) for reply in replies] == [("complete", f"Answer **{word}**") for word in words]
+    # Each is findable, its conversation found by the index statement itself (nothing read back in the group).
+    for conversation, word in zip(conversations, words, strict=True):
+        assert [hit.conversation_id for hit in selectors.search.search(user, word).results] == [conversation.id]
 
 
 async def test_one_person_sending_during_a_burst_goes_before_the_rest_of_it(
@@ -147,10 +162,10 @@ async def test_one_person_sending_during_a_burst_goes_before_the_rest_of_it(
     groups: list[list[int]] = []
     original = services.replies.replies_together
 
-    def recording(sends):
+    def recording(sends, **kwargs):
         groups.append([conversations.index(next(c for c in conversations if c.id == send.keywords["conversation_id"]))
                        for send in sends])
-        return original(sends)
+        return original(sends, **kwargs)
 
     monkeypatch.setattr(services.replies, "replies_together", recording)
 

@@ -123,6 +123,21 @@ def message_parameters(message_id: int, conversation_id, content: str, using=con
     return [message_id, _db_uuid(conversation_id, using), tsvector(content)]
 
 
+def saved_message_index(message_id: int, content: str, using=connection) -> tuple[str, list]:
+    """The statement (and its parameters) that (re)indexes a saved message by its id alone: its conversation and
+    owner are read in the statement, so nothing needs reading back first (and a deleted message is not indexed)."""
+    if using.vendor == "sqlite":
+        statement = f"INSERT OR REPLACE INTO {MESSAGES} (rowid, terms) SELECT id, %s FROM conversations_message WHERE id = %s"
+        return statement, [" ".join(text_terms(content)), message_id]
+    statement = (
+        f"INSERT INTO {MESSAGES} (message_id, conversation_id, owner_id, terms)"
+        f" SELECT m.id, m.conversation_id, c.owner_id, %s::tsvector FROM conversations_message m"
+        f" JOIN conversations_conversation c ON c.id = m.conversation_id WHERE m.id = %s"
+        f" ON CONFLICT (message_id) DO UPDATE SET terms = EXCLUDED.terms"
+    )
+    return statement, [tsvector(content), message_id]
+
+
 def messages_index(messages: Iterable[tuple[int, object, str]], using=connection) -> None:
     """(Re)index messages given as (id, conversation id, content), in one prepared statement."""
     rows = [message_parameters(*message, using=using) for message in messages]

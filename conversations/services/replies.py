@@ -147,7 +147,7 @@ def reply_regenerate_begin(
 _together = threading.local()
 
 
-def replies_together(calls: list[Callable[[], Any]]) -> list[Any]:
+def replies_together(calls: list[Callable[[], Any]], *, conversation_ids: list | None = None) -> list[Any]:
     """Several sends or final saves (reply_begin, reply_regenerate_begin, reply_finish, bound to their arguments)
     in one transaction: a group commit. Returns each one's result, or the exception that refused it, in order.
 
@@ -156,12 +156,17 @@ def replies_together(calls: list[Callable[[], Any]]) -> list[Any]:
     together share them (streaming/together.py). A send that is refused (a ChatError, always raised before it
     writes anything) is refused alone; anything else (a database error) undoes the whole group, and each call
     runs again in a transaction of its own.
+
+    `conversation_ids`, for sends (in the order the calls lock them): on PostgreSQL their rows are locked and
+    read for the whole group at once, new messages' ids are taken from the sequence at once, and every call's
+    statements travel in one pipeline, so that a group of sends costs a few round trips instead of a few each
+    (_group_read).
     """
     if len(calls) > 1:
         results: list[Any] = []
         _together.active = True
         try:
-            with transaction.atomic():
+            with transaction.atomic(), _group_pipeline(conversation_ids):
                 for call in calls:
                     try:
                         results.append(call())
@@ -172,7 +177,48 @@ def replies_together(calls: list[Callable[[], Any]]) -> list[Any]:
             log.warning("%d calls made together failed; making each on its own", len(calls), exc_info=True)
         finally:
             _together.active = False
+            _together.read, _together.ids, _together.pipelined = {}, [], False
     return [_alone(call) for call in calls]
+
+
+@contextmanager
+def _group_pipeline(conversation_ids: list | None):
+    """A group's statements in one psycopg pipeline, the conversations of its sends read first (PostgreSQL;
+    nothing elsewhere). Reading a result sends what waits; no call in a group reads a row count."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    with connection.connection.pipeline():
+        _together.pipelined = True
+        if conversation_ids:
+            _group_read(conversation_ids)
+        yield
+
+
+def _group_read(conversation_ids: list) -> None:
+    """Lock and read the group's conversations and their messages, and take two message ids per send from the
+    sequence: one round trip for the whole group. Each call then takes its conversation's rows (once: a second
+    send to the same conversation in the group reads them again, with the first one's messages) and its ids."""
+    keys = sorted({_db_conversation_id(conversation_id) for conversation_id in conversation_ids})
+    with connection.cursor() as conversations, connection.cursor() as messages, connection.cursor() as ids:
+        conversations.execute(f"{_CONVERSATION_ROW} WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [keys])
+        messages.execute(
+            f"SELECT conversation_id, id, parent_id, role, content, status FROM {_MESSAGES}"
+            f" WHERE conversation_id = ANY(%s) ORDER BY id",
+            [keys],
+        )
+        ids.execute(
+            f"SELECT nextval(pg_get_serial_sequence('{_MESSAGES}', 'id')) FROM generate_series(1, %s)",
+            [2 * len(conversation_ids)],
+        )
+        read: dict = {key: (None, []) for key in keys}
+        for row in conversations.fetchall():
+            read[row[0]] = (row, [])
+        for conversation_id, *message in messages.fetchall():
+            read[conversation_id][1].append(_Row(*message))
+        _together.read = read
+        _together.ids = [row[0] for row in ids.fetchall()]
 
 
 def _alone(call: Callable[[], Any]) -> Any:
@@ -187,7 +233,7 @@ def _pipelined():
     """On PostgreSQL, statements whose results are not read at once travel together (psycopg's pipeline mode):
     reading a result, or the block's end, sends what waits in one round trip. Only for statements whose row
     counts nobody reads (in pipeline mode they are known only after that round trip)."""
-    if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" or getattr(_together, "pipelined", False):
         yield
         return
     connection.ensure_connection()
@@ -286,10 +332,13 @@ def replies_close_orphaned(*, conversation_id: uuid.UUID | None = None, reply_id
     if conversation_id is not None:
         candidates = candidates.filter(conversation_id=conversation_id)
     closed = []
-    for reply in candidates.select_related("author"):
-        html = render_markdown(reply.content)
-        fields = {"status": Message.Status.ERROR, "error": INTERRUPTED, "html": html, "updated": timezone.now()}
-        if candidates.filter(pk=reply.pk).update(**fields):
+    # Locked as they are read, so that each is closed once (another sweep waits, then no longer finds it), and
+    # without reading a row count (which a group's pipeline on PostgreSQL does not know yet).
+    with transaction.atomic():
+        for reply in candidates.select_related("author").select_for_update(of=("self",)):
+            html = render_markdown(reply.content)
+            fields = {"status": Message.Status.ERROR, "error": INTERRUPTED, "html": html, "updated": timezone.now()}
+            Message.objects.filter(pk=reply.pk).update(**fields)
             log.warning("Closed orphaned streaming reply %s (%d characters kept)", reply.pk, len(reply.content))
             fulltext.index.messages_index([(reply.pk, reply.conversation_id, reply.content)])
             for name, value in fields.items():
@@ -395,17 +444,14 @@ def reply_finish(
         "prompt_tokens": usage.prompt_tokens if usage else None,
         "completion_tokens": usage.completion_tokens if usage else None,
     }
+    # Nothing is read back: on PostgreSQL the statements travel in one round trip, a group's all together.
     with _own_transaction(), _pipelined(), connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {_MESSAGES} SET {', '.join(f'{name} = %s' for name in fields)}, updated = %s WHERE id = %s"
-            f" RETURNING conversation_id",
+            f"UPDATE {_MESSAGES} SET {', '.join(f'{name} = %s' for name in fields)}, updated = %s WHERE id = %s",
             [*fields.values(), _db_now(), reply_id],
         )
-        found = cursor.fetchone()
-        if found:  # findable once it ends (unless its conversation was deleted meanwhile)
-            cursor.execute(
-                fulltext.index.message_index_statement(), fulltext.index.message_parameters(reply_id, found[0], content)
-            )
+        # Findable once it ends (unless its conversation was deleted meanwhile).
+        cursor.execute(*fulltext.index.saved_message_index(reply_id, content))
         metering.usage_finish(reply_id=reply_id, usage=usage, content=content, model_name=model_name)
     return fields
 
@@ -440,20 +486,26 @@ def _db_conversation_id(conversation_id: uuid.UUID):
     return Conversation._meta.pk.get_db_prep_value(conversation_id, connection)
 
 
+_CONVERSATION_ROW = (
+    f"SELECT id, title, model_config_id, owner_id, temperature, system_prompt, stop_requested_at, current_leaf_id"
+    f" FROM {_CONVERSATIONS}"
+)
+
+
 def _sql_lock_and_read(conversation_id: uuid.UUID) -> tuple[Conversation | None, list[_Row]]:
     """The conversation's row, locked until the transaction ends (PostgreSQL; SQLite locks the whole database),
-    and its messages, read after the lock is held: one round trip on PostgreSQL."""
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    and its messages, read after the lock is held: one round trip on PostgreSQL, none in a group that read it."""
     key = _db_conversation_id(conversation_id)
-    with _pipelined(), connection.cursor() as conversation_cursor, connection.cursor() as messages_cursor:
-        conversation_cursor.execute(
-            f"SELECT id, title, model_config_id, owner_id, temperature, system_prompt, stop_requested_at,"
-            f" current_leaf_id FROM {_CONVERSATIONS} WHERE id = %s{lock}",
-            [key],
-        )
-        messages_cursor.execute(_MESSAGES_OF, [key])
-        row = conversation_cursor.fetchone()
-        rows = [_Row(*message) for message in messages_cursor.fetchall()]
+    read = getattr(_together, "read", None)
+    if read and key in read:
+        row, rows = read.pop(key)
+    else:
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        with _pipelined(), connection.cursor() as conversation_cursor, connection.cursor() as messages_cursor:
+            conversation_cursor.execute(f"{_CONVERSATION_ROW} WHERE id = %s{lock}", [key])
+            messages_cursor.execute(_MESSAGES_OF, [key])
+            row = conversation_cursor.fetchone()
+            rows = [_Row(*message) for message in messages_cursor.fetchall()]
     if row is None:
         return None, []
     return Conversation(
@@ -475,22 +527,31 @@ def _sql_messages(conversation_id: uuid.UUID) -> list[_Row]:
 
 
 def _sql_insert_turn(conversation_id: uuid.UUID, author_id: int, content: str, parent_id: int | None) -> tuple[int, int]:
-    """The person's message after `parent_id`, and the reply's streaming placeholder after it. Returns their ids."""
+    """The person's message after `parent_id`, and the reply's streaming placeholder after it. Returns their ids:
+    taken from the group's (_group_read), so nothing is read back, or else returned by the inserts."""
     now, conversation = _db_now(), _db_conversation_id(conversation_id)
     columns = (
         "conversation_id, parent_id, role, content, status, author_id, html, finish_reason, error, model_name, created,"
         " updated"
     )
-    insert = f"INSERT INTO {_MESSAGES} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, '', '', '', '', %s, %s) RETURNING id"
+    values = "%s, %s, %s, %s, %s, %s, '', '', '', '', %s, %s"
+    ids = getattr(_together, "ids", None)
+    taken = (ids.pop(0), ids.pop(0)) if ids and len(ids) >= 2 else None
+    if taken:
+        insert = f"INSERT INTO {_MESSAGES} (id, {columns}) VALUES (%s, {values})"
+    else:
+        insert = f"INSERT INTO {_MESSAGES} ({columns}) VALUES ({values}) RETURNING id"
     with connection.cursor() as cursor:
         user, reply = Message.Role.USER, Message.Role.ASSISTANT
-        cursor.execute(insert, [conversation, parent_id, user, content, Message.Status.COMPLETE, author_id, now, now])
-        user_message_id = cursor.fetchone()[0]
+        first = [conversation, parent_id, user, content, Message.Status.COMPLETE, author_id, now, now]
+        cursor.execute(insert, [taken[0], *first] if taken else first)
+        user_message_id = taken[0] if taken else cursor.fetchone()[0]
         # Findable as soon as it is saved; the reply is indexed once it ends (reply_finish), never per checkpoint.
         cursor.execute(
             fulltext.index.message_index_statement(),
             fulltext.index.message_parameters(user_message_id, conversation_id, content),
         )
-        cursor.execute(insert, [conversation, user_message_id, reply, "", Message.Status.STREAMING, None, now, now])
-        reply_id = cursor.fetchone()[0]
+        second = [conversation, user_message_id, reply, "", Message.Status.STREAMING, None, now, now]
+        cursor.execute(insert, [taken[1], *second] if taken else second)
+        reply_id = taken[1] if taken else cursor.fetchone()[0]
     return user_message_id, reply_id

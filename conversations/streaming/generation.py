@@ -244,7 +244,7 @@ class Generation:
             "usage": self.usage,
             "model_name": self.model_name,
         }
-        saved = await save_final(fields)
+        saved = await save_final(fields, order=self.plan.conversation_id)
         if saved is None:
             upkeep.keep_unsaved(self.plan.conversation_id, fields)
             status, note = Message.Status.ERROR, str(upkeep.NOT_SAVED)
@@ -279,14 +279,15 @@ class Generation:
             )
 
 
-async def save_final(fields: dict) -> dict | None:
+async def save_final(fields: dict, *, order=None) -> dict | None:
     """reply_finish, tried again with backoff for CHAT_SAVE_RETRY_SECONDS (long enough for a database failover).
-    What was saved, or None if the database never took it."""
+    What was saved, or None if the database never took it. `order`: the conversation's id, so that groups of
+    final saves and of sends touch conversations in one order (together.py)."""
     deadline = time.monotonic() + settings.CHAT_SAVE_RETRY_SECONDS
     delay, attempt = 0.25, 1
     while True:
         try:
-            return await together.finishes.run(partial(services.replies.reply_finish, **fields))
+            return await together.finishes.run(partial(services.replies.reply_finish, **fields), order=order)
         except Exception as exc:
             log.warning("Saving reply %s failed (attempt %d): %s", fields["reply_id"], attempt, exc)
         if time.monotonic() + delay > deadline:
