@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from conversations import services
 from conversations.models import Conversation, Limit, SiteSettings, UsageRecord
 from conversations.services.titles import TITLE_INSTRUCTION, title_clean
-from conversations.streaming import titles
+from conversations.streaming import titles, together
 from tests.fake_openai import Script, chunk, error, reply
 from tests.helpers import done, open_socket, receive_until, send
 
@@ -201,3 +201,33 @@ async def test_over_budget_no_title_is_asked(user, untitled, upstream):
 )
 def test_title_clean_makes_plain_text(answer, title):
     assert title_clean(answer) == title
+
+
+async def test_titles_wait_while_sends_wait_for_the_database(user, untitled, upstream, monkeypatch):
+    monkeypatch.setattr(titles, "YIELD_POLL_SECONDS", 0.02)
+    upstream.push(reply("Otters"))
+    waiting_send = (0.0, untitled.id, lambda: None, asyncio.get_running_loop().create_future())
+    together.begins.waiting.append(waiting_send)  # a burst's send, still waiting for the database
+    try:
+        task = titles.title_later(conversation_id=untitled.id, user_id=user.pk, question="Otters?", answer="Yes.")
+        await asyncio.sleep(0.2)
+        assert not task.done() and len(upstream.requests) == 0  # nothing asked while the send waits
+    finally:
+        together.begins.waiting.remove(waiting_send)
+    assert await asyncio.wait_for(task, 5) == "Otters"
+    assert len(upstream.requests) == 1
+
+
+async def test_a_title_waits_for_sends_only_so_long(user, untitled, upstream, monkeypatch):
+    monkeypatch.setattr(titles, "YIELD_SECONDS", 0.1)
+    monkeypatch.setattr(titles, "YIELD_POLL_SECONDS", 0.02)
+    upstream.push(reply("Otters"))
+    waiting_send = (0.0, untitled.id, lambda: None, asyncio.get_running_loop().create_future())
+    together.begins.waiting.append(waiting_send)  # sends that never stop coming
+    try:
+        title = await asyncio.wait_for(
+            titles.title_later(conversation_id=untitled.id, user_id=user.pk, question="Otters?", answer="Yes."), 5
+        )
+    finally:
+        together.begins.waiting.remove(waiting_send)
+    assert title == "Otters"

@@ -43,8 +43,10 @@ def title_history(question: str, answer: str) -> list[dict]:
 def title_request_begin(*, conversation_id: uuid.UUID, user_id: int, question: str, answer: str) -> TitleRequest | None:
     """The request for a title of this conversation, recorded in usage as a title; None when none is to be asked:
     titles are off, a person already named it, the person is over a budget, or no model is open to them."""
+    if not settings.CHAT_TITLES_BY_MODEL:
+        return None  # no query at all
     site = SiteSettings.current()
-    if not settings.CHAT_TITLES_BY_MODEL or not site.titles_by_model:
+    if not site.titles_by_model:
         return None
     conversation = Conversation.objects.filter(pk=conversation_id).first()
     user = get_user_model().objects.filter(pk=user_id).first()

@@ -2,9 +2,11 @@
 
 The request is a task of its own, started once the first reply is saved and its `done` frame sent, so
 nothing waits for it; at most CHAT_TITLE_CONCURRENCY run at once in a process, the others wait their
-turn. It is recorded in usage as a title (services.titles), read with the same client as replies, with
-no retries and a short timeout: a failure, a timeout or an empty answer keeps the first-line title.
-The `title` frame goes to the conversation's sockets after the title is committed.
+turn. A title can wait, a send cannot: while people's sends wait for the database (a burst), titles
+wait too, for up to YIELD_SECONDS. It is recorded in usage as a title (services.titles), read with the
+same client as replies, with no retries and a short timeout: a failure, a timeout or an empty answer
+keeps the first-line title. The `title` frame goes to the conversation's sockets after the title is
+committed.
 """
 
 import asyncio
@@ -17,6 +19,7 @@ from django.conf import settings
 
 from .. import events, realtime, services
 from ..llm import UpstreamError, stream_reply
+from . import together
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,21 @@ def title_later(*, conversation_id: uuid.UUID, user_id: int, question: str, answ
 
 async def _title_in_turn(**arguments) -> str | None:
     async with _slot():
+        await _sends_first()
         return await title_write(**arguments)
+
+
+# How long a title waits for the sends waiting for the database, at most; how often it looks.
+YIELD_SECONDS = 30.0
+YIELD_POLL_SECONDS = 0.1
+
+
+async def _sends_first() -> None:
+    """Wait while sends wait for the database (together.begins), or YIELD_SECONDS at most: in a burst of a
+    thousand sends, a title's queries and request would otherwise delay the sends still waiting."""
+    deadline = asyncio.get_running_loop().time() + YIELD_SECONDS
+    while together.begins.waiting and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(YIELD_POLL_SECONDS)
 
 
 async def title_write(*, conversation_id: uuid.UUID, user_id: int, question: str, answer: str) -> str | None:
