@@ -136,3 +136,33 @@ def test_open_socket_counts_go_up_and_down_in_one_call_and_never_below_zero():
     assert steps == [[1, 1], [2, 2], [1, 1], [0, 0], [0, 0], [1, 1]]
     assert [cache.get(key) for key in keys] == [1, 1]
     cache.delete_many(keys)
+
+
+def test_a_group_of_sends_is_counted_together_and_the_one_over_the_limit_refused(user, make_conversation, model_config, settings):
+    from functools import partial
+
+    from django.core.cache import cache
+
+    from conversations import throttle
+    from conversations.services.replies import ReplyPlan, replies_together, reply_begin
+
+    settings.CHAT_SENDS_PER_MINUTE = 2
+    cache.delete(throttle._sends_key(user.pk))
+    conversations = [make_conversation(model_config=model_config) for _ in range(3)]
+    sends = [partial(reply_begin, user=user, conversation_id=c.id, content="Hello") for c in conversations]
+    hits = []
+    original = throttle._hit
+    throttle._hit = lambda *args: hits.append(args) or original(*args)
+    try:
+        first, second, third = replies_together(
+            sends, conversation_ids=[c.id for c in conversations], sender_ids=[user.pk] * 3
+        )
+    finally:
+        throttle._hit = original
+
+    assert isinstance(first, ReplyPlan) and isinstance(second, ReplyPlan)
+    assert isinstance(third, throttle.RateLimited)
+    assert Message.objects.filter(conversation=conversations[2]).count() == 0  # refused before anything was saved
+    # With Redis the three were counted in one round trip before the group ran; without it, one by one.
+    assert len(hits) == (0 if throttle._redis_client() is not None else 3)
+    cache.delete(throttle._sends_key(user.pk))

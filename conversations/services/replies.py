@@ -147,7 +147,9 @@ def reply_regenerate_begin(
 _together = threading.local()
 
 
-def replies_together(calls: list[Callable[[], Any]], *, conversation_ids: list | None = None) -> list[Any]:
+def replies_together(
+    calls: list[Callable[[], Any]], *, conversation_ids: list | None = None, sender_ids: list | None = None
+) -> list[Any]:
     """Several sends or final saves (reply_begin, reply_regenerate_begin, reply_finish, bound to their arguments)
     in one transaction: a group commit. Returns each one's result, or the exception that refused it, in order.
 
@@ -160,13 +162,14 @@ def replies_together(calls: list[Callable[[], Any]], *, conversation_ids: list |
     `conversation_ids`, for sends (in the order the calls lock them): on PostgreSQL their rows are locked and
     read for the whole group at once, new messages' ids are taken from the sequence at once, and every call's
     statements travel in one pipeline, so that a group of sends costs a few round trips instead of a few each
-    (_group_read).
+    (_group_read). `sender_ids`, for sends: who sent each, counted against CHAT_SENDS_PER_MINUTE at once
+    (throttle.sends_counted_ahead).
     """
     if len(calls) > 1:
         results: list[Any] = []
         _together.active = True
         try:
-            with transaction.atomic(), _group_pipeline(conversation_ids):
+            with throttle.sends_counted_ahead(sender_ids or []), transaction.atomic(), _group_pipeline(conversation_ids):
                 for call in calls:
                     try:
                         results.append(call())

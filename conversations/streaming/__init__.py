@@ -61,7 +61,7 @@ async def reply_send(
         user=user, conversation_id=conversation_id, content=content, model_config_id=model_id, received_at=received_at,
         parent_id=parent_id,
     )
-    await _start(conversation_id, begin)
+    await _start(conversation_id, begin, sender=user.pk)
 
 
 async def reply_regenerate(
@@ -78,10 +78,12 @@ async def reply_regenerate(
         user=user, conversation_id=conversation_id, model_config_id=model_id, received_at=received_at,
         message_id=message_id,
     )
-    await _start(conversation_id, begin)
+    await _start(conversation_id, begin, sender=user.pk)
 
 
-async def _start(conversation_id: uuid.UUID, begin, *, upstream: Upstream = from_model) -> Generation:
+async def _start(
+    conversation_id: uuid.UUID, begin, *, upstream: Upstream = from_model, sender: int | None = None
+) -> Generation:
     if lifecycle.is_draining():
         raise ServerDraining()
     try:
@@ -90,7 +92,7 @@ async def _start(conversation_id: uuid.UUID, begin, *, upstream: Upstream = from
         raise Unavailable() from None
     kept = control.expect(conversation_id)
     try:
-        plan = await together.begins.run(begin, order=conversation_id)
+        plan = await together.begins.run(begin, order=conversation_id, sender=sender)
     except BaseException:
         control.forget(conversation_id, kept)
         raise

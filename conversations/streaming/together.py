@@ -43,15 +43,16 @@ class Together:
     def __init__(self, name: str, *, locks_conversations: bool = False):
         self.name = name
         self.locks_conversations = locks_conversations  # each call's `order` is the conversation it locks
-        self.waiting: list[tuple[float, Any, Callable[[], Any], asyncio.Future]] = []  # oldest first
+        self.waiting: list[tuple[float, Any, Callable[[], Any], asyncio.Future, Any]] = []  # oldest first
         self.task: asyncio.Task | None = None
 
-    async def run(self, call: Callable[[], Any], *, order: Any = 0) -> Any:
+    async def run(self, call: Callable[[], Any], *, order: Any = 0, sender: int | None = None) -> Any:
         """`call`'s result, or what it raised, once it has run with the calls waiting beside it. Calls of one
-        group run in `order` (conversations locked in one order, so two processes' groups cannot deadlock)."""
+        group run in `order` (conversations locked in one order, so two processes' groups cannot deadlock).
+        `sender`: who sent it, for a send (its count against the send rate is taken with the group's)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self.waiting.append((loop.time(), order, call, future))
+        self.waiting.append((loop.time(), order, call, future, sender))
         if self.task is None or self.task.done() or self.task.get_loop() is not loop:
             self.task = loop.create_task(self._run(), name=self.name)
         return await future
@@ -65,15 +66,16 @@ class Together:
             group.sort(key=lambda waiting: str(waiting[1]))  # stable: one conversation's sends keep their order
             try:
                 results = await database_sync_to_async(services.replies.replies_together)(
-                    [call for _, _, call, _ in group],
-                    conversation_ids=[order for _, order, _, _ in group] if self.locks_conversations else None,
+                    [call for _, _, call, _, _ in group],
+                    conversation_ids=[order for _, order, _, _, _ in group] if self.locks_conversations else None,
+                    sender_ids=[sender for *_, sender in group if sender is not None],
                 )
             except BaseException as exc:  # cancelled (the loop is closing), or the thread could not run it
-                for _, _, _, future in group:
+                for _, _, _, future, _ in group:
                     if not future.done():
                         future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
                 raise
-            for (_, _, _, future), result in zip(group, results, strict=True):
+            for (_, _, _, future, _), result in zip(group, results, strict=True):
                 if future.done():  # its caller was cancelled: a saved reply nobody runs is closed as orphaned
                     log.warning("A call was cancelled while it ran in a group (%s)", self.name)
                 elif isinstance(result, Exception):
