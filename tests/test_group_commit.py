@@ -185,3 +185,23 @@ async def test_one_person_sending_during_a_burst_goes_before_the_rest_of_it(
     assert [len(group) for group in groups] == [1, together.MAX_GROUP, 31 - together.MAX_GROUP]
     assert 31 in groups[1]  # the latest send went in the next group, not after the whole burst
     assert sorted(groups[1] + groups[2]) == list(range(1, 32))
+
+
+def test_which_sends_go_next_newest_first_recent_ones_alone_and_the_aged_before_them():
+    queue = together.Together("test")
+
+    def waiting_since(times: list[float]) -> list[float]:
+        queue.waiting = [(at, i, None, None, None) for i, at in enumerate(times)]
+        group, rest = queue._next_group(now)
+        assert len(group) + len(rest) == len(times) and group
+        return [entry[0] for entry in group]
+
+    burst = [0.0] * 120
+    now = 0.1  # a young burst: all of it recent, so whole groups, the newest first
+    assert waiting_since(burst) == [0.0] * together.MAX_GROUP
+    now = 1.2  # one person sent at 1.0 while the burst waits: they go next, in a group of their own
+    assert waiting_since([*burst, 1.0]) == [1.0]
+    now = 2.0  # nobody recent: the newest of the burst
+    assert len(waiting_since(burst)) == together.MAX_GROUP
+    now = together.AGED_SECONDS + 0.1  # the oldest waited long enough: they go first again
+    assert waiting_since([0.0, *[3.0] * 60, 5.0]) == [0.0, *[3.0] * (together.MAX_GROUP - 1)]

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 MAX_GROUP = 50
 # A call that waited this long goes before newer ones again.
 AGED_SECONDS = 5.0
+# Calls that arrived this recently, while older ones wait, go first in a group of their own: someone who
+# sends during a burst waits for the group already running and a group of the few who sent as they did,
+# not for a whole group of the burst's (one person during a thousand: 1.26 s with groups of 50).
+RECENT_SECONDS = 0.5
 
 
 class Together:
@@ -59,12 +63,23 @@ class Together:
             self.task = loop.create_task(self._run(), name=self.name)
         return await future
 
+    def _next_group(self, now: float) -> tuple[list, list]:
+        """The calls to run next, and those left waiting (oldest first)."""
+        waiting = self.waiting
+        if now - waiting[0][0] >= AGED_SECONDS:
+            return waiting[:MAX_GROUP], waiting[MAX_GROUP:]
+        recent = len(waiting)  # where the recent ones start: none yet
+        while recent > 0 and now - waiting[recent - 1][0] < RECENT_SECONDS:
+            recent -= 1
+        # The newest first; only the recent ones if any (while a burst is young, all of it is recent, so it
+        # still goes in whole groups).
+        newest = max(0, len(waiting) - MAX_GROUP)
+        start = newest if recent == len(waiting) else max(recent, newest)
+        return waiting[start:], waiting[:start]
+
     async def _run(self) -> None:
         while self.waiting:
-            if asyncio.get_running_loop().time() - self.waiting[0][0] >= AGED_SECONDS:
-                group, self.waiting = self.waiting[:MAX_GROUP], self.waiting[MAX_GROUP:]
-            else:
-                group, self.waiting = self.waiting[-MAX_GROUP:], self.waiting[:-MAX_GROUP]
+            group, self.waiting = self._next_group(asyncio.get_running_loop().time())
             group.sort(key=lambda waiting: str(waiting[1]))  # stable: one conversation's sends keep their order
             try:
                 results = await database_sync_to_async(services.replies.replies_together)(
