@@ -87,7 +87,8 @@ def sends_counted_ahead(user_ids: list[int]):
     """Count a group's sends (services.replies.replies_together) in one Redis round trip; each send's sends_check
     then takes its count from here. One round trip per send, on the database thread, inside the group's
     transaction, would make the group wait for each. A send refused for another reason is counted all the same
-    (it arrived). Nothing is taken ahead without Redis: the process's own cache costs no round trip."""
+    (it arrived), and the sends of a group undone by a database error are counted again when each is begun
+    alone. Nothing is taken ahead without Redis: the process's own cache costs no round trip."""
     redis = _redis_client()
     if not settings.CHAT_SENDS_PER_MINUTE or redis is None or not user_ids:
         yield
