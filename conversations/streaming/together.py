@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # Calls in one transaction at most: a group holds its rows' locks until it commits, and the newest send
 # waits for the group already running. Measured with bench/scale_load.py (README, Speed): 50 against 25,
 # 200 sends at once on PostgreSQL reached their first delta by 0.64-0.76 s (p99) against 0.97-1.00 s, a
-# thousand by 5.9 s against 7.1-8.3 s. One person sending during the thousand then waited for a whole group
+# thousand by 5.8-7.8 s against 7.9-9.5 s. One person sending during the thousand then waited for a whole group
 # of it (up to 1.26 s): hence RECENT_SECONDS below.
 MAX_GROUP = 50
 # A call that waited this long goes before newer ones again.
