@@ -67,11 +67,17 @@ def _redis_client():
 
 
 def _redis_hit(redis, key: str, window: float) -> int:
+    return _redis_hits(redis, [key], window)[0]
+
+
+def _redis_hits(redis, keys: list[str], window: float) -> list[int]:
+    """Count one event under each key (a key may repeat) in one round trip; each count so far, in order."""
     # Stored as a plain integer, as Django's cache stores ints, so cache.get still reads it.
     pipeline = redis.pipeline(transaction=False)
-    pipeline.set(key, 0, ex=max(1, math.ceil(window)), nx=True)
-    pipeline.incr(key)
-    return pipeline.execute()[1]
+    for key in keys:
+        pipeline.set(key, 0, ex=max(1, math.ceil(window)), nx=True)
+        pipeline.incr(key)
+    return pipeline.execute()[1::2]
 
 
 def _sends_key(user_id: int) -> str:
@@ -93,13 +99,9 @@ def sends_counted_ahead(user_ids: list[int]):
     if not settings.CHAT_SENDS_PER_MINUTE or redis is None or not user_ids:
         yield
         return
-    pipeline = redis.pipeline(transaction=False)
-    for user_id in user_ids:
-        key = cache.make_and_validate_key(_sends_key(user_id))
-        pipeline.set(key, 0, ex=60, nx=True)
-        pipeline.incr(key)
+    keys = [cache.make_and_validate_key(_sends_key(user_id)) for user_id in user_ids]
     counts: dict[int, list[int]] = {}
-    for user_id, count in zip(user_ids, pipeline.execute()[1::2], strict=True):
+    for user_id, count in zip(user_ids, _redis_hits(redis, keys, 60), strict=True):
         counts.setdefault(user_id, []).append(count)
     _ahead.counts = counts
     try:

@@ -44,7 +44,7 @@ def test_sends_begun_together_share_one_transaction(user, make_conversation, mod
         assert not any("RETURNING" in sql for sql in inserts)
     else:  # SQLite: each send reads its own conversation (no round trips to save there)
         assert len(locks) == 3
-        assert all(sql.endswith("RETURNING id") or "RETURNING" in sql for sql in inserts)
+        assert all(sql.endswith("RETURNING id") for sql in inserts)
 
 
 def test_a_refused_send_is_refused_alone(user, bob, make_conversation, model_config):
@@ -191,10 +191,10 @@ def test_which_sends_go_next_newest_first_recent_ones_alone_and_the_aged_before_
     queue = together.Together("test")
 
     def waiting_since(times: list[float]) -> list[float]:
-        queue.waiting = [(at, i, None, None, None) for i, at in enumerate(times)]
+        queue.waiting = [together._Waiting(at, i, None, None, None) for i, at in enumerate(times)]
         group, rest = queue._next_group(now)
         assert len(group) + len(rest) == len(times) and group
-        return [entry[0] for entry in group]
+        return [entry.at for entry in group]
 
     burst = [0.0] * 120
     now = 0.1  # a young burst: all of it recent, so whole groups, the newest first

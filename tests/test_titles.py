@@ -206,7 +206,7 @@ def test_title_clean_makes_plain_text(answer, title):
 async def test_titles_wait_while_sends_wait_for_the_database(user, untitled, upstream, monkeypatch):
     monkeypatch.setattr(titles, "YIELD_POLL_SECONDS", 0.02)
     upstream.push(reply("Otters"))
-    waiting_send = (0.0, untitled.id, lambda: None, asyncio.get_running_loop().create_future(), user.pk)
+    waiting_send = together._Waiting(0.0, untitled.id, lambda: None, asyncio.get_running_loop().create_future(), user.pk)
     together.begins.waiting.append(waiting_send)  # a burst's send, still waiting for the database
     try:
         task = titles.title_later(conversation_id=untitled.id, user_id=user.pk, question="Otters?", answer="Yes.")
@@ -222,7 +222,7 @@ async def test_a_title_waits_for_sends_only_so_long(user, untitled, upstream, mo
     monkeypatch.setattr(titles, "YIELD_SECONDS", 0.1)
     monkeypatch.setattr(titles, "YIELD_POLL_SECONDS", 0.02)
     upstream.push(reply("Otters"))
-    waiting_send = (0.0, untitled.id, lambda: None, asyncio.get_running_loop().create_future(), user.pk)
+    waiting_send = together._Waiting(0.0, untitled.id, lambda: None, asyncio.get_running_loop().create_future(), user.pk)
     together.begins.waiting.append(waiting_send)  # sends that never stop coming
     try:
         title = await asyncio.wait_for(

@@ -207,8 +207,7 @@ def _group_read(conversation_ids: list) -> None:
     with connection.cursor() as conversations, connection.cursor() as messages, connection.cursor() as ids:
         conversations.execute(f"{_CONVERSATION_ROW} WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [keys])
         messages.execute(
-            f"SELECT conversation_id, id, parent_id, role, content, status FROM {_MESSAGES}"
-            f" WHERE conversation_id = ANY(%s) ORDER BY id",
+            f"SELECT conversation_id, {_ROW_COLUMNS} FROM {_MESSAGES} WHERE conversation_id = ANY(%s) ORDER BY id",
             [keys],
         )
         ids.execute(
@@ -469,7 +468,8 @@ def reply_finish(
 
 _MESSAGES = Message._meta.db_table
 _CONVERSATIONS = Conversation._meta.db_table
-_MESSAGES_OF = f"SELECT id, parent_id, role, content, status FROM {_MESSAGES} WHERE conversation_id = %s ORDER BY id"
+_ROW_COLUMNS = "id, parent_id, role, content, status"  # _Row's fields
+_MESSAGES_OF = f"SELECT {_ROW_COLUMNS} FROM {_MESSAGES} WHERE conversation_id = %s ORDER BY id"
 
 
 def _db_now():

@@ -22,7 +22,7 @@ on a thread and connection of its own, were measured too, and cost more CPU than
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from channels.db import database_sync_to_async
 
@@ -44,13 +44,21 @@ AGED_SECONDS = 5.0
 RECENT_SECONDS = 0.5
 
 
+class _Waiting(NamedTuple):
+    at: float  # the loop's time when it arrived
+    order: Any
+    call: Callable[[], Any]
+    future: asyncio.Future
+    sender: int | None
+
+
 class Together:
     """One queue of calls to run together (begins, finishes)."""
 
     def __init__(self, name: str, *, locks_conversations: bool = False):
         self.name = name
         self.locks_conversations = locks_conversations  # each call's `order` is the conversation it locks
-        self.waiting: list[tuple[float, Any, Callable[[], Any], asyncio.Future, Any]] = []  # oldest first
+        self.waiting: list[_Waiting] = []  # oldest first
         self.task: asyncio.Task | None = None
 
     async def run(self, call: Callable[[], Any], *, order: Any = 0, sender: int | None = None) -> Any:
@@ -59,7 +67,7 @@ class Together:
         `sender`: who sent it, for a send (its count against the send rate is taken with the group's)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self.waiting.append((loop.time(), order, call, future, sender))
+        self.waiting.append(_Waiting(loop.time(), order, call, future, sender))
         if self.task is None or self.task.done() or self.task.get_loop() is not loop:
             self.task = loop.create_task(self._run(), name=self.name)
         return await future
@@ -67,10 +75,10 @@ class Together:
     def _next_group(self, now: float) -> tuple[list, list]:
         """The calls to run next, and those left waiting (oldest first)."""
         waiting = self.waiting
-        if now - waiting[0][0] >= AGED_SECONDS:
+        if now - waiting[0].at >= AGED_SECONDS:
             return waiting[:MAX_GROUP], waiting[MAX_GROUP:]
         recent = len(waiting)  # where the recent ones start: none yet
-        while recent > 0 and now - waiting[recent - 1][0] < RECENT_SECONDS:
+        while recent > 0 and now - waiting[recent - 1].at < RECENT_SECONDS:
             recent -= 1
         # The newest first; only the recent ones if any (while a burst is young, all of it is recent, so it
         # still goes in whole groups).
@@ -81,19 +89,19 @@ class Together:
     async def _run(self) -> None:
         while self.waiting:
             group, self.waiting = self._next_group(asyncio.get_running_loop().time())
-            group.sort(key=lambda waiting: str(waiting[1]))  # stable: one conversation's sends keep their order
+            group.sort(key=lambda waiting: str(waiting.order))  # stable: one conversation's sends keep their order
             try:
                 results = await database_sync_to_async(services.replies.replies_together)(
-                    [call for _, _, call, _, _ in group],
-                    conversation_ids=[order for _, order, _, _, _ in group] if self.locks_conversations else None,
-                    sender_ids=[sender for *_, sender in group if sender is not None],
+                    [waiting.call for waiting in group],
+                    conversation_ids=[waiting.order for waiting in group] if self.locks_conversations else None,
+                    sender_ids=[waiting.sender for waiting in group if waiting.sender is not None],
                 )
             except BaseException as exc:  # cancelled (the loop is closing), or the thread could not run it
-                for _, _, _, future, _ in group:
+                for future in (waiting.future for waiting in group):
                     if not future.done():
                         future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
                 raise
-            for (_, _, _, future, _), result in zip(group, results, strict=True):
+            for future, result in zip((waiting.future for waiting in group), results, strict=True):
                 if future.done():  # its caller was cancelled: a saved reply nobody runs is closed as orphaned
                     log.warning("A call was cancelled while it ran in a group (%s)", self.name)
                 elif isinstance(result, Exception):
