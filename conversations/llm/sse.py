@@ -21,7 +21,7 @@ class SSEError(ValueError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per event of every reply, and a frozen one costs twice as much
 class ServerSentEvent:
     data: str
     event: str = "message"
