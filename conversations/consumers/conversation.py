@@ -4,13 +4,17 @@ Replies are relayed by replies.ReplyRelay, presence by presence.Presence; the re
 """
 
 import asyncio
+import functools
 import json
 import logging
 
+import orjson
 from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -43,7 +47,10 @@ FLOOD_CLOSE_AFTER = 200
 
 
 def _dumps(frame: dict) -> str:
-    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return orjson.dumps(frame, option=orjson.OPT_NON_STR_KEYS).decode()  # every frame of every reply
+    except orjson.JSONEncodeError:  # text with a lone surrogate: the standard library writes it as before
+        return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
 # One look-up of everyone's role per access change and process, shared by all its sockets on the
@@ -63,12 +70,40 @@ async def _roles_after(conversation_id, change: str) -> dict[int, Role] | None:
     return await asyncio.shield(lookup)
 
 
+async def in_turn(sources: list, dispatch) -> None:
+    """Dispatch what each source gives, one message at a time, until a handler raises (StopConsumer at the end).
+
+    Channels' await_many_dispatch starts a task and an asyncio.wait per message; a socket on a streaming reply
+    handles a frame every tenth of a second, so here each source has one reader for the socket's life,
+    which takes its next message only once the last was handled, as there.
+    """
+    turn = asyncio.Lock()
+
+    async def read(source) -> None:
+        while True:
+            message = await source()
+            async with turn:
+                await dispatch(message)
+
+    readers = [asyncio.create_task(read(source)) for source in sources]
+    try:
+        done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_EXCEPTION)
+        for reader in done:
+            reader.result()
+    finally:
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+
+
 class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
     """A logged-in person's socket on a conversation they own or that was shared with them."""
 
     async def __call__(self, scope, receive, send):
         try:
-            await super().__call__(scope, receive, send)
+            await self._serve(scope, receive, send)
+        except StopConsumer:
+            pass
         except Exception:
             if getattr(self, "channel_name", None):
                 raise
@@ -78,6 +113,15 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
             if (await receive())["type"] == "websocket.connect":
                 await send({"type": "websocket.accept"})
                 await send({"type": "websocket.close", "code": CLOSE_UNAVAILABLE})
+
+    async def _serve(self, scope, receive, send) -> None:
+        """AsyncConsumer.__call__, with the socket's messages and its channel's dispatched by `in_turn`."""
+        self.scope = scope
+        self.base_send = send
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        await in_turn([receive, self.channel_receive], self.dispatch)
 
     async def connect(self) -> None:
         self.user = self.scope["user"]
@@ -170,6 +214,10 @@ class ConversationConsumer(ReplyRelay, Presence, AsyncWebsocketConsumer):
         return scope_language(self.scope)
 
     async def dispatch(self, message: dict) -> None:
+        if message["type"] == realtime.FRAME and message["frame"]["type"] == "delta":
+            # Most of what a socket handles, and nothing in it is worded: no switch of language.
+            await self._relay_delta(message["frame"])
+            return
         # Every handler runs in the person's language: error frames are worded for them, and a reply their
         # send starts inherits it (the demo model answers in it).
         with translation.override(self.language):

@@ -1,0 +1,68 @@
+"""The cheap paths every relayed frame takes: the in-memory layer's queues, the consumer's dispatch loop and frame
+encoder, and the upstream event parser (conversations/channel_layer.py, consumers/conversation.py, llm/chunks.py)."""
+
+import asyncio
+
+import pytest
+from channels.exceptions import StopConsumer
+
+from conversations.consumers.conversation import _dumps, in_turn
+from conversations.llm.chunks import load_json
+
+
+async def test_in_turn_dispatches_one_message_at_a_time_and_stops_on_stop_consumer():
+    first, second = asyncio.Queue(), asyncio.Queue()
+    handled, running = [], []
+
+    async def dispatch(message):
+        running.append(message)
+        assert len(running) == 1, "two handlers ran at once"
+        await asyncio.sleep(0.001)
+        handled.append(message)
+        running.pop()
+        if message == "stop":
+            raise StopConsumer()
+
+    for index in range(5):
+        first.put_nowait(f"a{index}")
+        second.put_nowait(f"b{index}")
+    second.put_nowait("stop")
+    with pytest.raises(StopConsumer):
+        await asyncio.wait_for(in_turn([first.get, second.get], dispatch), 5)
+    assert [m for m in handled if m.startswith("a")] == [f"a{index}" for index in range(5)]
+    assert [m for m in handled if m.startswith("b")] == [f"b{index}" for index in range(5)]
+    assert handled[-1] == "stop"
+    first.put_nowait("late")
+    await asyncio.sleep(0.01)
+    assert first.qsize() == 1  # the readers are gone: nothing more is taken
+
+
+async def test_in_turn_raises_a_handlers_error_and_cancels_the_other_reader():
+    quiet = asyncio.Queue()
+    loud = asyncio.Queue()
+    loud.put_nowait("boom")
+
+    async def dispatch(message):
+        raise ValueError(message)
+
+    with pytest.raises(ValueError, match="boom"):
+        await asyncio.wait_for(in_turn([quiet.get, loud.get], dispatch), 5)
+    assert not quiet._getters or all(getter.cancelled() for getter in quiet._getters)
+
+
+def test_frames_are_compact_json_and_text_with_a_lone_surrogate_still_encodes():
+    frame = {"type": "delta", "content": "你好 \"x\"", "offset": 3}
+    assert _dumps(frame) == '{"type":"delta","content":"你好 \\"x\\"","offset":3}'
+    assert _dumps({1: "a"}) == '{"1":"a"}'
+    assert _dumps({"content": "a\ud800b"}) == '{"content":"a\ud800b"}'  # as the standard library writes it
+
+
+def test_events_parse_as_the_standard_library_parses_them():
+    assert load_json('{"choices":[{"delta":{"content":"hi"}}],"created":1}') == {
+        "choices": [{"delta": {"content": "hi"}}],
+        "created": 1,
+    }
+    assert load_json('"a\\ud800b"') == "a\ud800b"  # refused by orjson, read by json
+    assert load_json('{"x": NaN}')["x"] != 0
+    with pytest.raises(ValueError):
+        load_json("{not json")
