@@ -6,8 +6,34 @@ import asyncio
 import pytest
 from channels.exceptions import StopConsumer
 
+from conversations.channel_layer import FastInMemoryChannelLayer
 from conversations.consumers.conversation import _dumps, in_turn
 from conversations.llm.chunks import load_json
+
+
+async def test_a_channels_queue_outlives_its_messages_and_is_swept_once_empty_and_unwatched(monkeypatch):
+    layer = FastInMemoryChannelLayer()
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "a"})
+    queue = layer.channels[channel]
+    assert await layer.receive(channel) == {"type": "a"}
+    await layer.send(channel, {"type": "b"})
+    assert layer.channels[channel] is queue  # the same queue: none built per message
+    assert await layer.receive(channel) == {"type": "b"}
+
+    waiting = asyncio.create_task(layer.receive(channel))
+    await asyncio.sleep(0)
+    layer._swept_at = 0.0
+    layer._clean_expired()
+    assert layer.channels[channel] is queue  # someone waits on it: kept
+    await layer.send(channel, {"type": "c"})
+    assert await waiting == {"type": "c"}
+
+    layer._swept_at = 0.0
+    layer._clean_expired()
+    assert channel not in layer.channels  # empty, nobody waiting: gone, as receive used to drop it
+    await layer.send(channel, {"type": "d"})
+    assert await layer.receive(channel) == {"type": "d"}
 
 
 async def test_in_turn_dispatches_one_message_at_a_time_and_stops_on_stop_consumer():
