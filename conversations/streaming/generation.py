@@ -267,16 +267,17 @@ class Generation:
                 self.plan.received_at or timezone.now(),
             ),
         )
-        await self.send_frame(done, retry_for=DONE_RETRY_SECONDS)
-        if error is not None:
-            await self.send_frame(events.error_frame(error.code, error.message, self.reply_id), retry_for=DONE_RETRY_SECONDS)
         if self.plan.first_exchange and status == Message.Status.COMPLETE and self.plan.user_id is not None and content:
+            # Started before `done` goes out, so whoever heard `done` finds the title under way (titles_settle).
             titles.title_later(
                 conversation_id=self.plan.conversation_id,
                 user_id=self.plan.user_id,
                 question=self.plan.history[-1]["content"] if self.plan.history else "",
                 answer=content,
             )
+        await self.send_frame(done, retry_for=DONE_RETRY_SECONDS)
+        if error is not None:
+            await self.send_frame(events.error_frame(error.code, error.message, self.reply_id), retry_for=DONE_RETRY_SECONDS)
 
 
 async def save_final(fields: dict, *, order=None) -> dict | None:

@@ -1,6 +1,6 @@
 """A title written by a model after a conversation's first reply: asked in the background, saved, announced.
 
-The request is a task of its own, started once the first reply is saved and its `done` frame sent, so
+The request is a task of its own, started once the first reply is saved, as its `done` frame goes out, so
 nothing waits for it; at most CHAT_TITLE_CONCURRENCY run at once in a process, the others wait their
 turn. A title can wait, a send cannot: while people's sends wait for the database (a burst), titles
 wait too, for up to YIELD_SECONDS. It is recorded in usage as a title (services.titles), read with the
