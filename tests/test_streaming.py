@@ -153,6 +153,18 @@ async def test_a_reply_a_crowd_watches_sends_fewer_larger_frames(plan, settings)
     assert streaming.flush_interval(plan.conversation_id) == pytest.approx(0.01)  # nobody watching: the setting
 
 
+async def test_the_end_of_a_reply_does_not_wait_out_the_frame_interval(plan, settings):
+    settings.CHAT_FLUSH_INTERVAL = 2.0  # as if a crowd of replies streamed: a frame every 2 s
+    generation, watcher = await start(plan, *text("Otters ", "sleep."), 0.2, *text(" Holding hands."))
+    await watcher.until("delta")
+    first_at = time.monotonic()
+    done = await watcher.until("done")
+    await generation.task
+
+    assert done["content"] == watcher.streamed_text() == "Otters sleep. Holding hands."
+    assert time.monotonic() - first_at < 1.0, "the last text and done waited for the next frame's time"
+
+
 async def test_stop_keeps_the_partial_text(plan):
     generation, watcher = await start(plan, *text("Half an ", "answer"), FOREVER)
     while watcher.streamed_text() != "Half an answer":

@@ -108,6 +108,7 @@ class Generation:
         self._reader: asyncio.Task | None = None
         self._wakeup = asyncio.Event()
         self._closing = False
+        self._nap: asyncio.Future | None = None  # the send loop's wait between two frames
 
     def text(self) -> str:
         return "".join(self.sent) + "".join(self.pending)
@@ -152,6 +153,8 @@ class Generation:
         finally:
             self._closing = True
             self._wakeup.set()
+            if self._nap is not None:
+                _wake(self._nap)  # the last text goes out now, not at the next frame's time
             await asyncio.gather(outbox, return_exceptions=True)
             try:
                 await self._finish(status, error)
@@ -206,7 +209,19 @@ class Generation:
                 return  # what could not be published is in the `done` frame, and in the database
             if self.pending:
                 self._wakeup.set()
-            await asyncio.sleep(flush_interval(self.plan.conversation_id) * (2 ** min(failures, 5)))
+            await self._rest(flush_interval(self.plan.conversation_id) * (2 ** min(failures, 5)))
+
+    async def _rest(self, seconds: float) -> None:
+        """asyncio.sleep, cut short when the reply ends: its last text and `done` waited out the rest of a frame's
+        interval (0.2 s with 200 replies streaming)."""
+        loop = asyncio.get_running_loop()
+        self._nap = nap = loop.create_future()
+        timer = loop.call_later(seconds, _wake, nap)
+        try:
+            await nap
+        finally:
+            timer.cancel()
+            self._nap = None
 
     async def _publish_pending(self) -> bool:
         """Publish the pending text as deltas from where the last one ended. What fails stays pending."""
@@ -278,6 +293,11 @@ class Generation:
         await self.send_frame(done, retry_for=DONE_RETRY_SECONDS)
         if error is not None:
             await self.send_frame(events.error_frame(error.code, error.message, self.reply_id), retry_for=DONE_RETRY_SECONDS)
+
+
+def _wake(nap: asyncio.Future) -> None:
+    if not nap.done():
+        nap.set_result(None)
 
 
 async def save_final(fields: dict, *, order=None) -> dict | None:
