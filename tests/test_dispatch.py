@@ -1,13 +1,15 @@
-"""The cheap paths every relayed frame takes: the in-memory layer's queues, the consumer's dispatch loop and frame
-encoder, and the upstream event parser (conversations/channel_layer.py, consumers/conversation.py, llm/chunks.py)."""
+"""The paths every relayed frame takes: the in-memory layer's queues, the consumer's dispatch loop and frame encoder,
+the upstream event parser, and a reply's end on a socket (channel_layer.py, consumers/, llm/chunks.py)."""
 
 import asyncio
 
 import pytest
 from channels.exceptions import StopConsumer
 
+from conversations import events
 from conversations.channel_layer import FastInMemoryChannelLayer
 from conversations.consumers.conversation import _dumps, in_turn
+from conversations.consumers.replies import ReplyRelay
 from conversations.llm.chunks import load_json
 
 
@@ -92,3 +94,32 @@ def test_events_parse_as_the_standard_library_parses_them():
     assert load_json('{"x": NaN}')["x"] != 0
     with pytest.raises(ValueError):
         load_json("{not json")
+
+
+class _Relay(ReplyRelay):
+    """A socket's relay with its frames collected instead of sent."""
+
+    def __init__(self):
+        self.init_relay()
+        self.frames = []
+
+    async def _send(self, frame):
+        self.frames.append(frame)
+
+
+async def test_done_fills_what_a_socket_missed_with_one_delta_before_it():
+    relay = _Relay()
+    relay.replies[7] = 3  # it sent "Ott"; the deltas after were missed and the snapshot never came
+    done = {"type": "done", "message_id": 7, "content": "Otters"}
+    await relay.chat_frame({"frame": done})
+    assert relay.frames == [events.delta_frame(7, 3, "ers"), done]
+    assert 7 not in relay.replies
+
+    relay.frames.clear()
+    relay.replies[8] = 6
+    whole = {"type": "done", "message_id": 8, "content": "Otters"}
+    await relay.chat_frame({"frame": whole})
+    assert relay.frames == [whole]  # nothing missed: no extra delta
+    relay.frames.clear()
+    await relay.chat_frame({"frame": {"type": "done", "message_id": 9, "content": "Otters"}})
+    assert [frame["type"] for frame in relay.frames] == ["done"]  # a reply this socket never showed

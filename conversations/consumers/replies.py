@@ -52,7 +52,12 @@ class ReplyRelay:
             self.replies.setdefault(frame["message_id"], 0)
             self._heard()
         elif kind == "done":
-            self.replies.pop(frame["message_id"], None)
+            sent = self.replies.pop(frame["message_id"], None)
+            content = frame.get("content") or ""
+            if sent is not None and sent < len(content):
+                # Deltas were missed and the snapshot asked for never came (the reply ended first): the rest
+                # goes as one delta, so this socket's deltas still make the whole text, with no gap.
+                await self._send(events.delta_frame(frame["message_id"], sent, content[sent:]))
         elif kind == "message" and frame["message"]["status"] != Message.Status.STREAMING:
             self.replies.pop(frame["message"]["id"], None)  # saved at last, or closed as orphaned
         await self._send(frame)
